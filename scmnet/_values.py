@@ -1,0 +1,99 @@
+"""Arithmetic on variable values that may be Python numbers, numpy arrays or torch tensors.
+
+Mechanisms are free to return any of the three; the effect operators only subtract, stack,
+average and index values, and this module does those things for each kind without importing
+torch unless a tensor is actually present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from scmnet.errors import InvalidIntervention
+
+__all__ = ["assign_at", "is_tensor", "mean", "stack", "stderr"]
+
+
+def is_tensor(value: object) -> bool:
+    """Whether ``value`` is a torch tensor (checked without importing torch).
+
+    >>> is_tensor(1.0)
+    False
+    """
+    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def stack(values: Sequence[Any]) -> Any:
+    """Stack values along a new leading axis (torch for tensors, numpy otherwise).
+
+    >>> stack([1.0, 2.0]).tolist()
+    [1.0, 2.0]
+    """
+    if values and is_tensor(values[0]):
+        import torch
+
+        return torch.stack(list(values))
+    return np.asarray(values)
+
+
+def mean(values: Sequence[Any]) -> Any:
+    """The mean over a sequence of values, keeping the kind of the values.
+
+    >>> mean([1.0, 2.0, 6.0])
+    3.0
+    """
+    stacked = stack(values)
+    result = stacked.mean(0)
+    if isinstance(result, np.ndarray) and result.ndim == 0:
+        return float(result)
+    if isinstance(result, np.floating):
+        return float(result)
+    return result
+
+
+def stderr(values: Sequence[Any]) -> Any:
+    """The standard error of the mean of a sequence of values (0 for a single value).
+
+    >>> stderr([1.0, 3.0])
+    1.0
+    """
+    n = len(values)
+    if n < 2:
+        stacked = stack(values)
+        zero = stacked.mean(0) * 0
+        return float(zero) if np.ndim(zero) == 0 and not is_tensor(zero) else zero
+    stacked = stack(values)
+    if is_tensor(stacked):
+        return stacked.double().std(0, unbiased=True) / n**0.5
+    result = np.asarray(stacked, dtype=float).std(0, ddof=1) / np.sqrt(n)
+    return float(result) if np.ndim(result) == 0 else result
+
+
+def assign_at(natural: Any, index: Any, value: Any) -> Any:
+    """Return a copy of ``natural`` with ``natural[index]`` replaced by ``value``.
+
+    The input is never modified, so cached clean values stay clean.
+
+    >>> import numpy as np
+    >>> assign_at(np.zeros(3), 1, 5.0).tolist()
+    [0.0, 5.0, 0.0]
+    """
+    if is_tensor(natural):
+        out = natural.clone()
+    elif isinstance(natural, np.ndarray):
+        out = natural.copy()
+    else:
+        raise InvalidIntervention(
+            f"an indexed intervention needs an array or tensor value, but the natural value "
+            f"is a {type(natural).__name__}; drop the index to set the whole value"
+        )
+    try:
+        out[index] = value
+    except (IndexError, ValueError, RuntimeError, TypeError) as e:
+        raise InvalidIntervention(
+            f"cannot set index {index!r} of a value of shape {tuple(out.shape)}: {e}"
+        ) from e
+    return out

@@ -1,0 +1,130 @@
+"""The protocol every causal model implements, and the functions written once against it.
+
+A structural causal model M = <U, V, F, P(u)> (Definition 3.1 of the Hydra-effect paper) is,
+for the purposes of the effect operators, four things:
+
+* a causal graph (a :class:`networkx.DiGraph` with an edge X -> V for every parent X of V);
+* the names of its exogenous variables U and endogenous variables V;
+* evaluation in a context u under a set of interventions -- possibly many sets at once, which a
+  neural network can run as one batched forward;
+* draws of contexts from P(u), from an explicit seed.
+
+:class:`CausalModel` states this as a :class:`typing.Protocol`. The plain :class:`~scmnet.SCM`
+implements it with Python callables; a traced network implements it with its compute graph.
+:func:`do` and the effect operators in :mod:`scmnet.effects` only use the protocol, so they
+work unchanged on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+
+import networkx as nx
+
+from scmnet.interventions import Interventions
+
+__all__ = ["CausalModel", "Context", "do"]
+
+Context: TypeAlias = Mapping[str, Any]
+"""A value u of the exogenous variables: a mapping from each exogenous name to its value."""
+
+
+@runtime_checkable
+class CausalModel(Protocol):
+    """What the effect operators need from a causal model."""
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The causal graph; nodes carry ``kind`` (``"exogenous"`` or ``"endogenous"``)."""
+        ...
+
+    @property
+    def exogenous(self) -> tuple[str, ...]:
+        """The exogenous variable names U."""
+        ...
+
+    @property
+    def endogenous(self) -> tuple[str, ...]:
+        """The endogenous variable names V, in a topological order."""
+        ...
+
+    @property
+    def interventions(self) -> Interventions:
+        """The interventions this model already carries (empty for an unintervened model)."""
+        ...
+
+    def evaluate(
+        self,
+        context: Context,
+        interventions: Interventions | Mapping[Any, Any] | None = None,
+        *,
+        outputs: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Values of the variables in ``context`` under ``interventions``.
+
+        ``outputs`` restricts the returned (and so the computed) variables.
+        """
+        ...
+
+    def evaluate_many(
+        self,
+        context: Context,
+        interventions: Sequence[Interventions],
+        *,
+        outputs: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`evaluate` for several intervention sets in the same context."""
+        ...
+
+    def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:
+        """``n`` independent contexts drawn from P(u) with a generator seeded by ``seed``."""
+        ...
+
+    def intervene(self, interventions: Interventions | Mapping[Any, Any]) -> CausalModel:
+        """The intervened model M_Z (a new object; this one is unchanged)."""
+        ...
+
+
+def do(model: CausalModel, interventions: Interventions | Mapping[Any, Any]) -> CausalModel:
+    """The intervened model ``do(Z = z')``, leaving ``model`` unchanged.
+
+    In the returned model the mechanism of every hard-intervened node is replaced by a constant
+    and its in-edges are removed from the graph (Section 3 and Figure 5 of the Hydra-effect
+    paper). Soft interventions (:func:`~scmnet.shift`, :func:`~scmnet.scale`,
+    :func:`~scmnet.apply`) keep the node's parents and transform its natural value.
+
+    Parameters
+    ----------
+    model : CausalModel
+        Any causal model: an :class:`~scmnet.SCM` or a traced network.
+    interventions : mapping
+        Node names (or :class:`~scmnet.Site` objects) to values or rules.
+
+    Returns
+    -------
+    CausalModel
+        A new model of the same type.
+
+    Raises
+    ------
+    NodeNotFound
+        If an intervention names a node the model does not have.
+    InvalidIntervention
+        If an intervention names an exogenous variable.
+
+    See Also
+    --------
+    scmnet.total_effect, scmnet.direct_effect, scmnet.indirect_effect
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> m = sn.toys.erasure()
+    >>> m2 = sn.do(m, {"x": 0.0})
+    >>> sorted(m2.graph.predecessors("x")), sorted(m.graph.predecessors("x"))
+    ([], ['u'])
+    >>> m2.evaluate({"u": 2.0})["y"]
+    0.0
+    """
+    return model.intervene(interventions)
