@@ -7,14 +7,14 @@ torch unless a tensor is actually present.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
 from scmnet.errors import InvalidIntervention
 
-__all__ = ["assign_at", "is_tensor", "mean", "stack", "stderr"]
+__all__ = ["is_tensor", "mean", "stack", "stderr", "update_at"]
 
 
 def is_tensor(value: object) -> bool:
@@ -72,13 +72,13 @@ def stderr(values: Sequence[Any]) -> Any:
     return float(result) if np.ndim(result) == 0 else result
 
 
-def assign_at(natural: Any, index: Any, value: Any) -> Any:
-    """Return a copy of ``natural`` with ``natural[index]`` replaced by ``value``.
+def update_at(natural: Any, index: Any, fn: Callable[[Any], Any]) -> Any:
+    """Return a copy of ``natural`` with ``natural[index]`` replaced by ``fn(natural[index])``.
 
     The input is never modified, so cached clean values stay clean.
 
     >>> import numpy as np
-    >>> assign_at(np.zeros(3), 1, 5.0).tolist()
+    >>> update_at(np.zeros(3), 1, lambda v: v + 5.0).tolist()
     [0.0, 5.0, 0.0]
     """
     if is_tensor(natural):
@@ -91,7 +91,7 @@ def assign_at(natural: Any, index: Any, value: Any) -> Any:
             f"is a {type(natural).__name__}; drop the index to set the whole value"
         )
     try:
-        out[index] = value
+        out[index] = fn(out[index])
     except (IndexError, ValueError, RuntimeError, TypeError) as e:
         raise InvalidIntervention(
             f"cannot set index {index!r} of a value of shape {tuple(out.shape)}: {e}"

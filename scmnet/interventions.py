@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from scmnet._values import assign_at
+from scmnet._values import update_at
 from scmnet.errors import InvalidIntervention
 
 __all__ = [
@@ -98,6 +98,12 @@ class Site:
                 f"a Site index must be an int, slice or tuple (hashable), got the list "
                 f"{self.index!r}; write tuple({self.index!r}) instead"
             )
+
+    def __hash__(self) -> int:
+        # Slices are unhashable before Python 3.12; hash them by their fields.
+        parts = self.index if isinstance(self.index, tuple) else (self.index,)
+        key = tuple((p.start, p.stop, p.step) if isinstance(p, slice) else p for p in parts)
+        return hash((self.node, key))
 
     def __str__(self) -> str:
         return self.node if self.index is None else f"{self.node}[{_index_str(self.index)}]"
@@ -254,7 +260,7 @@ class Interventions:
             if site.index is None:
                 value = rule.apply(value)
             else:
-                value = assign_at(value, site.index, rule.apply(value[site.index]))
+                value = update_at(value, site.index, rule.apply)
         return value
 
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: set up, then lint, type-check, build the docs (warnings are errors) and run
+# the test suite. Extra arguments go to pytest, e.g. scripts/test.sh -m "not slow".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+venv="${SCMNET_VENV:-.venv}"
+bin="$venv/bin"
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 MPLBACKEND=Agg
+
+echo "== ruff"
+"$bin/ruff" check scmnet adapters tests examples benchmarks docs
+"$bin/ruff" format --check scmnet adapters tests examples benchmarks docs
+echo "== mypy"
+"$bin/mypy"
+echo "== docs (sphinx, warnings as errors)"
+rm -rf docs/_build
+"$bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
+"$bin/python" -m sphinx -W --keep-going -q -b doctest docs docs/_build/doctest
+echo "== pytest"
+"$bin/python" -m pytest "$@"
