@@ -31,6 +31,7 @@ from scmnet.distributions import (
 from scmnet.effects import Estimate, Outcome, direct_effect, indirect_effect, total_effect
 from scmnet.errors import (
     InvalidContext,
+    InvalidDataset,
     InvalidIntervention,
     InvalidMechanism,
     InvalidOutcome,
@@ -39,6 +40,7 @@ from scmnet.errors import (
     NodeNotFound,
     NotADag,
     ScmnetError,
+    UnsupportedModel,
 )
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
@@ -58,6 +60,7 @@ __all__ = [
     "Estimate",
     "Interventions",
     "InvalidContext",
+    "InvalidDataset",
     "InvalidIntervention",
     "InvalidMechanism",
     "InvalidOutcome",
@@ -73,6 +76,7 @@ __all__ = [
     "Site",
     "Transform",
     "Uniform",
+    "UnsupportedModel",
     "__version__",
     "apply",
     "direct_effect",

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 
 __all__ = [
     "InvalidContext",
+    "InvalidDataset",
     "InvalidIntervention",
     "InvalidMechanism",
     "InvalidOutcome",
@@ -31,6 +32,7 @@ __all__ = [
     "NodeNotFound",
     "NotADag",
     "ScmnetError",
+    "UnsupportedModel",
 ]
 
 
@@ -123,3 +125,11 @@ def require(module: str, extra: str) -> None:
 
 class MechanismError(ScmnetError, RuntimeError):
     """A mechanism raised while computing a variable; the message names the variable."""
+
+
+class InvalidDataset(ScmnetError, ValueError):
+    """A data file (prompts, contexts) with a malformed record; the message names it."""
+
+
+class UnsupportedModel(ScmnetError, ValueError):
+    """A model that scmnet (or an adapter) cannot handle; the message lists what is supported."""

@@ -1,0 +1,173 @@
+"""Ablation values a~ for do(A^k_t = a~) (Appendix A of the Hydra-effect paper, eqs. 35-39).
+
+* zero ablation, a~ = 0 (eq. 35);
+* mean ablation, a~ = E_u[A(u)], the mean over the prompt set (eq. 36);
+* noise ablation, a~ = A(u + eps) with eps ~ N(0, s^2) added to the input embeddings of every
+  position (eq. 37); s defaults to 3 standard deviations of the embedding matrix, as in causal
+  tracing (Meng et al., 2022);
+* resample ablation, a~ = A(u') for other prompts u' of the same set (eq. 38), the paper's
+  default, with 15 patches whose effects are averaged (eq. 39) -- not the same as mean ablation.
+
+An :class:`Ablation` is the setting; :class:`ActivationBank` holds the final-position
+contributions of every prompt's clean run, from which mean and resample values are drawn.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from scmnet.errors import InvalidIntervention
+
+from .lm import LanguageModel
+
+__all__ = [
+    "Ablation",
+    "AblationKind",
+    "ActivationBank",
+    "embedding_std",
+    "noised_contributions",
+]
+
+
+class AblationKind(enum.Enum):
+    """How a~ is chosen."""
+
+    ZERO = "zero"
+    MEAN = "mean"
+    NOISE = "noise"
+    RESAMPLE = "resample"
+
+
+@dataclass(frozen=True)
+class Ablation:
+    """An ablation setting.
+
+    Parameters
+    ----------
+    kind : AblationKind
+        zero, mean, noise or resample (default, as in the paper).
+    patches : int
+        K, the number of draws averaged for noise and resample ablation (eq. 39).
+    seed : int
+        Seed of the draws.
+    noise_scale : float
+        For noise ablation: the standard deviation of eps in units of the standard deviation of
+        the embedding matrix.
+
+    Examples
+    --------
+    >>> Ablation().draws
+    15
+    >>> Ablation(AblationKind.ZERO).draws
+    1
+    """
+
+    kind: AblationKind = AblationKind.RESAMPLE
+    patches: int = 15
+    seed: int = 0
+    noise_scale: float = 3.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.kind, AblationKind):
+            raise InvalidIntervention(
+                f"unknown ablation {self.kind!r}; choose one of "
+                f"{', '.join(k.value for k in AblationKind)}"
+            )
+        if self.patches < 1:
+            raise InvalidIntervention(f"patches must be >= 1, got {self.patches}")
+        if not self.noise_scale > 0:
+            raise InvalidIntervention(f"noise_scale must be > 0, got {self.noise_scale}")
+
+    @property
+    def draws(self) -> int:
+        """How many ablation values each site gets: K for noise/resample, 1 otherwise."""
+        return self.patches if self.kind in (AblationKind.NOISE, AblationKind.RESAMPLE) else 1
+
+
+@dataclass(frozen=True, eq=False)
+class ActivationBank:
+    """Final-position contributions of the clean runs of a prompt set.
+
+    Attributes
+    ----------
+    values : tensor, shape (prompts, 2, L, d_model)
+        ``values[p, b, l]`` is a^l_t (b = 0) or m^l_t (b = 1) of prompt p.
+    """
+
+    values: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    def mean(self) -> torch.Tensor:
+        """E_u[A(u)] for every site (eq. 36): shape (2, L, d_model)."""
+        return self.values.mean(0)
+
+    def donors(self, prompt: int, ablation: Ablation) -> np.ndarray:
+        """The K prompts whose activations patch ``prompt`` (resample ablation, eq. 38).
+
+        Drawn without replacement from the other prompts, with a generator seeded by
+        ``(ablation.seed, prompt)`` so that every prompt's draw is reproducible on its own (a
+        resumed sweep draws the same patches). With fewer than K other prompts, all of them.
+        """
+        others = np.array([i for i in range(len(self)) if i != prompt])
+        if len(others) == 0:
+            raise InvalidIntervention(
+                "resample ablation needs at least two prompts (one to patch from); use a larger "
+                "prompt set or --ablation zero/mean"
+            )
+        rng = np.random.default_rng([ablation.seed, prompt])
+        k = min(ablation.patches, len(others))
+        return np.sort(rng.choice(others, size=k, replace=False))
+
+    def values_for(self, prompt: int, ablation: Ablation) -> torch.Tensor:
+        """Ablation values for every site of ``prompt``: shape (draws, 2, L, d_model).
+
+        Zero, mean and resample values; noise values come from :func:`noised_contributions`.
+        """
+        if ablation.kind is AblationKind.ZERO:
+            return torch.zeros_like(self.values[:1])
+        if ablation.kind is AblationKind.MEAN:
+            return self.mean()[None]
+        if ablation.kind is AblationKind.RESAMPLE:
+            return self.values[torch.as_tensor(self.donors(prompt, ablation))]
+        raise InvalidIntervention("noise ablation values come from noised_contributions()")
+
+
+def noised_contributions(
+    lm: LanguageModel, ids: torch.Tensor, prompt: int, ablation: Ablation
+) -> torch.Tensor:
+    """A(u + eps) at the final position for K noise draws (eq. 37): shape (K, 2, L, d_model).
+
+    The noise is added to the input embeddings of every position of the prompt.
+    """
+    from .engine import Recorder
+
+    embed = lm.model.get_submodule(lm.spec.embed)
+    base = lm.model.get_submodule(lm.spec.base)
+    scale = ablation.noise_scale * embedding_std(lm)
+    generator = torch.Generator().manual_seed(int(ablation.seed) * 1_000_003 + prompt)
+    k = ablation.patches
+    with torch.no_grad():
+        clean = embed(ids.to(lm.device)).float()  # (1, T, d)
+        eps = torch.randn((k, *clean.shape[1:]), generator=generator) * scale
+        noised = (clean.cpu() + eps).to(device=lm.device, dtype=clean.dtype)
+        recorder = Recorder(lm, k, torch.zeros(k, lm.d_model, device=lm.device), collect=True)
+        with recorder.attached():
+            base(inputs_embeds=noised)
+    return recorder.collected()
+
+
+def embedding_std(lm: LanguageModel) -> float:
+    """The standard deviation of the token embeddings as the model uses them.
+
+    Families that scale their embeddings (Gemma multiplies by sqrt(d_model)) are measured
+    after that scale.
+    """
+    embed = lm.model.get_submodule(lm.spec.embed)
+    weight = embed.get_parameter("weight").detach().float()
+    return float(weight.std()) * float(getattr(embed, "embed_scale", 1.0))

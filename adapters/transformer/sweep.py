@@ -1,0 +1,247 @@
+"""The Hydra sweep over a prompt set, resumable.
+
+:func:`run_sweep` does what Sections 2 and 4 of the paper do on a data set:
+
+1. a clean pass over every prompt: the top-1 token i at the final position; the prompts whose
+   top-1 token is the expected object are kept (as the paper does); their final-position
+   contributions fill the :class:`~.ablations.ActivationBank` for mean and resample ablation;
+2. for every kept prompt, :func:`~.measures.measure_prompt`: the clean readouts and every
+   ablation of every layer, saved at once to ``measures/NNNNN.npz`` in the output directory.
+
+An interrupted sweep resumes where it stopped: prompts whose file exists are loaded, not
+recomputed. The settings are written to ``settings.json`` first, and a directory holding a
+sweep with other settings is refused (with the differing setting named), so that results of
+different settings are never mixed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from scmnet.errors import InvalidDataset, ScmnetError
+
+from .ablations import Ablation, AblationKind, ActivationBank, noised_contributions
+from .engine import final_position
+from .lm import LanguageModel
+from .measures import PromptMeasures, measure_prompt
+from .prompts import PromptSet
+
+__all__ = [
+    "CleanRun",
+    "SettingsMismatch",
+    "SweepSettings",
+    "clean_pass",
+    "run_sweep",
+    "target_token",
+]
+
+T = TypeVar("T")
+Progress = Callable[[Iterable[T], str, int], Iterable[T]]
+
+
+class SettingsMismatch(ScmnetError):
+    """An output directory that holds a sweep made with other settings."""
+
+
+@dataclass(frozen=True)
+class SweepSettings:
+    """Everything that determines a sweep's numbers (recorded in ``settings.json``)."""
+
+    model: str
+    prompts: str
+    prompts_hash: str
+    ablation: str
+    patches: int
+    seed: int
+    noise_scale: float
+    limit: int | None
+
+    @classmethod
+    def of(
+        cls, lm: LanguageModel, prompts: PromptSet, ablation: Ablation, limit: int | None
+    ) -> SweepSettings:
+        """The settings of a sweep of ``lm`` over ``prompts``."""
+        return cls(
+            model=lm.name,
+            prompts=prompts.name,
+            prompts_hash=prompts.content_hash,
+            ablation=ablation.kind.value,
+            patches=ablation.draws,
+            seed=ablation.seed,
+            noise_scale=ablation.noise_scale,
+            limit=limit,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class CleanRun:
+    """The clean pass: which prompts are kept, their token ids and top-1 tokens.
+
+    Attributes
+    ----------
+    kept : tuple of int
+        Indices (in the prompt set) of the prompts analysed, in order.
+    ids, tokens : tuples
+        Their token ids ``(1, T)`` and clean top-1 tokens i.
+    total : int
+        The number of prompts in the set.
+    correct : int
+        How many prompts the model predicts correctly top-1 (``len(kept)`` unless a limit cut
+        the analysed set short).
+    """
+
+    kept: tuple[int, ...]
+    ids: tuple[torch.Tensor, ...]
+    tokens: tuple[int, ...]
+    total: int
+    correct: int
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+
+def _no_progress(items: Iterable[T], desc: str, total: int) -> Iterable[T]:
+    return items
+
+
+def _encode(lm: LanguageModel, text: str) -> torch.Tensor:
+    ids = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+    if ids.shape[1] == 0:
+        raise InvalidDataset(f"the prompt {text!r} encodes to no tokens")
+    return ids  # type: ignore[no-any-return]
+
+
+def target_token(lm: LanguageModel, target: str) -> int:
+    """The first token of the expected object (with its leading space, as the model sees it)."""
+    ids = lm.tokenizer(target, add_special_tokens=False).input_ids
+    if not ids:
+        raise InvalidDataset(f"the target {target!r} encodes to no tokens")
+    return int(ids[0])
+
+
+def clean_pass(
+    lm: LanguageModel,
+    prompts: PromptSet,
+    *,
+    limit: int | None = None,
+    progress: Progress[Any] = _no_progress,
+) -> CleanRun:
+    """Find each prompt's clean top-1 token and keep the prompts the model gets right.
+
+    Every prompt is run (it is cheap), so the number of correct prompts is always reported;
+    ``limit`` then keeps the first ``limit`` correct ones. A prompt without a target is kept with
+    the model's own prediction as i.
+    """
+    kept, ids_kept, tokens = [], [], []
+    items = list(prompts)
+    for index, prompt in progress(enumerate(items), "clean pass", len(items)):
+        ids = _encode(lm, prompt.text)
+        with torch.no_grad():
+            logits = lm.model(input_ids=ids.to(lm.device), use_cache=False).logits[0, -1]
+        top = int(logits.argmax())
+        if prompt.target is None or top == target_token(lm, prompt.target):
+            kept.append(index)
+            ids_kept.append(ids)
+            tokens.append(top)
+    n = len(kept) if limit is None else min(limit, len(kept))
+    return CleanRun(tuple(kept[:n]), tuple(ids_kept[:n]), tuple(tokens[:n]), len(items), len(kept))
+
+
+def _check_settings(out: Path, settings: SweepSettings) -> None:
+    path = out / "settings.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        diff = {k: (old.get(k), v) for k, v in settings.to_json().items() if old.get(k) != v}
+        if diff:
+            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            raise SettingsMismatch(
+                f"{out} holds a sweep made with other settings ({shown}); resume it with the "
+                f"same settings, or write to another --out directory"
+            )
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings.to_json(), indent=2) + "\n")
+
+
+def run_sweep(
+    lm: LanguageModel,
+    prompts: PromptSet,
+    ablation: Ablation,
+    out: str | Path,
+    *,
+    limit: int | None = None,
+    chunk: int = 256,
+    progress: Progress[Any] = _no_progress,
+) -> tuple[CleanRun, list[PromptMeasures]]:
+    """Run (or resume) the sweep and return the clean pass and every kept prompt's measures.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+        The model.
+    prompts : PromptSet
+        The prompts.
+    ablation : Ablation
+        The ablation setting.
+    out : path
+        The output directory; ``measures/`` inside it holds one file per prompt.
+    limit : int, optional
+        Analyse at most this many kept prompts (the first ones in the set).
+    chunk : int
+        Rows per batched forward.
+    progress : callable
+        Wraps iterables for a progress bar: ``progress(items, description, total)``.
+
+    Raises
+    ------
+    SettingsMismatch
+        If ``out`` holds a sweep made with other settings.
+    InvalidDataset
+        If no prompt is kept.
+    """
+    out = Path(out)
+    _check_settings(out, SweepSettings.of(lm, prompts, ablation, limit))
+    clean = clean_pass(lm, prompts, limit=limit, progress=progress)
+    if not clean.kept:
+        raise InvalidDataset(
+            f"the model predicts the expected object top-1 for none of the {clean.total} "
+            f"prompts of {prompts.name!r}, so there is nothing to analyse"
+        )
+    bank = None
+    if ablation.kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
+        rows = [
+            final_position(lm, ids, tok, [None], collect=True).contributions
+            for ids, tok in progress(zip(clean.ids, clean.tokens, strict=True), "bank", len(clean))
+        ]
+        bank = ActivationBank(torch.cat([r for r in rows if r is not None]))
+    folder = out / "measures"
+    folder.mkdir(parents=True, exist_ok=True)
+    results = []
+    for j in progress(range(len(clean)), "ablations", len(clean)):
+        path = folder / f"{j:05d}.npz"
+        if path.exists():
+            results.append(PromptMeasures.load(path))
+            continue
+        ids, tok = clean.ids[j], clean.tokens[j]
+        if ablation.kind is AblationKind.NOISE:
+            values = noised_contributions(lm, ids, j, ablation)
+        elif bank is not None:
+            values = bank.values_for(j, ablation)
+        else:
+            values = torch.zeros(1, 2, lm.n_layers, lm.d_model)
+        measures = measure_prompt(lm, ids, tok, values, prompt=j, chunk=chunk)
+        tmp = path.with_suffix(".tmp.npz")
+        measures.save(tmp)
+        tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+        results.append(measures)
+    return clean, results
