@@ -18,7 +18,7 @@ Examples
 2.0
 """
 
-from scmnet import distributions, interventions, toys
+from scmnet import distributions, draw, interventions, toys
 from scmnet.distributions import (
     Bernoulli,
     Choice,
@@ -30,6 +30,7 @@ from scmnet.distributions import (
 )
 from scmnet.effects import Estimate, Outcome, direct_effect, indirect_effect, total_effect
 from scmnet.errors import (
+    InvalidArgument,
     InvalidContext,
     InvalidDataset,
     InvalidIntervention,
@@ -46,6 +47,7 @@ from scmnet.interventions import Interventions, Rule, Set, Site, Transform, appl
 from scmnet.model import CausalModel, Context, do
 from scmnet.scm import SCM
 
+#: The version of the installed scmnet package.
 __version__ = "0.1.0"
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "Empirical",
     "Estimate",
     "Interventions",
+    "InvalidArgument",
     "InvalidContext",
     "InvalidDataset",
     "InvalidIntervention",
@@ -82,6 +85,7 @@ __all__ = [
     "direct_effect",
     "distributions",
     "do",
+    "draw",
     "indirect_effect",
     "interventions",
     "scale",

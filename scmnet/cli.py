@@ -18,6 +18,7 @@ on a user error (any :class:`~scmnet.ScmnetError`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,9 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scmnet toys: wrote {args.out} ({summary['rows']} rows, {status})")
             return 0 if summary["all_identities_hold"] else 1
         if args.command == "hydra":
-            from scmnet.adapters.transformer.hydra import run_hydra
-
-            summary = run_hydra(
+            # Imported by name: the core never depends on the adapters (or transformers).
+            hydra = importlib.import_module("scmnet.adapters.transformer.hydra")
+            summary = hydra.run_hydra(
                 model=args.model,
                 prompts=args.prompts,
                 ablation=args.ablation,

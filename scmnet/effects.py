@@ -8,7 +8,7 @@ context u (a value of the exogenous variables):
       TE(z -> z', Y, u) = Y(u | do(Z = z')) - Y(u | do(Z = z))
 
 * **direct effect** (Definition 3.3, eqs. 19-20): the change reaches Y only along the edges
-  Z -> Y; every mediator M (by default every other endogenous variable, M = V \\ {Z, Y}) is held
+  Z -> Y; every mediator M (by default every other endogenous variable, ``M = V \\ {Z, Y}``) is held
   at the value it takes under the reference::
 
       DE(z -> z', Y, u) = Y(u | do(Z = z', M = m_z(u))) - Y(u | do(Z = z))
@@ -353,7 +353,7 @@ def direct_effect(
         As for :func:`total_effect`.
     mediators : collection of str, optional
         The variables M to hold. Default: every endogenous variable that is neither treated nor
-        read by the outcome (M = V \\ {Z, Y}, as in the paper).
+        read by the outcome (``M = V \\ {Z, Y}``, as in the paper).
 
     Returns
     -------

@@ -22,6 +22,7 @@ import difflib
 from collections.abc import Iterable
 
 __all__ = [
+    "InvalidArgument",
     "InvalidContext",
     "InvalidDataset",
     "InvalidIntervention",
@@ -121,6 +122,10 @@ def require(module: str, extra: str) -> None:
             f"this feature needs the package {module!r}, which is not installed; "
             f"install it with: pip install 'scmnet[{extra}]'"
         )
+
+
+class InvalidArgument(ScmnetError, ValueError):
+    """An argument outside what a function accepts (a bad layout, a wrong count of axes...)."""
 
 
 class MechanismError(ScmnetError, RuntimeError):

@@ -18,7 +18,7 @@ work unchanged on both.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import networkx as nx
 
@@ -86,7 +86,10 @@ class CausalModel(Protocol):
         ...
 
 
-def do(model: CausalModel, interventions: Interventions | Mapping[Any, Any]) -> CausalModel:
+M = TypeVar("M", bound=CausalModel)
+
+
+def do(model: M, interventions: Interventions | Mapping[Any, Any]) -> M:
     """The intervened model ``do(Z = z')``, leaving ``model`` unchanged.
 
     In the returned model the mechanism of every hard-intervened node is replaced by a constant
@@ -127,4 +130,4 @@ def do(model: CausalModel, interventions: Interventions | Mapping[Any, Any]) -> 
     >>> m2.evaluate({"u": 2.0})["y"]
     0.0
     """
-    return model.intervene(interventions)
+    return cast(M, model.intervene(interventions))

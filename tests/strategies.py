@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import networkx as nx
@@ -53,7 +54,7 @@ def path_sum(graph: nx.DiGraph, w: dict[tuple[str, str], float], z: str, y: str)
     total = 0.0
     for path in nx.all_simple_paths(graph, z, y):
         product = 1.0
-        for edge in zip(path, path[1:], strict=False):
+        for edge in itertools.pairwise(path):
             product *= w[edge]
         total += product
     return total

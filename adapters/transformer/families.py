@@ -203,9 +203,11 @@ def spec_for(model: Any) -> FamilySpec:
     >>> spec_for(SimpleNamespace(config=SimpleNamespace(model_type="llama"))).layers
     'model.layers'
     >>> spec_for(SimpleNamespace(config=SimpleNamespace(model_type="bert")))
+    ...                                       # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    scmnet.errors.UnsupportedModel: model type 'bert' is not supported by the transformer adapter; supported model types: 'gemma3', 'gemma3_text', 'gpt2', 'gpt_neox', 'llama', 'mistral', 'phi', 'qwen2'
+    scmnet.errors.UnsupportedModel: model type 'bert' is not supported by the transformer
+    adapter; supported model types: 'gemma3', ..., 'qwen2'
     """
     config = getattr(model, "config", None)
     model_type = getattr(config, "model_type", None)

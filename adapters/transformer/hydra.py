@@ -32,7 +32,8 @@ T = TypeVar("T")
 def _tqdm(items: Iterable[T], desc: str, total: int) -> Iterable[T]:
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=desc, total=total, unit="prompt", leave=False)
+    bar: Iterable[T] = tqdm(items, desc=desc, total=total, unit="prompt", leave=False)
+    return bar
 
 
 def run_hydra(

@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .families import FamilySpec, NormKind, spec_for
 from scmnet.errors import MissingDependency, UnsupportedModel
+
+from .families import FamilySpec, NormKind, spec_for
 
 __all__ = ["EMBEDDED_GGUF", "EMBEDDED_MODEL", "LanguageModel", "embedded_model_dir", "load_model"]
 
@@ -246,4 +247,5 @@ def load_model(
         tokenizer = transformers.AutoTokenizer.from_pretrained(name)
         model = transformers.AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
         label = str(name)
-    return LanguageModel.from_pretrained_model(model.to(device), tokenizer, label)
+    loaded: nn.Module = model
+    return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, label)

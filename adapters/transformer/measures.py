@@ -95,22 +95,22 @@ class PromptMeasures:
     @property
     def ablate_per_draw(self) -> np.ndarray:
         """Delta_ablate of every ablation and draw (eq. 12): shape (2, L, K)."""
-        return self.ablated_logit - self.clean_logit
+        return np.asarray(self.ablated_logit - self.clean_logit)
 
     @property
     def ablate(self) -> np.ndarray:
         """Delta_ablate averaged over draws (eqs. 12, 39): shape (2, L)."""
-        return self.ablate_per_draw.mean(-1)
+        return np.asarray(self.ablate_per_draw.mean(-1))
 
     @property
     def unembed_after(self) -> np.ndarray:
         """Delta~^k_unembed,l averaged over draws (eq. 13): shape (2, L, 2, L)."""
-        return self.ablated_unembed.mean(2)
+        return np.asarray(self.ablated_unembed.mean(2))
 
     @property
     def delta_de(self) -> np.ndarray:
         """DE_ablated - DE for every readout after every ablation (eq. 34): (2, L, 2, L)."""
-        return self.unembed_after - self.unembed[None, None]
+        return np.asarray(self.unembed_after - self.unembed[None, None])
 
     def compensation(self, *, parallel: bool) -> np.ndarray:
         """CE of every ablation (eq. 33): shape (2, L).
@@ -118,7 +118,7 @@ class PromptMeasures:
         The sum of Delta DE over the attention and MLP layers downstream of the ablated one.
         """
         mask = downstream_mask(self.n_layers, parallel=parallel)
-        return np.where(mask, self.delta_de, 0.0).sum((-2, -1))
+        return np.asarray(np.where(mask, self.delta_de, 0.0).sum((-2, -1)))
 
     def compensation_split(self, *, parallel: bool) -> np.ndarray:
         """CE split by the kind of the compensating layers: shape (2, L, 2) (Figure 8).
@@ -126,7 +126,7 @@ class PromptMeasures:
         ``[b, k, 0]`` sums the downstream attention layers, ``[b, k, 1]`` the MLP layers.
         """
         mask = downstream_mask(self.n_layers, parallel=parallel)
-        return np.where(mask, self.delta_de, 0.0).sum(-1)
+        return np.asarray(np.where(mask, self.delta_de, 0.0).sum(-1))
 
     def save(self, path: str | Path) -> None:
         """Write the measures to an ``.npz`` file."""

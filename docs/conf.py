@@ -1,0 +1,131 @@
+"""Sphinx configuration of the scmnet documentation.
+
+Build with warnings as errors, as CI does::
+
+    python -m sphinx -W --keep-going -b html docs docs/_build/html
+    python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest
+
+The pictures shown in the pages are drawn at build time with :mod:`scmnet.draw` into
+``docs/_generated`` (which carries its own ``.gitignore``), so they always match the code.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import scmnet
+
+project = "scmnet"
+author = "The scmnet developers"
+copyright = "the scmnet developers"
+version = release = scmnet.__version__
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "numpydoc",
+    "sphinx.ext.doctest",
+    "sphinx.ext.mathjax",
+]
+
+templates_path = ["_templates"]
+smartquotes = False  # z' is a prime in the formulas, not a closing quote
+exclude_patterns = ["_build", "_generated"]
+html_theme = "alabaster"
+html_theme_options = {"description": "Structural causal models for neural networks"}
+
+# API reference: one generated page per public object (docs/api/generated is git-ignored).
+autosummary_generate = True
+autodoc_typehints = "none"  # numpydoc's Parameters sections give the types
+autodoc_member_order = "bysource"
+numpydoc_show_class_members = False
+numpydoc_class_members_toctree = False
+
+# The doctest builder runs the ``.. doctest::`` blocks of the narrative pages. The Examples
+# sections of docstrings run under ``pytest --doctest-modules`` in their module's namespace,
+# so they are not run a second time here.
+doctest_test_doctest_blocks = ""
+doctest_global_setup = "import numpy as np\nimport scmnet as sn"
+
+DOCS = Path(__file__).resolve().parent
+GENERATED = DOCS / "_generated"
+
+
+def _custom_scm_example() -> Any:
+    """The module examples/custom_scm.py, which the tutorial walks through."""
+    spec = importlib.util.spec_from_file_location(
+        "custom_scm", DOCS.parent / "examples" / "custom_scm.py"
+    )
+    if spec is None or spec.loader is None:
+        raise RuntimeError("cannot load examples/custom_scm.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def draw_pictures(app: Any) -> None:
+    """Draw the pictures that the pages include, with the code the pages show."""
+    from scmnet.draw import draw_graph, draw_intervention
+
+    GENERATED.mkdir(exist_ok=True)
+    (GENERATED / ".gitignore").write_text("# drawn by docs/conf.py at build time\n*\n")
+    erasure, self_repair = scmnet.toys.erasure(), scmnet.toys.self_repair()
+    draw_graph(erasure, GENERATED / "erasure.png", legend=True)
+    draw_graph(self_repair, GENERATED / "self_repair.png", legend=True)
+    draw_intervention(erasure, {"x": 0.0}, GENERATED / "erasure_do_x0.png")
+    draw_intervention(self_repair, {"x": 0.0}, GENERATED / "self_repair_do_x0.png")
+    model = _custom_scm_example().build_model()
+    draw_graph(model, GENERATED / "smoking.png", layout="tb", legend=True)
+    draw_intervention(model, {"smoking": 1.0}, GENERATED / "smoking_do_smoking.png", layout="tb")
+
+
+def check_api_reference(app: Any) -> None:
+    """Warn (an error under -W) about public names that the API reference leaves out."""
+    from sphinx.util import logging
+
+    text = (DOCS / "api.rst").read_text()
+    listed = set(re.findall(r"^\s+~?(?:scmnet\.)?([\w.]+)\s*$", text, re.MULTILINE))
+    listed |= set(re.findall(r"\.\. (?:auto)?module:: scmnet\.(\w+)", text))
+    for name in scmnet.__all__:
+        if name not in listed:
+            logging.getLogger(__name__).warning(
+                "scmnet.%s is public (in scmnet.__all__) but not in docs/api.rst", name
+            )
+
+
+def data_docstring(
+    app: Any, what: str, name: str, obj: Any, options: Any, lines: list[str]
+) -> None:
+    """Document a re-exported constant with the docstring written where it is defined.
+
+    ``scmnet.Context`` is defined in :mod:`scmnet.model` with a docstring after the
+    assignment; autodoc, looking at ``scmnet/__init__.py``, would otherwise show the docstring
+    of the object's type (``Mapping``, ``str``), which says nothing about scmnet.
+    """
+    if what != "data" or not name.startswith("scmnet."):
+        return
+    from sphinx.pycode import ModuleAnalyzer
+
+    attr = name.rsplit(".", 1)[1]
+    for module in sorted(m for m in sys.modules if m == "scmnet" or m.startswith("scmnet.")):
+        try:
+            docs = ModuleAnalyzer.for_module(module).find_attr_docs()
+        except Exception:  # a compiled or source-less module has no attribute docs
+            continue
+        if ("", attr) in docs and getattr(sys.modules[module], attr, None) is obj:
+            lines[:] = list(docs[("", attr)])
+            return
+    type_doc = type(obj).__doc__ or ""
+    if lines and lines[0].strip() and lines[0].strip() in type_doc:
+        lines[:] = []  # only the type's docstring: the value speaks for itself
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.connect("autodoc-process-docstring", data_docstring)
+    app.connect("builder-inited", draw_pictures)
+    app.connect("builder-inited", check_api_reference)
+    return {"parallel_read_safe": True}

@@ -1,0 +1,919 @@
+"""Pictures of causal graphs, before and after an intervention (Figure 5 of the Hydra-effect paper).
+
+A causal graph has an edge X -> V for every parent X of V. :func:`draw_graph` draws one:
+exogenous variables U as grey boxes with a dashed outline (nothing in the model sets them; they
+are the context), endogenous variables V as blue boxes. Nodes are placed in layers, left to
+right by default: the generations of a topological sort, so every edge points forwards, and an
+edge that skips a layer is bent around the nodes in between.
+
+An intervention ``do(Z = z')`` replaces the mechanism of Z by a constant, so Z no longer listens
+to its parents: the in-edges of Z disappear from the graph of the intervened model M_Z, and a
+new *intervention edge* sets Z from outside. :func:`draw_intervention` draws that change, as in
+Figure 5 of the paper: the model before, and the model after, where every cut edge is drawn
+faded and crossed out, the intervened node is highlighted, and a marker node carrying the
+intervention (e.g. ``x = 0.0``) points into it. A soft intervention (:func:`~scmnet.shift`,
+:func:`~scmnet.scale`, :func:`~scmnet.apply`) keeps the in-edges, so nothing is crossed out.
+
+Both functions return a :class:`matplotlib.figure.Figure` drawn with the Agg backend, without
+touching pyplot's global state, and write it to ``path`` when one is given (PNG, or the format
+that the suffix names: ``.svg``, ``.pdf``). Every artist carries a gid that says what it shows,
+so a picture can be inspected in code (or styled in SVG): ``node:V``, ``label:V``, ``edge:X->V``,
+``removed-edge:X->V`` with its cross ``cut:X->V``, and ``intervention:V`` with its text
+``intervention-label:V`` and its edge ``intervention-edge:V``. Matplotlib is an optional
+dependency: ``pip install 'scmnet[plots]'``.
+
+Examples
+--------
+>>> import tempfile
+>>> from pathlib import Path
+>>> import scmnet as sn
+>>> from scmnet.draw import draw_intervention
+>>> with tempfile.TemporaryDirectory() as tmp:
+...     fig = draw_intervention(sn.toys.erasure(), {"x": 0.0}, Path(tmp) / "erasure_do_x.png")
+...     print((Path(tmp) / "erasure_do_x.png").read_bytes()[:4])
+b'\\x89PNG'
+>>> [ax.get_title() for ax in fig.axes]
+['before: erasure', 'after: do(x = 0.0)']
+>>> [p.get_gid() for p in fig.axes[1].patches if p.get_gid().startswith("removed-edge")]
+['removed-edge:u->x']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+
+import networkx as nx
+
+from scmnet.errors import InvalidArgument, InvalidIntervention, NotADag, format_names, require
+from scmnet.interventions import Interventions, normalize
+from scmnet.model import CausalModel
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+__all__ = ["Layout", "draw_graph", "draw_intervention"]
+
+Layout: TypeAlias = Literal["lr", "tb"] | Mapping[str, Sequence[float]]
+"""Where nodes go: ``"lr"`` (layers left to right), ``"tb"`` (top to bottom), or a mapping from
+every node to an ``(x, y)`` position, e.g. the output of :func:`networkx.spring_layout`."""
+
+_Edge: TypeAlias = tuple[str, str]
+
+# Geometry, in data units; the figure shows one data unit as _UNIT_INCHES at its natural size.
+_UNIT_INCHES = 0.9
+_MAX_INCHES = 40.0
+_FONT_SIZE = 11.0
+_CHAR_WIDTH = 0.11
+_NODE_HEIGHT = 0.5
+_MARKER_HEIGHT = 0.42
+_LAYER_GAP = 0.9
+_SIBLING_GAP = 0.45
+_MARGIN = 0.3
+_TITLE_INCHES = 0.35
+_LEGEND_ENTRY_INCHES = 1.45
+_LEGEND_ROW_INCHES = 0.24
+_PANEL_GAP_INCHES = 0.3
+
+
+@dataclass(frozen=True)
+class _Style:
+    """How the box of one kind of node is drawn."""
+
+    facecolor: str
+    edgecolor: str
+    linewidth: float
+    linestyle: str = "-"
+
+    def kwargs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Colours (colour-blind safe, from ColorBrewer's Blues, Greys and Dark2).
+_ENDOGENOUS = _Style("#deebf7", "#3182bd", 1.4)
+_EXOGENOUS = _Style("#f0f0f0", "#7f7f7f", 1.2, "--")
+_INTERVENED = _Style("#fdd0a2", "#d95f02", 2.2)
+_MARKER = _Style("#ffffff", "#d95f02", 1.4)
+_REMOVED_COLOR = "#b0b0b0"
+_CUT_COLOR = "#d62728"
+_EDGE: dict[str, Any] = {"color": "#404040", "linewidth": 1.3}
+_REMOVED_EDGE: dict[str, Any] = {"color": _REMOVED_COLOR, "linewidth": 1.2, "linestyle": "--"}
+_INTERVENTION_EDGE: dict[str, Any] = {"color": "#d95f02", "linewidth": 1.6}
+_TEXT: dict[str, Any] = {"zorder": 3}
+_MARKER_TEXT: dict[str, Any] = {"color": "#d95f02"}
+_CUT: dict[str, Any] = {"color": _CUT_COLOR, "fontweight": "bold", "zorder": 4}
+
+
+@dataclass(frozen=True)
+class _Box:
+    """A node's box: centre, width and height in data units."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def contains(self, px: float, py: float, inflate: float = 0.0) -> bool:
+        return abs(px - self.x) <= self.w / 2 + inflate and abs(py - self.y) <= self.h / 2 + inflate
+
+    def overlaps(self, other: _Box, inflate: float = 0.0) -> bool:
+        return (
+            abs(self.x - other.x) < (self.w + other.w) / 2 + inflate
+            and abs(self.y - other.y) < (self.h + other.h) / 2 + inflate
+        )
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """Positions shared by every panel of a picture, so nodes stay put between panels."""
+
+    boxes: dict[str, _Box]
+    markers: dict[str, _Box]
+    bends: dict[_Edge, float]
+    bounds: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class _Panel:
+    """What one panel shows: a graph, the edges cut from it, and intervention markers."""
+
+    graph: nx.DiGraph
+    removed: tuple[_Edge, ...]
+    markers: dict[str, str]
+    title: str
+
+
+def _width(label: str) -> float:
+    return max(_NODE_HEIGHT, _CHAR_WIDTH * len(label) + 0.3)
+
+
+def _bezier(
+    a: tuple[float, float], b: tuple[float, float], bend: float, t: float
+) -> tuple[float, float]:
+    """A point of matplotlib's ``arc3`` connection from ``a`` to ``b`` with ``rad=bend``."""
+    dx, dy = b[0] - a[0], b[1] - a[1]
+    cx, cy = (a[0] + b[0]) / 2 + bend * dy, (a[1] + b[1]) / 2 - bend * dx
+    s = 1.0 - t
+    return (
+        s * s * a[0] + 2 * s * t * cx + t * t * b[0],
+        s * s * a[1] + 2 * s * t * cy + t * t * b[1],
+    )
+
+
+@dataclass(frozen=True)
+class _Curve:
+    """Points along an edge, with their bounding box for quick rejection."""
+
+    points: tuple[tuple[float, float], ...]
+    x0: float
+    x1: float
+    y0: float
+    y1: float
+
+    @classmethod
+    def between(cls, a: _Box, b: _Box, bend: float, n: int = 24) -> _Curve:
+        points = tuple(_bezier((a.x, a.y), (b.x, b.y), bend, (i + 0.5) / n) for i in range(n))
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        return cls(points, min(xs), max(xs), min(ys), max(ys))
+
+    def meets(self, x0: float, x1: float, y0: float, y1: float) -> bool:
+        """Whether the bounding boxes overlap."""
+        return self.x0 <= x1 and x0 <= self.x1 and self.y0 <= y1 and y0 <= self.y1
+
+    def meets_box(self, box: _Box, pad: float) -> bool:
+        return self.meets(
+            box.x - box.w / 2 - pad,
+            box.x + box.w / 2 + pad,
+            box.y - box.h / 2 - pad,
+            box.y + box.h / 2 + pad,
+        )
+
+
+# -- layout ---------------------------------------------------------------------------------------
+
+
+def _layers(graph: nx.DiGraph) -> list[list[str]]:
+    """Topological generations, with each source moved to the layer just before its children.
+
+    A node's generation is the length of the longest path reaching it, so every edge points
+    to a later layer. Sources (exogenous variables, typically) are then pulled forwards to sit
+    next to their first child, which keeps their edges short.
+    """
+    try:
+        generations = [list(g) for g in nx.topological_generations(graph)]
+    except nx.NetworkXUnfeasible as e:
+        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(graph))
+        raise NotADag(
+            f"cannot lay out a graph with a cycle ({cycle}); a causal graph must be acyclic"
+        ) from e
+    depth = {v: d for d, generation in enumerate(generations) for v in generation}
+    for v in generations[0] if generations else []:
+        children = list(graph.successors(v))
+        if children:
+            depth[v] = min(depth[c] for c in children) - 1
+    rank = {v: i for i, v in enumerate(graph)}
+    layers: list[list[str]] = [[] for _ in generations]
+    for v in sorted(graph, key=rank.__getitem__):
+        layers[depth[v]].append(v)
+    return [layer for layer in layers if layer]
+
+
+def _order_layers(graph: nx.DiGraph, layers: list[list[str]], sweeps: int = 4) -> None:
+    """Reorder each layer by the mean position of its neighbours (the barycentre heuristic)."""
+
+    def centred(layer: list[str]) -> dict[str, float]:
+        return {v: i - (len(layer) - 1) / 2 for i, v in enumerate(layer)}
+
+    where: dict[str, float] = {}
+    for layer in layers:
+        where.update(centred(layer))
+    for sweep in range(sweeps):
+        down = sweep % 2 == 0
+        for layer in layers[1:] if down else layers[-2::-1]:
+            here = dict(where)
+
+            def key(v: str, down: bool = down, here: dict[str, float] = here) -> float:
+                near = list(graph.predecessors(v) if down else graph.successors(v))
+                return sum(here[n] for n in near) / len(near) if near else here[v]
+
+            layer.sort(key=key)
+            where.update(centred(layer))
+
+
+def _layered(
+    graph: nx.DiGraph, sizes: Mapping[str, tuple[float, float]], direction: str
+) -> dict[str, tuple[float, float]]:
+    """Centres of the nodes: one layer per topological generation, along the main axis."""
+    layers = _layers(graph)
+    _order_layers(graph, layers)
+    main_i, cross_i = (0, 1) if direction == "lr" else (1, 0)
+    positions: dict[str, tuple[float, float]] = {}
+    main = 0.0
+    previous = 0.0
+    for depth, layer in enumerate(layers):
+        half = max(sizes[v][main_i] for v in layer) / 2
+        if depth:
+            main += previous + _LAYER_GAP + half
+        previous = half
+        total = sum(sizes[v][cross_i] for v in layer) + _SIBLING_GAP * (len(layer) - 1)
+        cross = -total / 2
+        for v in layer:
+            centre = cross + sizes[v][cross_i] / 2
+            cross += sizes[v][cross_i] + _SIBLING_GAP
+            positions[v] = (main, -centre) if direction == "lr" else (centre, -main)
+    return positions
+
+
+def _given(
+    graph: nx.DiGraph, layout: Mapping[str, Sequence[float]]
+) -> dict[str, tuple[float, float]]:
+    """Positions from a user's mapping, scaled so that the closest two nodes are 1.5 apart."""
+    missing = [v for v in graph if v not in layout]
+    if missing:
+        raise InvalidArgument(
+            f"the layout gives no position for {format_names(missing)}; give an (x, y) pair for "
+            f"every node, or use layout='lr' or 'tb'"
+        )
+    points: dict[str, tuple[float, float]] = {}
+    for v in graph:
+        p = tuple(float(c) for c in layout[v])
+        if len(p) != 2 or not all(math.isfinite(c) for c in p):
+            raise InvalidArgument(f"the layout position of {v!r} must be two finite numbers, got {p}")
+        points[v] = (p[0], p[1])
+    values = list(points.values())
+    closest = min(
+        (math.dist(p, q) for i, p in enumerate(values) for q in values[i + 1 :]),
+        default=0.0,
+    )
+    factor = 1.5 / closest if closest > 0 else 1.0
+    return {v: (x * factor, y * factor) for v, (x, y) in points.items()}
+
+
+# Directions to try for a marker, as (along the layers, across them): upstream and to a side
+# first (where Figure 5 draws the intervention edge), then straight across, then upstream.
+_MARKER_DIRECTIONS = (
+    (-0.5, 1.0),
+    (-0.5, -1.0),
+    (0.0, 1.0),
+    (0.0, -1.0),
+    (-1.0, 0.5),
+    (-1.0, -0.5),
+    (-1.0, 0.0),
+    (0.5, 1.0),
+    (0.5, -1.0),
+)
+
+
+_MARKER_REACH = (1.0, 1.5, 2.0, 2.5, 3.0)
+
+
+def _marker_spots(box: _Box, w: float, h: float, direction: str) -> Iterator[tuple[float, _Box]]:
+    """Spots for a ``w`` x ``h`` marker around ``box``, nearest first, with their reach."""
+    main, side = ((0.0, -1.0), (-1.0, 0.0)) if direction == "tb" else ((1.0, 0.0), (0.0, 1.0))
+    clear_x, clear_y = (box.w + w) / 2 + 0.3, (box.h + h) / 2 + 0.3
+    for reach in _MARKER_REACH:
+        for m, s in _MARKER_DIRECTIONS:
+            vx, vy = m * main[0] + s * side[0], m * main[1] + s * side[1]
+            yield reach, _Box(box.x + reach * vx * clear_x, box.y + reach * vy * clear_y, w, h)
+
+
+def _place_markers(
+    boxes: Mapping[str, _Box],
+    markers: Mapping[str, str],
+    direction: str,
+    curves: Sequence[_Curve],
+) -> dict[str, _Box]:
+    """Put each intervention marker beside its node, where it covers the fewest boxes and edges.
+
+    A spot is scored by the boxes it overlaps, the boxes its own edge crosses, the edge points
+    it covers, and how far out it is; the first spot with the lowest score wins.
+    """
+    placed: dict[str, _Box] = {}
+    for node, label in markers.items():
+        target = boxes[node]
+        others = [b for b in [*boxes.values(), *placed.values()] if b is not target]
+        spots = list(_marker_spots(target, _width(label), _MARKER_HEIGHT, direction))
+        best = (math.inf, spots[0][1])
+        for reach, spot in spots:
+            overlaps = sum(spot.overlaps(o, 0.1) for o in [*others, target])
+            covered = sum(
+                spot.contains(*p, 0.05) for c in curves if c.meets_box(spot, 0.05) for p in c.points
+            )
+            edge = _Curve.between(spot, target, 0.0, 16)
+            crossed = sum(
+                o.contains(*p, 0.05) for o in others if edge.meets_box(o, 0.05) for p in edge.points
+            )
+            score = 1000.0 * overlaps + 20.0 * crossed + 2.0 * covered + 4.0 * (reach - 1.0)
+            if score < best[0]:
+                best = (score, spot)
+            if score == 0:
+                break
+        placed[node] = best[1]
+    return placed
+
+
+def _bend(u: _Box, v: _Box, obstacles: Sequence[_Box], routed: Sequence[_Curve]) -> float:
+    """The ``arc3`` bend for an edge: straight if that is clear, else the clearest curve."""
+    length = math.dist((u.x, u.y), (v.x, v.y))
+    r = min(0.5, max(0.15, 1.0 / length)) if length > 0 else 0.3
+    best, best_score = 0.0, math.inf
+    for bend in (0.0, r, -r, 1.7 * r, -1.7 * r, 2.5 * r, -2.5 * r):
+        curve = _Curve.between(u, v, bend)
+        near_boxes = [
+            o for o in obstacles if o is not u and o is not v and curve.meets_box(o, 0.12)
+        ]
+        hits = sum(1 for p in curve.points for o in near_boxes if o.contains(*p, 0.12))
+        pad = 0.15
+        near_curves = [
+            c
+            for c in routed
+            if c.meets(curve.x0 - pad, curve.x1 + pad, curve.y0 - pad, curve.y1 + pad)
+        ]
+        inner = curve.points[len(curve.points) // 5 : -len(curve.points) // 5]  # ends meet
+        near = sum(1 for p in inner for c in near_curves for q in c.points if math.dist(p, q) < pad)
+        score = 10.0 * hits + near
+        if score == 0:
+            return bend
+        if score < best_score:
+            best, best_score = bend, score
+    return best
+
+
+def _route(
+    graph: nx.DiGraph,
+    boxes: Mapping[str, _Box],
+    markers: Sequence[_Box],
+    depth: Mapping[str, int],
+    direction: str,
+) -> tuple[dict[_Edge, float], list[_Curve]]:
+    """Bends for every edge: edges between adjacent layers go straight, longer ones are bent
+    (shortest first) around the boxes and the edges already placed."""
+    bends: dict[_Edge, float] = {}
+    curves: list[_Curve] = []
+    longer: list[_Edge] = []
+    for u, v in graph.edges:
+        if direction != "given" and depth[v] - depth[u] == 1:
+            bends[(u, v)] = 0.0
+            curves.append(_Curve.between(boxes[u], boxes[v], 0.0))
+        else:
+            longer.append((u, v))
+    obstacles = [*boxes.values(), *markers]
+    for u, v in sorted(longer, key=lambda e: (depth[e[1]] - depth[e[0]], depth[e[0]])):
+        bends[(u, v)] = _bend(boxes[u], boxes[v], obstacles, curves)
+        curves.append(_Curve.between(boxes[u], boxes[v], bends[(u, v)]))
+    return bends, curves
+
+
+def _scene(graph: nx.DiGraph, markers: Mapping[str, str], layout: Layout | None) -> _Scene:
+    if len(graph) == 0:
+        raise InvalidArgument("the graph has no nodes, so there is nothing to draw")
+    labels = {v: str(v) for v in graph}
+    sizes = {v: (_width(labels[v]), _NODE_HEIGHT) for v in graph}
+    if layout is None or isinstance(layout, str):
+        direction: str = layout or "lr"
+        if direction not in ("lr", "tb"):
+            raise InvalidArgument(
+                f"layout must be 'lr', 'tb' or a mapping from nodes to (x, y), got {layout!r}"
+            )
+        centres = _layered(graph, sizes, direction)
+    else:
+        direction = "given"
+        centres = _given(graph, layout)
+    boxes = {v: _Box(*centres[v], *sizes[v]) for v in graph}
+    depth = {v: d for d, layer in enumerate(_layers(graph)) for v in layer}
+    bends, curves = _route(graph, boxes, [], depth, direction)
+    marker_boxes = _place_markers(boxes, markers, direction, curves)
+    if marker_boxes:
+        bends, curves = _route(graph, boxes, list(marker_boxes.values()), depth, direction)
+
+    xs: list[float] = []
+    ys: list[float] = []
+    for b in [*boxes.values(), *marker_boxes.values()]:
+        xs += [b.x - b.w / 2, b.x + b.w / 2]
+        ys += [b.y - b.h / 2, b.y + b.h / 2]
+    for c in curves:
+        xs += [c.x0, c.x1]
+        ys += [c.y0, c.y1]
+    bounds = (min(xs) - _MARGIN, max(xs) + _MARGIN, min(ys) - _MARGIN, max(ys) + _MARGIN)
+    return _Scene(boxes, marker_boxes, bends, bounds)
+
+
+# -- drawing --------------------------------------------------------------------------------------
+
+
+def _box_patch(box: _Box, style: _Style, rounding: float, gid: str) -> FancyBboxPatch:
+    from matplotlib.patches import FancyBboxPatch
+
+    corner = (box.x - box.w / 2, box.y - box.h / 2)
+    shape = f"round,pad=0,rounding_size={rounding}"
+    patch = FancyBboxPatch(corner, box.w, box.h, boxstyle=shape, zorder=2, **style.kwargs())
+    patch.set_gid(gid)
+    return patch
+
+
+def _arrow(
+    ends: tuple[FancyBboxPatch, FancyBboxPatch], a: _Box, b: _Box, bend: float, **style: Any
+) -> FancyArrowPatch:
+    """An arrow from box ``a`` to box ``b``, clipped to the outlines of their patches."""
+    from matplotlib.patches import FancyArrowPatch
+
+    return FancyArrowPatch(
+        (a.x, a.y),
+        (b.x, b.y),
+        patchA=ends[0],
+        patchB=ends[1],
+        shrinkA=1.5,
+        shrinkB=1.5,
+        arrowstyle="-|>",
+        mutation_scale=13,
+        connectionstyle=f"arc3,rad={bend}",
+        zorder=1,
+        **style,
+    )
+
+
+def _cut_point(a: _Box, b: _Box, bend: float) -> tuple[float, float]:
+    """The middle of the visible part of an edge, where its cross goes."""
+    ts = [i / 200 for i in range(201)]
+    visible = [
+        t
+        for t in ts
+        if not any(box.contains(*_bezier((a.x, a.y), (b.x, b.y), bend, t)) for box in (a, b))
+    ]
+    t = (visible[0] + visible[-1]) / 2 if visible else 0.5
+    return _bezier((a.x, a.y), (b.x, b.y), bend, t)
+
+
+def _font_size(ax: Axes, scene: _Scene) -> float:
+    """Shrink the text when the axes show a data unit smaller than the natural size."""
+    dpi = ax.figure.dpi
+    x0, x1, y0, y1 = scene.bounds
+    unit = min(ax.bbox.width / dpi / (x1 - x0), ax.bbox.height / dpi / (y1 - y0))
+    return max(4.0, _FONT_SIZE * min(1.0, unit / _UNIT_INCHES))
+
+
+def _draw_panel(ax: Axes, scene: _Scene, panel: _Panel, fontsize: float | None) -> None:
+    size = fontsize or _font_size(ax, scene)
+    boxes = {**scene.boxes, **{f"do:{v}": box for v, box in scene.markers.items()}}
+    patches: dict[str, FancyBboxPatch] = {}
+
+    def node(key: str, text: str, style: _Style, gid: str, **font: Any) -> None:
+        box = boxes[key]
+        rounding = box.h / 2 if key in scene.boxes else 0.08
+        patches[key] = _box_patch(box, style, rounding, gid)
+        ax.add_patch(patches[key])
+        label_gid = f"label:{key}" if key in scene.boxes else f"intervention-label:{key[3:]}"
+        write(box.x, box.y, text, label_gid, **font)
+
+    def write(x: float, y: float, text: str, gid: str, **font: Any) -> None:
+        ax.text(
+            x, y, text, ha="center", va="center", gid=gid, **{**_TEXT, "fontsize": size, **font}
+        )
+
+    def arrow(u: str, v: str, bend: float, gid: str, style: Mapping[str, Any]) -> None:
+        patch = _arrow((patches[u], patches[v]), boxes[u], boxes[v], bend, **style)
+        patch.set_gid(gid)
+        ax.add_patch(patch)
+
+    for v in scene.boxes:
+        kind = panel.graph.nodes[v].get("kind") if v in panel.graph else None
+        style = _EXOGENOUS if kind == "exogenous" else _ENDOGENOUS
+        node(v, str(v), _INTERVENED if v in panel.markers else style, f"node:{v}")
+    for u, v in panel.graph.edges:
+        arrow(u, v, scene.bends[(u, v)], f"edge:{u}->{v}", _EDGE)
+    for u, v in panel.removed:
+        arrow(u, v, scene.bends[(u, v)], f"removed-edge:{u}->{v}", _REMOVED_EDGE)
+        x, y = _cut_point(boxes[u], boxes[v], scene.bends[(u, v)])
+        write(x, y, "\u00d7", f"cut:{u}->{v}", **_CUT, fontsize=1.5 * size)
+    for v, label in panel.markers.items():
+        node(f"do:{v}", label, _MARKER, f"intervention:{v}", **_MARKER_TEXT, fontsize=0.9 * size)
+        arrow(f"do:{v}", v, 0.0, f"intervention-edge:{v}", _INTERVENTION_EDGE)
+
+    x0, x1, y0, y1 = scene.bounds
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_axis_off()
+    if panel.title:
+        ax.set_title(panel.title, fontsize=size)
+
+
+def _legend_handles(panels: Sequence[_Panel]) -> list[Artist]:
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    kinds = {d.get("kind") for p in panels for _, d in p.graph.nodes(data=True)}
+    handles: list[Artist] = []
+    if "exogenous" in kinds:
+        handles.append(Patch(label="exogenous (U)", **_EXOGENOUS.kwargs()))
+    handles.append(Patch(label="endogenous (V)", **_ENDOGENOUS.kwargs()))
+    if any(p.markers for p in panels):
+        handles.append(Patch(label="intervened", **_INTERVENED.kwargs()))
+        handles.append(Patch(label="intervention", **_MARKER.kwargs()))
+    if any(p.removed for p in panels):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=_REMOVED_COLOR,
+                linestyle="--",
+                marker="x",
+                markeredgecolor=_CUT_COLOR,
+                markersize=7,
+                label="removed edge",
+            )
+        )
+    return handles
+
+
+def _render(
+    scene: _Scene,
+    panels: Sequence[_Panel],
+    *,
+    axes: Sequence[Axes] | None,
+    title: str | None,
+    legend: bool,
+    figsize: tuple[float, float] | None,
+    dpi: float,
+) -> Figure:
+    """Draw the panels into the given axes, or into a new figure sized to the scene."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if axes is not None:
+        for ax, panel in zip(axes, panels, strict=True):
+            _draw_panel(ax, scene, panel, None)
+        fig = axes[0].get_figure(root=True)
+        if fig is None:
+            raise InvalidArgument("the Axes given belong to no figure; create them with a Figure")
+        if legend:  # below the last panel, outside the drawing
+            handles = _legend_handles(panels)
+            axes[-1].legend(
+                handles=handles,
+                loc="upper center",
+                bbox_to_anchor=(0.5, 0.0),
+                ncol=min(3, len(handles)),
+                fontsize=7,
+                frameon=False,
+            )
+        if title:
+            fig.suptitle(title)
+        return fig
+
+    x0, x1, y0, y1 = scene.bounds
+    unit = min(_UNIT_INCHES, _MAX_INCHES / (x1 - x0), _MAX_INCHES / (y1 - y0))
+    panel_w = max(2.0, (x1 - x0) * unit)
+    panel_h = max(1.0, (y1 - y0) * unit)
+    titled = any(p.title for p in panels)
+    top = _TITLE_INCHES * (bool(title) + titled)
+    n = len(panels)
+    natural_w = n * panel_w + (n - 1) * _PANEL_GAP_INCHES + 0.2
+    handles = _legend_handles(panels) if legend else []
+    columns = min(len(handles), max(1, int(natural_w / _LEGEND_ENTRY_INCHES)))
+    bottom = 0.12 + _LEGEND_ROW_INCHES * math.ceil(len(handles) / columns) if handles else 0.0
+    natural_h = panel_h + top + bottom + 0.1
+    # Whole pixels (Agg truncates, so aim a quarter pixel over), so the file has the size shown.
+    natural_w, natural_h = ((round(v * dpi) + 0.25) / dpi for v in (natural_w, natural_h))
+    fig = Figure(figsize=figsize or (natural_w, natural_h), dpi=dpi)
+    FigureCanvasAgg(fig)
+    for i, panel in enumerate(panels):
+        left = 0.1 + i * (panel_w + _PANEL_GAP_INCHES)
+        rect = (
+            left / natural_w,
+            (bottom + 0.05) / natural_h,
+            panel_w / natural_w,
+            panel_h / natural_h,
+        )
+        ax = fig.add_axes(rect)
+        _draw_panel(ax, scene, panel, _FONT_SIZE * unit / _UNIT_INCHES if figsize is None else None)
+    if title:
+        fig.suptitle(title, y=1 - 0.05 / natural_h, va="top")
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8, frameon=False)
+    return fig
+
+
+def _save(fig: Figure, path: str | os.PathLike[str] | None, dpi: float | None) -> None:
+    if path is None:
+        return
+    suffix = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+    fig.savefig(path, format=suffix or "png", dpi=dpi or "figure")
+
+
+# -- the public functions -------------------------------------------------------------------------
+
+
+def _graph_of(model: CausalModel | nx.DiGraph) -> nx.DiGraph:
+    if isinstance(model, nx.DiGraph):
+        return model
+    graph = getattr(model, "graph", None)
+    if not isinstance(graph, nx.DiGraph):
+        raise TypeError(
+            f"expected a causal model (an object with a .graph networkx.DiGraph, such as "
+            f"sn.SCM) or a networkx.DiGraph, got {type(model).__name__}"
+        )
+    return graph
+
+
+def _cut_edges(model: object) -> tuple[_Edge, ...]:
+    """The in-edges the model's hard interventions removed, where the model records them."""
+    return tuple((str(u), str(v)) for u, v in getattr(model, "removed_edges", ()))
+
+
+def _markers(graph: nx.DiGraph) -> dict[str, str]:
+    return {v: str(d["intervention"]) for v, d in graph.nodes(data=True) if d.get("intervention")}
+
+
+def _with_edges(graph: nx.DiGraph, edges: Iterable[_Edge]) -> nx.DiGraph:
+    full = nx.DiGraph(graph)
+    full.add_edges_from(edges)
+    return full
+
+
+def _axes_list(ax: Axes | Sequence[Axes] | Any) -> list[Axes]:
+    from matplotlib.axes import Axes
+
+    axes = [ax] if isinstance(ax, Axes) else list(ax)
+    if not all(isinstance(a, Axes) for a in axes):
+        raise TypeError(f"ax must be a matplotlib Axes or a sequence of them, got {ax!r}")
+    return axes
+
+
+def draw_graph(
+    model: CausalModel | nx.DiGraph,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+    layout: Layout | None = None,
+    legend: bool = False,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 100.0,
+) -> Figure:
+    """Draw the causal graph of a model.
+
+    Exogenous nodes are grey with a dashed outline, endogenous nodes blue. A model that carries
+    interventions (made by :func:`~scmnet.do`) shows them: intervened nodes are highlighted and
+    fed by an intervention marker, and the in-edges that hard interventions cut (where the model
+    records them, as :attr:`SCM.removed_edges <scmnet.SCM.removed_edges>` does) are drawn faded
+    and crossed out, in the positions of the unintervened graph.
+
+    Parameters
+    ----------
+    model : CausalModel or networkx.DiGraph
+        The model (its ``graph`` is drawn), or a graph whose nodes may carry ``kind``
+        (``"exogenous"`` or ``"endogenous"``) and ``intervention`` (a label or ``None``).
+    path : str or os.PathLike, optional
+        Where to write the picture: PNG by default, or the format its suffix names.
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes instead of a new figure; text is scaled to fit them.
+    title : str, optional
+        The title; by default the graph's name (``""`` for none).
+    layout : {"lr", "tb"} or mapping, optional
+        Layers of the topological generations left to right (``"lr"``, the default) or top to
+        bottom (``"tb"``), or a position for every node (scaled so the two closest nodes are
+        1.5 units apart; node boxes are 0.5 units tall).
+    legend : bool
+        Whether to add a legend of the node and edge styles.
+    figsize : (float, float), optional
+        Size of a new figure in inches; by default it follows the size of the graph.
+    dpi : float
+        Resolution of a new figure and of the file written.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure drawn into (that of ``ax`` when given).
+
+    Raises
+    ------
+    MissingDependency
+        If matplotlib is not installed.
+    NotADag
+        If the graph has a cycle.
+    ValueError
+        If ``layout`` is not ``"lr"``, ``"tb"`` or a position for every node.
+
+    See Also
+    --------
+    draw_intervention : The graph before and after ``do(...)``, side by side.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import scmnet as sn
+    >>> from scmnet.draw import draw_graph
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     fig = draw_graph(sn.toys.self_repair(), Path(tmp) / "self_repair.png", dpi=80)
+    ...     print((Path(tmp) / "self_repair.png").stat().st_size > 0)
+    True
+    >>> sorted(p.get_gid() for p in fig.axes[0].patches if p.get_gid().startswith("edge"))
+    ['edge:f->y', 'edge:u->f', 'edge:u->x', 'edge:x->f', 'edge:x->y']
+
+    A model made by :func:`~scmnet.do` is drawn with its intervention:
+
+    >>> fig = draw_graph(sn.do(sn.toys.erasure(), {"x": 0.0}))
+    >>> [t.get_text() for t in fig.axes[0].texts if t.get_gid() == "intervention-label:x"]
+    ['x = 0.0']
+    """
+    require("matplotlib", "plots")
+    graph = _graph_of(model)
+    removed = _cut_edges(model)
+    markers = _markers(graph)
+    scene = _scene(_with_edges(graph, removed), markers, layout)
+    panel = _Panel(graph, removed, markers, graph.name if title is None else title)
+    axes = None if ax is None else _axes_list(ax)
+    if axes is not None and len(axes) != 1:
+        raise InvalidArgument(f"draw_graph draws one panel, so it needs one Axes, got {len(axes)}")
+    fig = _render(
+        scene,
+        [panel],
+        axes=axes,
+        title=None,
+        legend=legend,
+        figsize=figsize,
+        dpi=dpi,
+    )
+    _save(fig, path, dpi if ax is None else None)
+    return fig
+
+
+def draw_intervention(
+    model: CausalModel,
+    interventions: Interventions | Mapping[Any, Any],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    ax: Axes | Sequence[Axes] | None = None,
+    title: str | None = None,
+    layout: Layout | None = None,
+    side_by_side: bool | None = None,
+    legend: bool = True,
+    figsize: tuple[float, float] | None = None,
+    dpi: float = 100.0,
+) -> Figure:
+    """Draw a model before and after ``do(...)``, as in Figure 5 of the Hydra-effect paper.
+
+    The right panel is the intervened model M_Z: each in-edge of a hard-intervened node is
+    drawn faded, dashed and crossed out (the mechanism no longer reads that parent), the node
+    is highlighted, and a marker node carrying the intervention (e.g. ``x = 0.0``) points into
+    it. Soft interventions keep the in-edges. Both panels place every node in the same spot.
+
+    Parameters
+    ----------
+    model : CausalModel
+        The model before the intervention (any :class:`~scmnet.CausalModel`).
+    interventions : mapping or Interventions
+        As for :func:`~scmnet.do`: node names or :class:`~scmnet.Site` objects to values or
+        rules.
+    path : str or os.PathLike, optional
+        Where to write the picture: PNG by default, or the format its suffix names.
+    ax : Axes or sequence of two Axes, optional
+        Draw into these axes: one Axes for the intervened panel only, two for both panels.
+    title : str, optional
+        A title over the whole picture.
+    layout : {"lr", "tb"} or mapping, optional
+        As for :func:`draw_graph`; the layers come from the graph before the intervention.
+    side_by_side : bool, optional
+        Draw both panels (the default) or only the intervened one (``False``); by default
+        taken from the number of ``ax`` given.
+    legend : bool
+        Whether to add a legend of the node and edge styles.
+    figsize : (float, float), optional
+        Size of a new figure in inches; by default it follows the size of the graph.
+    dpi : float
+        Resolution of a new figure and of the file written.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure; its axes are ``[before, after]``, or ``[after]`` for a single panel.
+
+    Raises
+    ------
+    NodeNotFound
+        If an intervention names a node the model does not have.
+    InvalidIntervention
+        If the interventions are empty or name an exogenous variable.
+    MissingDependency
+        If matplotlib is not installed.
+    ValueError
+        If ``ax`` and ``side_by_side`` disagree, or ``layout`` is invalid.
+
+    See Also
+    --------
+    scmnet.do : The intervened model itself.
+    draw_graph : One panel for any model.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> from scmnet.draw import draw_intervention
+    >>> fig = draw_intervention(sn.toys.self_repair(), {"x": 0.0}, side_by_side=False)
+    >>> [ax.get_title() for ax in fig.axes]
+    ['self-repair under do(x = 0.0)']
+    >>> sorted(p.get_gid() for p in fig.axes[0].patches if p.get_gid().startswith("removed"))
+    ['removed-edge:u->x']
+
+    A soft intervention keeps the in-edges of its node:
+
+    >>> fig = draw_intervention(sn.toys.linear_mediation(), {"m": sn.shift(1.0)})
+    >>> [p.get_gid() for p in fig.axes[1].patches if p.get_gid().startswith("removed")]
+    []
+    """
+    iv = normalize(interventions)
+    if not iv:
+        raise InvalidIntervention(
+            "there is nothing to draw: the interventions are empty; name at least one node "
+            "and its value, e.g. {'x': 0.0}"
+        )
+    after_model = model.intervene(iv)  # validates the nodes before any drawing
+    require("matplotlib", "plots")
+    axes = None if ax is None else _axes_list(ax)
+    both = side_by_side if side_by_side is not None else (axes is None or len(axes) == 2)
+    if axes is not None and len(axes) != (2 if both else 1):
+        raise InvalidArgument(
+            f"got {len(axes)} Axes for {'two panels' if both else 'one panel'}; pass two Axes "
+            f"with side_by_side=True, or one with side_by_side=False"
+        )
+
+    before, after = _graph_of(model), _graph_of(after_model)
+    cut_before = _cut_edges(model)
+    cut_after = tuple(
+        dict.fromkeys(
+            [*_cut_edges(after_model), *(e for e in before.edges if e not in after.edges)]
+        )
+    )
+    markers_after = _markers(after)
+    for node in iv.nodes:  # a model whose graph does not label its interventions
+        if node not in markers_after:
+            markers_after[node] = "; ".join(f"{s} {r.label()}" for s, r in iv.on(node))
+    markers_before = _markers(before)
+    widest = {
+        v: max(markers_before.get(v, ""), markers_after.get(v, ""), key=len)
+        for v in {*markers_before, *markers_after}
+    }
+    scene = _scene(_with_edges(before, [*cut_before, *cut_after]), widest, layout)
+
+    name = before.name
+    applied = ", ".join(f"{site} {rule.label()}" for site, rule in iv)
+    panels = [_Panel(after, cut_after, markers_after, f"after: do({applied})")]
+    if both:
+        panels.insert(0, _Panel(before, cut_before, markers_before, f"before: {name or 'model'}"))
+    else:
+        panels[0] = _Panel(
+            after,
+            cut_after,
+            markers_after,
+            f"{name} under do({applied})" if name else f"do({applied})",
+        )
+    fig = _render(scene, panels, axes=axes, title=title, legend=legend, figsize=figsize, dpi=dpi)
+    _save(fig, path, dpi if ax is None else None)
+    return fig
