@@ -18,7 +18,10 @@ Examples
 2.0
 """
 
-from scmnet import distributions, draw, interventions, toys
+from typing import TYPE_CHECKING, Any
+
+from scmnet import ablations, distributions, draw, interventions, toys
+from scmnet.ablations import mean, noise, patch, resample, resolve, zero
 from scmnet.distributions import (
     Bernoulli,
     Choice,
@@ -36,16 +39,36 @@ from scmnet.errors import (
     InvalidIntervention,
     InvalidMechanism,
     InvalidOutcome,
+    InvalidSelection,
     MechanismError,
     MissingDependency,
     NodeNotFound,
     NotADag,
     ScmnetError,
     UnsupportedModel,
+    UntraceableModel,
+    require,
 )
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
 from scmnet.scm import SCM
+
+if TYPE_CHECKING:
+    from scmnet.tracing import ByPath, ByPredicate, ByType, Default, TracedModel, trace
+
+#: Names loaded on first use from :mod:`scmnet.tracing`, so that ``import scmnet`` does not
+#: import torch.
+_TRACING = frozenset({"trace", "TracedModel", "ByPath", "ByType", "ByPredicate", "Default"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TRACING:
+        require("torch", "torch")
+        from scmnet import tracing
+
+        return getattr(tracing, name)
+    raise AttributeError(f"module 'scmnet' has no attribute {name!r}")
+
 
 #: The version of the installed scmnet package.
 __version__ = "0.1.0"
@@ -53,10 +76,14 @@ __version__ = "0.1.0"
 __all__ = [
     "SCM",
     "Bernoulli",
+    "ByPath",
+    "ByPredicate",
+    "ByType",
     "CausalModel",
     "Choice",
     "Constant",
     "Context",
+    "Default",
     "Distribution",
     "Empirical",
     "Estimate",
@@ -67,6 +94,7 @@ __all__ = [
     "InvalidIntervention",
     "InvalidMechanism",
     "InvalidOutcome",
+    "InvalidSelection",
     "MechanismError",
     "MissingDependency",
     "NodeNotFound",
@@ -77,10 +105,13 @@ __all__ = [
     "ScmnetError",
     "Set",
     "Site",
+    "TracedModel",
     "Transform",
     "Uniform",
     "UnsupportedModel",
+    "UntraceableModel",
     "__version__",
+    "ablations",
     "apply",
     "direct_effect",
     "distributions",
@@ -88,8 +119,15 @@ __all__ = [
     "draw",
     "indirect_effect",
     "interventions",
+    "mean",
+    "noise",
+    "patch",
+    "resample",
+    "resolve",
     "scale",
     "shift",
     "total_effect",
     "toys",
+    "trace",
+    "zero",
 ]

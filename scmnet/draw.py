@@ -4,7 +4,8 @@ A causal graph has an edge X -> V for every parent X of V. :func:`draw_graph` dr
 exogenous variables U as grey boxes with a dashed outline (nothing in the model sets them; they
 are the context), endogenous variables V as blue boxes. Nodes are placed in layers, left to
 right by default: the generations of a topological sort, so every edge points forwards, and an
-edge that skips a layer is bent around the nodes in between.
+edge that skips a layer is bent around the nodes in between (the private module
+``scmnet._layout`` computes these positions and explains how).
 
 An intervention ``do(Z = z')`` replaces the mechanism of Z by a constant, so Z no longer listens
 to its parents: the in-edges of Z disappear from the graph of the intervened model M_Z, and a
@@ -43,13 +44,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import networkx as nx
 
-from scmnet.errors import InvalidArgument, InvalidIntervention, NotADag, format_names, require
+from scmnet._layout import Box, Edge, Scene, bezier, lay_out
+from scmnet.errors import InvalidArgument, InvalidIntervention, require
 from scmnet.interventions import Interventions, normalize
 from scmnet.model import CausalModel
 
@@ -65,18 +67,11 @@ Layout: TypeAlias = Literal["lr", "tb"] | Mapping[str, Sequence[float]]
 """Where nodes go: ``"lr"`` (layers left to right), ``"tb"`` (top to bottom), or a mapping from
 every node to an ``(x, y)`` position, e.g. the output of :func:`networkx.spring_layout`."""
 
-_Edge: TypeAlias = tuple[str, str]
-
-# Geometry, in data units; the figure shows one data unit as _UNIT_INCHES at its natural size.
+# Sizes in inches and points. The layout (scmnet._layout) works in data units; a figure at its
+# natural size shows one data unit as _UNIT_INCHES.
 _UNIT_INCHES = 0.9
 _MAX_INCHES = 40.0
 _FONT_SIZE = 11.0
-_CHAR_WIDTH = 0.11
-_NODE_HEIGHT = 0.5
-_MARKER_HEIGHT = 0.42
-_LAYER_GAP = 0.9
-_SIBLING_GAP = 0.45
-_MARGIN = 0.3
 _TITLE_INCHES = 0.35
 _LEGEND_ENTRY_INCHES = 1.45
 _LEGEND_ROW_INCHES = 0.24
@@ -112,343 +107,19 @@ _CUT: dict[str, Any] = {"color": _CUT_COLOR, "fontweight": "bold", "zorder": 4}
 
 
 @dataclass(frozen=True)
-class _Box:
-    """A node's box: centre, width and height in data units."""
-
-    x: float
-    y: float
-    w: float
-    h: float
-
-    def contains(self, px: float, py: float, inflate: float = 0.0) -> bool:
-        return abs(px - self.x) <= self.w / 2 + inflate and abs(py - self.y) <= self.h / 2 + inflate
-
-    def overlaps(self, other: _Box, inflate: float = 0.0) -> bool:
-        return (
-            abs(self.x - other.x) < (self.w + other.w) / 2 + inflate
-            and abs(self.y - other.y) < (self.h + other.h) / 2 + inflate
-        )
-
-
-@dataclass(frozen=True)
-class _Scene:
-    """Positions shared by every panel of a picture, so nodes stay put between panels."""
-
-    boxes: dict[str, _Box]
-    markers: dict[str, _Box]
-    bends: dict[_Edge, float]
-    bounds: tuple[float, float, float, float]
-
-
-@dataclass(frozen=True)
 class _Panel:
     """What one panel shows: a graph, the edges cut from it, and intervention markers."""
 
     graph: nx.DiGraph
-    removed: tuple[_Edge, ...]
+    removed: tuple[Edge, ...]
     markers: dict[str, str]
     title: str
-
-
-def _width(label: str) -> float:
-    return max(_NODE_HEIGHT, _CHAR_WIDTH * len(label) + 0.3)
-
-
-def _bezier(
-    a: tuple[float, float], b: tuple[float, float], bend: float, t: float
-) -> tuple[float, float]:
-    """A point of matplotlib's ``arc3`` connection from ``a`` to ``b`` with ``rad=bend``."""
-    dx, dy = b[0] - a[0], b[1] - a[1]
-    cx, cy = (a[0] + b[0]) / 2 + bend * dy, (a[1] + b[1]) / 2 - bend * dx
-    s = 1.0 - t
-    return (
-        s * s * a[0] + 2 * s * t * cx + t * t * b[0],
-        s * s * a[1] + 2 * s * t * cy + t * t * b[1],
-    )
-
-
-@dataclass(frozen=True)
-class _Curve:
-    """Points along an edge, with their bounding box for quick rejection."""
-
-    points: tuple[tuple[float, float], ...]
-    x0: float
-    x1: float
-    y0: float
-    y1: float
-
-    @classmethod
-    def between(cls, a: _Box, b: _Box, bend: float, n: int = 24) -> _Curve:
-        points = tuple(_bezier((a.x, a.y), (b.x, b.y), bend, (i + 0.5) / n) for i in range(n))
-        xs, ys = [p[0] for p in points], [p[1] for p in points]
-        return cls(points, min(xs), max(xs), min(ys), max(ys))
-
-    def meets(self, x0: float, x1: float, y0: float, y1: float) -> bool:
-        """Whether the bounding boxes overlap."""
-        return self.x0 <= x1 and x0 <= self.x1 and self.y0 <= y1 and y0 <= self.y1
-
-    def meets_box(self, box: _Box, pad: float) -> bool:
-        return self.meets(
-            box.x - box.w / 2 - pad,
-            box.x + box.w / 2 + pad,
-            box.y - box.h / 2 - pad,
-            box.y + box.h / 2 + pad,
-        )
-
-
-# -- layout ---------------------------------------------------------------------------------------
-
-
-def _layers(graph: nx.DiGraph) -> list[list[str]]:
-    """Topological generations, with each source moved to the layer just before its children.
-
-    A node's generation is the length of the longest path reaching it, so every edge points
-    to a later layer. Sources (exogenous variables, typically) are then pulled forwards to sit
-    next to their first child, which keeps their edges short.
-    """
-    try:
-        generations = [list(g) for g in nx.topological_generations(graph)]
-    except nx.NetworkXUnfeasible as e:
-        cycle = " -> ".join(str(u) for u, _ in nx.find_cycle(graph))
-        raise NotADag(
-            f"cannot lay out a graph with a cycle ({cycle}); a causal graph must be acyclic"
-        ) from e
-    depth = {v: d for d, generation in enumerate(generations) for v in generation}
-    for v in generations[0] if generations else []:
-        children = list(graph.successors(v))
-        if children:
-            depth[v] = min(depth[c] for c in children) - 1
-    rank = {v: i for i, v in enumerate(graph)}
-    layers: list[list[str]] = [[] for _ in generations]
-    for v in sorted(graph, key=rank.__getitem__):
-        layers[depth[v]].append(v)
-    return [layer for layer in layers if layer]
-
-
-def _order_layers(graph: nx.DiGraph, layers: list[list[str]], sweeps: int = 4) -> None:
-    """Reorder each layer by the mean position of its neighbours (the barycentre heuristic)."""
-
-    def centred(layer: list[str]) -> dict[str, float]:
-        return {v: i - (len(layer) - 1) / 2 for i, v in enumerate(layer)}
-
-    where: dict[str, float] = {}
-    for layer in layers:
-        where.update(centred(layer))
-    for sweep in range(sweeps):
-        down = sweep % 2 == 0
-        for layer in layers[1:] if down else layers[-2::-1]:
-            here = dict(where)
-
-            def key(v: str, down: bool = down, here: dict[str, float] = here) -> float:
-                near = list(graph.predecessors(v) if down else graph.successors(v))
-                return sum(here[n] for n in near) / len(near) if near else here[v]
-
-            layer.sort(key=key)
-            where.update(centred(layer))
-
-
-def _layered(
-    graph: nx.DiGraph, sizes: Mapping[str, tuple[float, float]], direction: str
-) -> dict[str, tuple[float, float]]:
-    """Centres of the nodes: one layer per topological generation, along the main axis."""
-    layers = _layers(graph)
-    _order_layers(graph, layers)
-    main_i, cross_i = (0, 1) if direction == "lr" else (1, 0)
-    positions: dict[str, tuple[float, float]] = {}
-    main = 0.0
-    previous = 0.0
-    for depth, layer in enumerate(layers):
-        half = max(sizes[v][main_i] for v in layer) / 2
-        if depth:
-            main += previous + _LAYER_GAP + half
-        previous = half
-        total = sum(sizes[v][cross_i] for v in layer) + _SIBLING_GAP * (len(layer) - 1)
-        cross = -total / 2
-        for v in layer:
-            centre = cross + sizes[v][cross_i] / 2
-            cross += sizes[v][cross_i] + _SIBLING_GAP
-            positions[v] = (main, -centre) if direction == "lr" else (centre, -main)
-    return positions
-
-
-def _given(
-    graph: nx.DiGraph, layout: Mapping[str, Sequence[float]]
-) -> dict[str, tuple[float, float]]:
-    """Positions from a user's mapping, scaled so that the closest two nodes are 1.5 apart."""
-    missing = [v for v in graph if v not in layout]
-    if missing:
-        raise InvalidArgument(
-            f"the layout gives no position for {format_names(missing)}; give an (x, y) pair for "
-            f"every node, or use layout='lr' or 'tb'"
-        )
-    points: dict[str, tuple[float, float]] = {}
-    for v in graph:
-        p = tuple(float(c) for c in layout[v])
-        if len(p) != 2 or not all(math.isfinite(c) for c in p):
-            raise InvalidArgument(f"the layout position of {v!r} must be two finite numbers, got {p}")
-        points[v] = (p[0], p[1])
-    values = list(points.values())
-    closest = min(
-        (math.dist(p, q) for i, p in enumerate(values) for q in values[i + 1 :]),
-        default=0.0,
-    )
-    factor = 1.5 / closest if closest > 0 else 1.0
-    return {v: (x * factor, y * factor) for v, (x, y) in points.items()}
-
-
-# Directions to try for a marker, as (along the layers, across them): upstream and to a side
-# first (where Figure 5 draws the intervention edge), then straight across, then upstream.
-_MARKER_DIRECTIONS = (
-    (-0.5, 1.0),
-    (-0.5, -1.0),
-    (0.0, 1.0),
-    (0.0, -1.0),
-    (-1.0, 0.5),
-    (-1.0, -0.5),
-    (-1.0, 0.0),
-    (0.5, 1.0),
-    (0.5, -1.0),
-)
-
-
-_MARKER_REACH = (1.0, 1.5, 2.0, 2.5, 3.0)
-
-
-def _marker_spots(box: _Box, w: float, h: float, direction: str) -> Iterator[tuple[float, _Box]]:
-    """Spots for a ``w`` x ``h`` marker around ``box``, nearest first, with their reach."""
-    main, side = ((0.0, -1.0), (-1.0, 0.0)) if direction == "tb" else ((1.0, 0.0), (0.0, 1.0))
-    clear_x, clear_y = (box.w + w) / 2 + 0.3, (box.h + h) / 2 + 0.3
-    for reach in _MARKER_REACH:
-        for m, s in _MARKER_DIRECTIONS:
-            vx, vy = m * main[0] + s * side[0], m * main[1] + s * side[1]
-            yield reach, _Box(box.x + reach * vx * clear_x, box.y + reach * vy * clear_y, w, h)
-
-
-def _place_markers(
-    boxes: Mapping[str, _Box],
-    markers: Mapping[str, str],
-    direction: str,
-    curves: Sequence[_Curve],
-) -> dict[str, _Box]:
-    """Put each intervention marker beside its node, where it covers the fewest boxes and edges.
-
-    A spot is scored by the boxes it overlaps, the boxes its own edge crosses, the edge points
-    it covers, and how far out it is; the first spot with the lowest score wins.
-    """
-    placed: dict[str, _Box] = {}
-    for node, label in markers.items():
-        target = boxes[node]
-        others = [b for b in [*boxes.values(), *placed.values()] if b is not target]
-        spots = list(_marker_spots(target, _width(label), _MARKER_HEIGHT, direction))
-        best = (math.inf, spots[0][1])
-        for reach, spot in spots:
-            overlaps = sum(spot.overlaps(o, 0.1) for o in [*others, target])
-            covered = sum(
-                spot.contains(*p, 0.05) for c in curves if c.meets_box(spot, 0.05) for p in c.points
-            )
-            edge = _Curve.between(spot, target, 0.0, 16)
-            crossed = sum(
-                o.contains(*p, 0.05) for o in others if edge.meets_box(o, 0.05) for p in edge.points
-            )
-            score = 1000.0 * overlaps + 20.0 * crossed + 2.0 * covered + 4.0 * (reach - 1.0)
-            if score < best[0]:
-                best = (score, spot)
-            if score == 0:
-                break
-        placed[node] = best[1]
-    return placed
-
-
-def _bend(u: _Box, v: _Box, obstacles: Sequence[_Box], routed: Sequence[_Curve]) -> float:
-    """The ``arc3`` bend for an edge: straight if that is clear, else the clearest curve."""
-    length = math.dist((u.x, u.y), (v.x, v.y))
-    r = min(0.5, max(0.15, 1.0 / length)) if length > 0 else 0.3
-    best, best_score = 0.0, math.inf
-    for bend in (0.0, r, -r, 1.7 * r, -1.7 * r, 2.5 * r, -2.5 * r):
-        curve = _Curve.between(u, v, bend)
-        near_boxes = [
-            o for o in obstacles if o is not u and o is not v and curve.meets_box(o, 0.12)
-        ]
-        hits = sum(1 for p in curve.points for o in near_boxes if o.contains(*p, 0.12))
-        pad = 0.15
-        near_curves = [
-            c
-            for c in routed
-            if c.meets(curve.x0 - pad, curve.x1 + pad, curve.y0 - pad, curve.y1 + pad)
-        ]
-        inner = curve.points[len(curve.points) // 5 : -len(curve.points) // 5]  # ends meet
-        near = sum(1 for p in inner for c in near_curves for q in c.points if math.dist(p, q) < pad)
-        score = 10.0 * hits + near
-        if score == 0:
-            return bend
-        if score < best_score:
-            best, best_score = bend, score
-    return best
-
-
-def _route(
-    graph: nx.DiGraph,
-    boxes: Mapping[str, _Box],
-    markers: Sequence[_Box],
-    depth: Mapping[str, int],
-    direction: str,
-) -> tuple[dict[_Edge, float], list[_Curve]]:
-    """Bends for every edge: edges between adjacent layers go straight, longer ones are bent
-    (shortest first) around the boxes and the edges already placed."""
-    bends: dict[_Edge, float] = {}
-    curves: list[_Curve] = []
-    longer: list[_Edge] = []
-    for u, v in graph.edges:
-        if direction != "given" and depth[v] - depth[u] == 1:
-            bends[(u, v)] = 0.0
-            curves.append(_Curve.between(boxes[u], boxes[v], 0.0))
-        else:
-            longer.append((u, v))
-    obstacles = [*boxes.values(), *markers]
-    for u, v in sorted(longer, key=lambda e: (depth[e[1]] - depth[e[0]], depth[e[0]])):
-        bends[(u, v)] = _bend(boxes[u], boxes[v], obstacles, curves)
-        curves.append(_Curve.between(boxes[u], boxes[v], bends[(u, v)]))
-    return bends, curves
-
-
-def _scene(graph: nx.DiGraph, markers: Mapping[str, str], layout: Layout | None) -> _Scene:
-    if len(graph) == 0:
-        raise InvalidArgument("the graph has no nodes, so there is nothing to draw")
-    labels = {v: str(v) for v in graph}
-    sizes = {v: (_width(labels[v]), _NODE_HEIGHT) for v in graph}
-    if layout is None or isinstance(layout, str):
-        direction: str = layout or "lr"
-        if direction not in ("lr", "tb"):
-            raise InvalidArgument(
-                f"layout must be 'lr', 'tb' or a mapping from nodes to (x, y), got {layout!r}"
-            )
-        centres = _layered(graph, sizes, direction)
-    else:
-        direction = "given"
-        centres = _given(graph, layout)
-    boxes = {v: _Box(*centres[v], *sizes[v]) for v in graph}
-    depth = {v: d for d, layer in enumerate(_layers(graph)) for v in layer}
-    bends, curves = _route(graph, boxes, [], depth, direction)
-    marker_boxes = _place_markers(boxes, markers, direction, curves)
-    if marker_boxes:
-        bends, curves = _route(graph, boxes, list(marker_boxes.values()), depth, direction)
-
-    xs: list[float] = []
-    ys: list[float] = []
-    for b in [*boxes.values(), *marker_boxes.values()]:
-        xs += [b.x - b.w / 2, b.x + b.w / 2]
-        ys += [b.y - b.h / 2, b.y + b.h / 2]
-    for c in curves:
-        xs += [c.x0, c.x1]
-        ys += [c.y0, c.y1]
-    bounds = (min(xs) - _MARGIN, max(xs) + _MARGIN, min(ys) - _MARGIN, max(ys) + _MARGIN)
-    return _Scene(boxes, marker_boxes, bends, bounds)
 
 
 # -- drawing --------------------------------------------------------------------------------------
 
 
-def _box_patch(box: _Box, style: _Style, rounding: float, gid: str) -> FancyBboxPatch:
+def _box_patch(box: Box, style: _Style, rounding: float, gid: str) -> FancyBboxPatch:
     from matplotlib.patches import FancyBboxPatch
 
     corner = (box.x - box.w / 2, box.y - box.h / 2)
@@ -459,7 +130,7 @@ def _box_patch(box: _Box, style: _Style, rounding: float, gid: str) -> FancyBbox
 
 
 def _arrow(
-    ends: tuple[FancyBboxPatch, FancyBboxPatch], a: _Box, b: _Box, bend: float, **style: Any
+    ends: tuple[FancyBboxPatch, FancyBboxPatch], a: Box, b: Box, bend: float, **style: Any
 ) -> FancyArrowPatch:
     """An arrow from box ``a`` to box ``b``, clipped to the outlines of their patches."""
     from matplotlib.patches import FancyArrowPatch
@@ -479,19 +150,19 @@ def _arrow(
     )
 
 
-def _cut_point(a: _Box, b: _Box, bend: float) -> tuple[float, float]:
+def _cut_point(a: Box, b: Box, bend: float) -> tuple[float, float]:
     """The middle of the visible part of an edge, where its cross goes."""
     ts = [i / 200 for i in range(201)]
     visible = [
         t
         for t in ts
-        if not any(box.contains(*_bezier((a.x, a.y), (b.x, b.y), bend, t)) for box in (a, b))
+        if not any(box.contains(*bezier((a.x, a.y), (b.x, b.y), bend, t)) for box in (a, b))
     ]
     t = (visible[0] + visible[-1]) / 2 if visible else 0.5
-    return _bezier((a.x, a.y), (b.x, b.y), bend, t)
+    return bezier((a.x, a.y), (b.x, b.y), bend, t)
 
 
-def _font_size(ax: Axes, scene: _Scene) -> float:
+def _font_size(ax: Axes, scene: Scene) -> float:
     """Shrink the text when the axes show a data unit smaller than the natural size."""
     dpi = ax.figure.dpi
     x0, x1, y0, y1 = scene.bounds
@@ -499,7 +170,7 @@ def _font_size(ax: Axes, scene: _Scene) -> float:
     return max(4.0, _FONT_SIZE * min(1.0, unit / _UNIT_INCHES))
 
 
-def _draw_panel(ax: Axes, scene: _Scene, panel: _Panel, fontsize: float | None) -> None:
+def _draw_panel(ax: Axes, scene: Scene, panel: _Panel, fontsize: float | None) -> None:
     size = fontsize or _font_size(ax, scene)
     boxes = {**scene.boxes, **{f"do:{v}": box for v, box in scene.markers.items()}}
     patches: dict[str, FancyBboxPatch] = {}
@@ -574,7 +245,7 @@ def _legend_handles(panels: Sequence[_Panel]) -> list[Artist]:
 
 
 def _render(
-    scene: _Scene,
+    scene: Scene,
     panels: Sequence[_Panel],
     *,
     axes: Sequence[Axes] | None,
@@ -662,7 +333,7 @@ def _graph_of(model: CausalModel | nx.DiGraph) -> nx.DiGraph:
     return graph
 
 
-def _cut_edges(model: object) -> tuple[_Edge, ...]:
+def _cut_edges(model: object) -> tuple[Edge, ...]:
     """The in-edges the model's hard interventions removed, where the model records them."""
     return tuple((str(u), str(v)) for u, v in getattr(model, "removed_edges", ()))
 
@@ -671,7 +342,7 @@ def _markers(graph: nx.DiGraph) -> dict[str, str]:
     return {v: str(d["intervention"]) for v, d in graph.nodes(data=True) if d.get("intervention")}
 
 
-def _with_edges(graph: nx.DiGraph, edges: Iterable[_Edge]) -> nx.DiGraph:
+def _with_edges(graph: nx.DiGraph, edges: Iterable[Edge]) -> nx.DiGraph:
     full = nx.DiGraph(graph)
     full.add_edges_from(edges)
     return full
@@ -768,7 +439,7 @@ def draw_graph(
     graph = _graph_of(model)
     removed = _cut_edges(model)
     markers = _markers(graph)
-    scene = _scene(_with_edges(graph, removed), markers, layout)
+    scene = lay_out(_with_edges(graph, removed), markers, layout)
     panel = _Panel(graph, removed, markers, graph.name if title is None else title)
     axes = None if ax is None else _axes_list(ax)
     if axes is not None and len(axes) != 1:
@@ -900,7 +571,7 @@ def draw_intervention(
         v: max(markers_before.get(v, ""), markers_after.get(v, ""), key=len)
         for v in {*markers_before, *markers_after}
     }
-    scene = _scene(_with_edges(before, [*cut_before, *cut_after]), widest, layout)
+    scene = lay_out(_with_edges(before, [*cut_before, *cut_after]), widest, layout)
 
     name = before.name
     applied = ", ".join(f"{site} {rule.label()}" for site, rule in iv)

@@ -48,7 +48,10 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import numpy as np
+
 from scmnet import _values
+from scmnet.ablations import Resolvable, resolve
 from scmnet.errors import (
     InvalidContext,
     InvalidIntervention,
@@ -60,7 +63,11 @@ from scmnet.errors import unknown_node as _unknown_node
 from scmnet.interventions import Interventions, Set, normalize
 from scmnet.model import CausalModel, Context
 
+#: Ablation draws averaged per context for random ablations (Section 2.4: 15 patches).
+DEFAULT_DRAWS = 15
+
 __all__ = [
+    "DEFAULT_DRAWS",
     "Estimate",
     "Outcome",
     "direct_effect",
@@ -233,24 +240,61 @@ def _contexts(
     )
 
 
+def _stochastic(iv: Interventions) -> bool:
+    return any(isinstance(rule, Resolvable) and rule.stochastic for _, rule in iv)
+
+
 def _average(
-    per_context: Callable[[Context], Any],
+    per_context: Callable[[Context, Interventions, Interventions], Any],
     model: CausalModel,
+    treatment: Interventions,
+    reference: Interventions,
     context: Context | Sequence[Context] | None,
     samples: int,
     seed: int,
+    draws: int | None,
 ) -> Any:
+    """Average ``per_context`` over contexts, and over ablation draws (eq. 39) where random."""
+    if draws is not None and (not isinstance(draws, int) or draws < 1):
+        raise InvalidIntervention(f"draws must be a positive int, got {draws!r}")
+    if _stochastic(reference):
+        raise InvalidIntervention(
+            "the reference must be deterministic; put random ablations (noise, resample) in "
+            "the treatment, whose effect is averaged over draws"
+        )
     contexts, population, used_seed = _contexts(model, context, samples, seed)
-    effects = [per_context(c) for c in contexts]
+    # Values that are the same in every context (mean, patch) are computed once.
+    first = contexts[0]
+    treatment = _resolve_context_free(model, treatment, first)
+    reference = resolve(model, _resolve_context_free(model, reference, first), first)
+    k = (draws or DEFAULT_DRAWS) if _stochastic(treatment) else 1
+    effects = []
+    for i, u in enumerate(contexts):
+        per_draw = [
+            per_context(
+                u, resolve(model, treatment, u, np.random.default_rng([seed, i, j])), reference
+            )
+            for j in range(k)
+        ]
+        effects.append(per_draw[0] if k == 1 else _values.mean(per_draw))
     if not population:
         return _plain(effects[0])
     return Estimate(_values.mean(effects), _values.stderr(effects), len(effects), used_seed)
 
 
+def _resolve_context_free(
+    model: CausalModel, interventions: Interventions, context: Context
+) -> Interventions:
+    items = []
+    for site, rule in interventions:
+        if isinstance(rule, Resolvable) and rule.context_free:
+            rule = Set(rule.value(model, site, context, np.random.default_rng(0)))
+        items.append((site, rule))
+    return Interventions(tuple(items))
+
+
 def _plain(value: Any) -> Any:
     """Python scalars for 0-d numpy results, anything else unchanged."""
-    import numpy as np
-
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -267,6 +311,7 @@ def total_effect(
     context: Context | Sequence[Context] | None = None,
     samples: int = 1000,
     seed: int = 0,
+    draws: int | None = None,
 ) -> Any:
     """The total effect TE(z -> z', Y, u) = Y(u | do(Z = z')) - Y(u | do(Z = z)) (eq. 14).
 
@@ -286,9 +331,13 @@ def total_effect(
         One context u (returns a value); a data set of contexts (returns their mean as an
         :class:`Estimate`); or ``None`` to average over ``samples`` draws from P(u).
     samples : int
-        Number of Monte Carlo draws when ``context`` is ``None``.
+        Number of Monte Carlo draws of contexts when ``context`` is ``None``.
     seed : int
-        Seed of those draws.
+        Seed of those draws, and of the ablation draws.
+    draws : int, optional
+        For random ablations in the treatment (:func:`~scmnet.resample`,
+        :func:`~scmnet.noise`): how many values to average the effect over, per context
+        (eq. 39). Default 15, the paper's number of resample patches.
 
     Returns
     -------
@@ -323,11 +372,11 @@ def total_effect(
     ref = _reference(iv, reference)
     y = _as_outcome(model, outcome)
 
-    def per_context(u: Context) -> Any:
+    def per_context(u: Context, iv: Interventions, ref: Interventions) -> Any:
         before, after = model.evaluate_many(u, [ref, iv], outputs=y.of)
         return y(after) - y(before)
 
-    return _average(per_context, model, context, samples, seed)
+    return _average(per_context, model, iv, ref, context, samples, seed, draws)
 
 
 def direct_effect(
@@ -340,6 +389,7 @@ def direct_effect(
     context: Context | Sequence[Context] | None = None,
     samples: int = 1000,
     seed: int = 0,
+    draws: int | None = None,
 ) -> Any:
     """The direct effect DE(z -> z', Y, u) = Y(u | do(Z = z', M = m_z(u))) - Y(u | do(Z = z)).
 
@@ -349,7 +399,7 @@ def direct_effect(
 
     Parameters
     ----------
-    model, treatment, outcome, reference, context, samples, seed
+    model, treatment, outcome, reference, context, samples, seed, draws
         As for :func:`total_effect`.
     mediators : collection of str, optional
         The variables M to hold. Default: every endogenous variable that is neither treated nor
@@ -380,12 +430,12 @@ def direct_effect(
     y = _as_outcome(model, outcome)
     held = _mediators(model, iv, y, mediators)
 
-    def per_context(u: Context) -> Any:
+    def per_context(u: Context, iv: Interventions, ref: Interventions) -> Any:
         (before,) = model.evaluate_many(u, [ref], outputs=(*y.of, *held))
         (after,) = model.evaluate_many(u, [iv.merged(_hold(before, held))], outputs=y.of)
         return y(after) - y(before)
 
-    return _average(per_context, model, context, samples, seed)
+    return _average(per_context, model, iv, ref, context, samples, seed, draws)
 
 
 def indirect_effect(
@@ -398,6 +448,7 @@ def indirect_effect(
     context: Context | Sequence[Context] | None = None,
     samples: int = 1000,
     seed: int = 0,
+    draws: int | None = None,
 ) -> Any:
     """The indirect effect IE(z -> z', Y, u) = Y(u | do(Z = z, M = m~)) - Y(u | do(Z = z)).
 
@@ -406,7 +457,7 @@ def indirect_effect(
 
     Parameters
     ----------
-    model, treatment, outcome, reference, mediators, context, samples, seed
+    model, treatment, outcome, reference, mediators, context, samples, seed, draws
         As for :func:`direct_effect`.
 
     Returns
@@ -429,9 +480,9 @@ def indirect_effect(
     y = _as_outcome(model, outcome)
     held = _mediators(model, iv, y, mediators)
 
-    def per_context(u: Context) -> Any:
+    def per_context(u: Context, iv: Interventions, ref: Interventions) -> Any:
         before, treated = model.evaluate_many(u, [ref, iv], outputs=(*y.of, *held))
         (after,) = model.evaluate_many(u, [ref.merged(_hold(treated, held))], outputs=y.of)
         return y(after) - y(before)
 
-    return _average(per_context, model, context, samples, seed)
+    return _average(per_context, model, iv, ref, context, samples, seed, draws)

@@ -28,12 +28,14 @@ __all__ = [
     "InvalidIntervention",
     "InvalidMechanism",
     "InvalidOutcome",
+    "InvalidSelection",
     "MechanismError",
     "MissingDependency",
     "NodeNotFound",
     "NotADag",
     "ScmnetError",
     "UnsupportedModel",
+    "UntraceableModel",
 ]
 
 
@@ -138,3 +140,11 @@ class InvalidDataset(ScmnetError, ValueError):
 
 class UnsupportedModel(ScmnetError, ValueError):
     """A model that scmnet (or an adapter) cannot handle; the message lists what is supported."""
+
+
+class UntraceableModel(UnsupportedModel):
+    """No front end could trace the model; the message names the construct and the fix."""
+
+
+class InvalidSelection(ScmnetError, ValueError):
+    """A variable selector that matches no variable, or not the expected number."""

@@ -112,9 +112,12 @@ class Site:
 class Rule(abc.ABC):
     """How an intervention computes the new value of its site from the natural value."""
 
-    #: Whether the new value ignores the natural value (a hard intervention, which removes the
-    #: site's in-edges from the causal graph).
+    #: Whether the new value ignores what the parents computed (a hard intervention, which
+    #: removes the site's in-edges from the causal graph).
     hard: bool = True
+    #: Whether the rule reads the natural value (a soft rule, or a zero that takes its shape);
+    #: if not, the mechanism of a whole-value intervention is not even run.
+    needs_natural: bool = False
 
     @abc.abstractmethod
     def apply(self, natural: Any) -> Any:
@@ -129,6 +132,20 @@ class Rule(abc.ABC):
 class Set(Rule):
     """``do(Z = value)``: replace the value by a constant.
 
+    A hard intervention: the new value ignores the natural one, so the site's mechanism is not
+    needed and, for a whole node, its in-edges are removed from the causal graph.
+
+    Parameters
+    ----------
+    value : object
+        The constant ``z'`` (a float, an array, a tensor...).
+
+    See Also
+    --------
+    Transform : A soft intervention, computed from the natural value.
+
+    Examples
+    --------
     >>> Set(0.0).apply(3.0)
     0.0
     """
@@ -151,6 +168,22 @@ class Set(Rule):
 class Transform(Rule):
     """A soft intervention: the new value is ``fn(natural value)``.
 
+    The site keeps its parents, as the new value depends on the value its mechanism computes.
+    :func:`shift`, :func:`scale` and :func:`apply` build the common ones.
+
+    Parameters
+    ----------
+    fn : callable
+        Maps the natural value to the new value.
+    name : str
+        A short description of ``fn``, used as the label in graph pictures.
+
+    See Also
+    --------
+    Set : A hard intervention, a constant.
+
+    Examples
+    --------
     >>> Transform(abs, "abs").apply(-2.0)
     2.0
     """
@@ -159,6 +192,7 @@ class Transform(Rule):
     name: str = field(default="f")
 
     hard = False
+    needs_natural = True
 
     def apply(self, natural: Any) -> Any:
         """Apply the function to the natural value."""
@@ -172,6 +206,22 @@ class Transform(Rule):
 def shift(delta: Any) -> Transform:
     """A soft intervention adding ``delta`` to the natural value.
 
+    Parameters
+    ----------
+    delta : object
+        What to add: a number, or an array or tensor that broadcasts against the value.
+
+    Returns
+    -------
+    Transform
+        The rule ``v -> v + delta``, labelled ``'+= delta'``.
+
+    See Also
+    --------
+    scale, apply
+
+    Examples
+    --------
     >>> shift(1.5).apply(1.0)
     2.5
     """
@@ -181,6 +231,22 @@ def shift(delta: Any) -> Transform:
 def scale(factor: Any) -> Transform:
     """A soft intervention multiplying the natural value by ``factor``.
 
+    Parameters
+    ----------
+    factor : object
+        What to multiply by: a number, or an array or tensor that broadcasts against the value.
+
+    Returns
+    -------
+    Transform
+        The rule ``v -> v * factor``, labelled ``'*= factor'``.
+
+    See Also
+    --------
+    shift, apply
+
+    Examples
+    --------
     >>> scale(0.5).apply(4.0)
     2.0
     """
@@ -190,6 +256,29 @@ def scale(factor: Any) -> Transform:
 def apply(fn: Callable[[Any], Any], name: str | None = None) -> Transform:
     """A soft intervention replacing the natural value ``v`` by ``fn(v)``.
 
+    Parameters
+    ----------
+    fn : callable
+        Maps the natural value to the new value.
+    name : str, optional
+        The label in graph pictures; by default the function's ``__name__``.
+
+    Returns
+    -------
+    Transform
+        The rule ``v -> fn(v)``.
+
+    Raises
+    ------
+    InvalidIntervention
+        If ``fn`` is not callable.
+
+    See Also
+    --------
+    shift, scale
+
+    Examples
+    --------
     >>> apply(lambda v: -v, "negate").apply(3.0)
     -3.0
     """
@@ -234,6 +323,10 @@ class Interventions:
         """Nodes whose whole value is replaced by a hard rule (their in-edges are cut)."""
         return frozenset(s.node for s, r in self.items if r.hard and s.index is None)
 
+    def constant_nodes(self) -> frozenset[str]:
+        """Nodes whose value the interventions fix without running their mechanism."""
+        return frozenset(s.node for s, r in self.items if s.index is None and not r.needs_natural)
+
     def merged(self, other: Interventions) -> Interventions:
         """These interventions followed by ``other``; a site in both takes ``other``'s rule."""
         replaced = {s for s, _ in other.items}
@@ -249,7 +342,11 @@ class Interventions:
         defined for the intervened parents).
         """
         rules = self.on(node)
-        cuts = [i for i, (site, rule) in enumerate(rules) if rule.hard and site.index is None]
+        cuts = [
+            i
+            for i, (site, rule) in enumerate(rules)
+            if site.index is None and not rule.needs_natural
+        ]
         if cuts:
             value = rules[cuts[-1]][1].apply(None)
             rest = rules[cuts[-1] + 1 :]

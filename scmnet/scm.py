@@ -380,6 +380,39 @@ class SCM:
     ) -> dict[str, Any]:
         """Draw ``n`` contexts from P(u) and return every variable's values, stacked.
 
+        Parameters
+        ----------
+        n : int
+            Number of contexts (samples).
+        seed : int
+            Seed of the :func:`numpy.random.default_rng` generator used for all draws, as for
+            :meth:`sample_contexts`.
+        interventions : mapping, optional
+            Extra interventions, applied on top of those the model carries, as for
+            :meth:`evaluate`.
+
+        Returns
+        -------
+        dict
+            Variable name (exogenous and endogenous) to its ``n`` values stacked along a new
+            leading axis: a :class:`numpy.ndarray`, or a ``torch.Tensor`` for tensor values.
+
+        Raises
+        ------
+        InvalidContext
+            If ``n`` is not a positive int, or an exogenous variable has no distribution.
+        NodeNotFound
+            If an intervention names a node the model does not have.
+        InvalidIntervention
+            If an intervention names an exogenous variable.
+        MechanismError
+            If a mechanism raises; the message names the variable.
+
+        See Also
+        --------
+        sample_contexts : The contexts alone.
+        evaluate : The values in one context.
+
         Examples
         --------
         >>> import scmnet as sn
@@ -450,7 +483,7 @@ class SCM:
             return frozenset(self._order)
         for o in outputs:
             self._check_node(o)
-        cut = iv.hard_nodes()
+        cut = iv.constant_nodes()
         needed: set[str] = set()
         stack = list(outputs)
         while stack:

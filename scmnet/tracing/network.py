@@ -1,0 +1,478 @@
+"""A traced network as a causal model: :class:`TracedModel`.
+
+A :class:`TracedModel` implements the :class:`~scmnet.CausalModel` protocol for an
+``nn.Module``: the inputs of the network are its exogenous variables U, the chosen activations
+(:mod:`scmnet.tracing.variables`) its endogenous variables V, and every other operation belongs to
+the mechanism of the variables downstream of it. So :func:`~scmnet.do`,
+:func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` and
+:func:`~scmnet.indirect_effect` work on it unchanged.
+
+A context is a mapping from input names to tensors (``{"input_ids": ids}``). Evaluation is exact
+and incremental:
+
+* the **clean run** of a context (no interventions) executes the whole graph once and keeps
+  every node's value; it is cached (:class:`~scmnet.tracing.source.TraceSource`);
+* an **intervened run** recomputes only the graph nodes downstream of the intervened
+  variables (and only those needed for the requested ``outputs``), reading everything else
+  from the clean cache, with each intervened value substituted at its variable's node.
+
+The result equals re-running the eager model with the same values patched in by forward hooks.
+Returned tensors are shared with the cache: treat them as read-only.
+
+Examples
+--------
+The erasure motif of Section 3.3 written as a network (eq. 31), traced:
+
+>>> import torch
+>>> import scmnet as sn
+>>> from scmnet.tracing import trace
+>>> m = trace(sn.toys.erasure_module(), torch.zeros(()))
+>>> m.exogenous, m.endogenous
+(('u',), ('x', 'f', 'y'))
+>>> u = {"u": torch.tensor(2.0)}
+>>> sn.total_effect(m, {"x": 0.5}, "y", context=u)
+tensor(0.)
+>>> sn.direct_effect(m, {"x": 0.5}, "y", context=u)
+tensor(-1.5000)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import numpy as np
+import torch
+from torch import fx, nn
+
+from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
+from scmnet.interventions import Interventions, normalize
+from scmnet.model import Context
+from scmnet.tracing.executor import Executor, Override
+from scmnet.tracing.patching import check_result, fit
+from scmnet.tracing.records import NodeRecord, TraceInfo
+from scmnet.tracing.source import TraceSource
+from scmnet.tracing.variables import Selector
+
+__all__ = ["TracedModel", "TracedNetwork"]
+
+
+@dataclass(frozen=True, eq=False)
+class TracedNetwork:
+    """A traced model with its variables chosen; shared by all its intervened versions.
+
+    Built by :func:`scmnet.tracing.trace`; a :class:`TracedModel` adds interventions to it.
+
+    Attributes
+    ----------
+    source : TraceSource
+        The traced graph, its clean-run cache and what the inputs must look like.
+    variables : mapping of str to torch.fx.Node
+        Each endogenous variable's node, in topological order.
+    records : mapping of str to NodeRecord
+        One record per node of the causal graph.
+    outputs : tuple of str
+        The variables that carry the model's outputs, in the order the model returns them.
+    graph : networkx.DiGraph
+        The unintervened causal graph (frozen).
+    dataset : tuple of dict, optional
+        Contexts that :meth:`TracedModel.sample_contexts` draws from.
+    """
+
+    source: TraceSource
+    variables: Mapping[str, fx.Node]
+    records: Mapping[str, NodeRecord]
+    outputs: tuple[str, ...]
+    graph: nx.DiGraph
+    dataset: tuple[dict[str, Any], ...] | None = None
+    _downstream: dict[frozenset[fx.Node], frozenset[fx.Node]] = field(
+        init=False, repr=False, default_factory=dict
+    )
+
+    @property
+    def inputs(self) -> Mapping[str, fx.Node]:
+        """Each exogenous variable's placeholder."""
+        return self.source.inputs
+
+    @property
+    def executor(self) -> Executor:
+        """Runs the traced graph."""
+        return self.source.executor
+
+    def downstream(self, nodes: frozenset[fx.Node]) -> frozenset[fx.Node]:
+        """The graph nodes that read ``nodes`` (memoised per set)."""
+        found = self._downstream.get(nodes)
+        if found is None:
+            found = frozenset(self.executor.downstream(nodes))
+            if len(self._downstream) > 512:
+                self._downstream.clear()
+            self._downstream[nodes] = found
+        return found
+
+
+class TracedModel:
+    """A neural network as a structural causal model.
+
+    Build one with :func:`scmnet.tracing.trace`. It implements :class:`~scmnet.CausalModel`:
+    :attr:`graph`, :attr:`exogenous` (the input names), :attr:`endogenous` (the variables, in
+    topological order), :meth:`evaluate`, :meth:`evaluate_many`, :meth:`sample_contexts` and
+    :meth:`intervene`. Interventions may target an index of a variable, e.g.
+    ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the last position.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import scmnet as sn
+    >>> from scmnet.tracing import trace
+    >>> m = trace(sn.toys.self_repair_module(), torch.zeros(3))
+    >>> m2 = sn.do(m, {"x": torch.zeros(3)})
+    >>> sorted(m2.graph.predecessors("x")), m2.graph.nodes["x"]["intervention"]
+    ([], 'x = Tensor')
+    >>> m2.evaluate({"u": torch.tensor([1.0, 2.0, 3.0])}, outputs=["y"])
+    {'y': tensor([1., 2., 3.])}
+    """
+
+    def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
+        self._net = network
+        self._interventions = interventions if interventions is not None else Interventions()
+        self._graph = self._intervened_graph() if self._interventions else network.graph
+
+    # -- the CausalModel protocol ---------------------------------------------------------------
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The causal graph (frozen).
+
+        Nodes carry ``kind`` (``"exogenous"`` for inputs, ``"endogenous"`` for variables),
+        ``intervention`` (a label, or ``None``) and ``record`` (a :class:`NodeRecord`). An edge
+        X -> V means that V's mechanism reads X through operations that are not variables.
+        Hard interventions remove in-edges.
+        """
+        return self._graph
+
+    @property
+    def exogenous(self) -> tuple[str, ...]:
+        """The input names U."""
+        return tuple(self._net.inputs)
+
+    @property
+    def endogenous(self) -> tuple[str, ...]:
+        """The variable names V, in topological (graph) order."""
+        return tuple(self._net.variables)
+
+    @property
+    def interventions(self) -> Interventions:
+        """The interventions this model carries (empty unless made by :func:`~scmnet.do`)."""
+        return self._interventions
+
+    def intervene(self, interventions: Interventions | Mapping[Any, Any]) -> TracedModel:
+        """The intervened model (a new object sharing this one's trace and cache).
+
+        See :func:`scmnet.do`.
+        """
+        iv = self._validated(interventions)
+        return TracedModel(self._net, self._interventions.merged(iv))
+
+    def evaluate(
+        self,
+        context: Context,
+        interventions: Interventions | Mapping[Any, Any] | None = None,
+        *,
+        outputs: Collection[str] | None = None,
+    ) -> dict[str, Any]:
+        """Values of the inputs and variables in ``context`` under ``interventions``.
+
+        Parameters
+        ----------
+        context : mapping of str to tensor
+            A value for every input (Python numbers and arrays are converted to tensors).
+        interventions : mapping or Interventions, optional
+            Applied on top of the interventions the model carries.
+        outputs : collection of str, optional
+            Only compute and return these variables (and the operations they need).
+
+        Returns
+        -------
+        dict
+            Name to tensor (shared with the cache: do not modify in place).
+
+        Raises
+        ------
+        InvalidContext
+            If the context misses an input, names an unknown one, or does not fit the trace.
+        NodeNotFound
+            If ``outputs`` or an intervention names an unknown node.
+        InvalidIntervention
+            If an intervention's index or value does not fit its variable.
+        MechanismError
+            If an operation fails; the message names the graph node and its module.
+
+        Examples
+        --------
+        >>> import torch
+        >>> import scmnet as sn
+        >>> from scmnet.tracing import trace
+        >>> m = trace(sn.toys.erasure_module(), torch.zeros(2))
+        >>> m.evaluate({"u": torch.ones(2)}, {sn.Site("f", index=0): 5.0}, outputs=["y"])
+        {'y': tensor([6., 0.])}
+        """
+        iv = self._interventions.merged(self._validated(interventions))
+        wanted = self._wanted(outputs)
+        inputs, clean = self._net.source.clean(context)
+        if not iv:
+            return {name: self._read(name, inputs, clean, {}) for name in wanted}
+        env = self._intervened(iv, wanted, clean, inputs)
+        return {name: self._read(name, inputs, clean, env) for name in wanted}
+
+    def evaluate_many(
+        self,
+        context: Context,
+        interventions: Sequence[Interventions],
+        *,
+        outputs: Collection[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """:meth:`evaluate` once per intervention set, sharing one clean run of ``context``."""
+        return [self.evaluate(context, iv, outputs=outputs) for iv in interventions]
+
+    def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:
+        """Draw ``n`` contexts, with replacement, from the data set given at trace time.
+
+        The empirical distribution of the data set is P(u).
+
+        Raises
+        ------
+        InvalidContext
+            If the model was traced without a data set, or ``n`` is not positive.
+
+        Examples
+        --------
+        >>> import torch
+        >>> import scmnet as sn
+        >>> from scmnet.tracing import trace
+        >>> data = [{"u": torch.tensor(float(i))} for i in range(5)]
+        >>> m = trace(sn.toys.erasure_module(), torch.zeros(()), dataset=data)
+        >>> [float(c["u"]) for c in m.sample_contexts(3, seed=0)]
+        [4.0, 3.0, 2.0]
+        """
+        if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 1:
+            raise InvalidContext(f"the number of contexts must be a positive int, got {n!r}")
+        data = self._net.dataset
+        if not data:
+            raise InvalidContext(
+                "this traced model has no data set to draw contexts from; pass dataset=[...] "
+                "(a sequence of contexts) to trace(), or give context=... to the effect "
+                "functions"
+            )
+        rng = np.random.default_rng(seed)
+        return [dict(data[int(i)]) for i in rng.integers(0, len(data), size=int(n))]
+
+    # -- more about the trace -------------------------------------------------------------------
+
+    @property
+    def records(self) -> Mapping[str, NodeRecord]:
+        """The :class:`NodeRecord` of every node of the causal graph."""
+        return self._net.records
+
+    @property
+    def info(self) -> TraceInfo:
+        """How the model was traced (front end, dropped no-ops, exactness on the example)."""
+        return self._net.source.info
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """The variables that carry the model's outputs (e.g. the logits)."""
+        return self._net.outputs
+
+    @property
+    def module(self) -> nn.Module:
+        """The traced ``nn.Module``."""
+        return self._net.source.model
+
+    @property
+    def graph_module(self) -> fx.GraphModule:
+        """The ``torch.fx`` graph that runs."""
+        return self._net.executor.graph_module
+
+    @property
+    def network(self) -> TracedNetwork:
+        """The trace shared by this model and its intervened versions."""
+        return self._net
+
+    @property
+    def removed_edges(self) -> tuple[tuple[str, str], ...]:
+        """The in-edges that this model's hard interventions cut from the causal graph."""
+        base = self._net.graph
+        return tuple(
+            (p, v) for v in sorted(self._interventions.hard_nodes()) for p in base.predecessors(v)
+        )
+
+    def parents(self, node: str) -> tuple[str, ...]:
+        """The parents of ``node`` in the unintervened graph (inputs first)."""
+        if node not in self._net.records:
+            raise unknown_node(node, self._net.records, what="nodes")
+        return self._net.records[node].parents
+
+    def fx_node(self, name: str) -> fx.Node:
+        """The graph node that carries the variable or input ``name``."""
+        if name in self._net.variables:
+            return self._net.variables[name]
+        if name in self._net.inputs:
+            return self._net.inputs[name]
+        raise unknown_node(name, self._net.records, what="nodes")
+
+    def clear_cache(self) -> None:
+        """Forget the cached clean runs (shared with the intervened versions)."""
+        self._net.source.clear_cache()
+
+    def with_variables(
+        self, variables: Selector | str | Sequence[Selector | str] | None
+    ) -> TracedModel:
+        """The same trace with other variables (an unintervened model; nothing is re-traced).
+
+        Parameters
+        ----------
+        variables : Selector, str or sequence of them, or None
+            As for :func:`scmnet.tracing.trace`.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch import nn
+        >>> from scmnet.tracing import ByType, trace
+        >>> m = trace(nn.Sequential(nn.Linear(2, 2), nn.ReLU()).eval(), torch.zeros(1, 2))
+        >>> m.endogenous, m.with_variables(ByType(nn.Linear)).endogenous
+        (('0', '1'), ('0', '1'))
+        """
+        from scmnet.tracing.build import build_network
+
+        return TracedModel(build_network(self._net.source, variables, self._net.dataset))
+
+    def __repr__(self) -> str:
+        sites = ", ".join(str(s) for s in self._interventions.sites)
+        iv = f", do({sites})" if sites else ""
+        return (
+            f"TracedModel({type(self.module).__name__!r}, frontend={self.info.frontend!r}, "
+            f"exogenous={list(self.exogenous)}, {len(self.endogenous)} endogenous variables{iv})"
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _validated(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
+        iv = normalize(interventions)
+        for site in iv.sites:
+            if site.node in self._net.inputs:
+                raise InvalidIntervention(
+                    f"{site.node!r} is an input (exogenous) and cannot be intervened on; pass "
+                    f"its value in the context, or intervene on a variable"
+                )
+            if site.node not in self._net.variables:
+                raise unknown_node(site.node, self._net.variables, what="variables")
+        return iv
+
+    def _wanted(self, outputs: Collection[str] | None) -> tuple[str, ...]:
+        if outputs is None:
+            return (*self._net.inputs, *self._net.variables)
+        if isinstance(outputs, str):
+            raise InvalidArgument(
+                f"outputs must be a collection of names, got the string {outputs!r}; "
+                f"write [{outputs!r}]"
+            )
+        for name in outputs:
+            if name not in self._net.records:
+                raise unknown_node(name, self._net.records, what="nodes")
+        return tuple(outputs)
+
+    def _read(
+        self,
+        name: str,
+        inputs: Mapping[str, Any],
+        clean: Mapping[fx.Node, Any],
+        env: Mapping[fx.Node, Any],
+    ) -> Any:
+        if name in inputs:
+            return inputs[name]
+        node = self._net.variables[name]
+        return env[node] if node in env else clean[node]
+
+    def _intervened(
+        self,
+        iv: Interventions,
+        wanted: Sequence[str],
+        clean: Mapping[fx.Node, Any],
+        inputs: Mapping[str, Any],
+    ) -> dict[fx.Node, Any]:
+        """Recompute what the interventions change, reading the rest from the clean run."""
+        variables = self._net.variables
+        fitted = fit(iv, {v: clean[variables[v]] for v in iv.nodes})
+        targets = frozenset(variables[v] for v in iv.nodes)
+        affected = self._net.downstream(targets)
+        hard = {variables[v] for v in fitted.constant_nodes()}
+
+        def override(name: str) -> Override:
+            natural_value = clean[variables[name]]
+            return lambda natural: check_result(name, fitted.apply_to(name, natural), natural_value)
+
+        def cached(node: fx.Node) -> Callable[[], Any]:
+            # a copy: a rule that modifies its argument in place must not touch the cache
+            return lambda: clean[node].clone()
+
+        overrides = {variables[v]: override(v) for v in fitted.nodes}
+        env: dict[fx.Node, Any] = {}
+        for node in targets - affected:
+            env[node] = overrides[node](cached(node))
+        needed: set[fx.Node] = set()
+        stack = [variables[w] for w in wanted if w in variables and variables[w] in affected]
+        while stack:
+            node = stack.pop()
+            if node in needed:
+                continue
+            needed.add(node)
+            if node not in hard:
+                stack.extend(a for a in node.all_input_nodes if a in affected)
+        with torch.no_grad():
+            env.update(
+                self._net.executor.run(
+                    inputs, initial_env=_Chain(env, clean), nodes=needed, overrides=overrides
+                )
+            )
+        return env
+
+    def _intervened_graph(self) -> nx.DiGraph:
+        g = nx.DiGraph(self._net.graph)
+        g.remove_edges_from(self.removed_edges)
+        for site, rule in self._interventions:
+            label = f"{site} {rule.label()}"
+            old = g.nodes[site.node]["intervention"]
+            g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
+        return nx.freeze(g)
+
+
+class _Chain(Mapping[fx.Node, Any]):
+    """Two mappings read as one, the first taking precedence (no copies)."""
+
+    def __init__(self, first: Mapping[fx.Node, Any], second: Mapping[fx.Node, Any]) -> None:
+        self._first = first
+        self._second = second
+
+    def __getitem__(self, key: fx.Node) -> Any:
+        if key in self._first:
+            return self._first[key]
+        return self._second[key]
+
+    def __iter__(self) -> Iterator[fx.Node]:
+        return iter({**self._second, **self._first})
+
+    def __len__(self) -> int:
+        return len({**self._second, **self._first})
+
+
+def build_graph(name: str, records: Mapping[str, NodeRecord]) -> nx.DiGraph:
+    """The frozen causal graph of a trace from its records (inputs, variables, parents)."""
+    g = nx.DiGraph(name=name)
+    for record in records.values():
+        g.add_node(record.name, kind=record.kind, intervention=None, record=record)
+    for record in records.values():
+        g.add_edges_from((p, record.name) for p in record.parents)
+    return nx.freeze(g)
