@@ -20,7 +20,7 @@ Examples
 
 from typing import TYPE_CHECKING, Any
 
-from scmnet import ablations, distributions, draw, interventions, toys
+from scmnet import ablations, distributions, draw, export, interventions, toys
 from scmnet.ablations import mean, noise, patch, resample, resolve, zero
 from scmnet.distributions import (
     Bernoulli,
@@ -49,6 +49,7 @@ from scmnet.errors import (
     UntraceableModel,
     require,
 )
+from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
 from scmnet.scm import SCM
@@ -113,10 +114,13 @@ __all__ = [
     "__version__",
     "ablations",
     "apply",
+    "collapse",
     "direct_effect",
     "distributions",
     "do",
     "draw",
+    "draw_collapsed",
+    "export",
     "indirect_effect",
     "interventions",
     "mean",
@@ -126,6 +130,8 @@ __all__ = [
     "resolve",
     "scale",
     "shift",
+    "to_dot",
+    "to_graphml",
     "total_effect",
     "toys",
     "trace",

@@ -1,3 +1,38 @@
 """The transformer adapter: Hugging Face decoder-only language models and the Hydra-effect
 analyses of McGrath et al. (2023) on them (Sections 2 and 4 of the paper).
+
+Modules, bottom up:
+
+* :mod:`.families` -- typed specs of each supported family (where a^l, m^l, the final norm and
+  the unembedding live; sequential or parallel blocks; post-block norms);
+* :mod:`.lm` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
+* :mod:`.engine` -- the fast path: every ablation as one batched one-token forward;
+* :mod:`.ablations`, :mod:`.measures` -- ablation values (eqs. 35-39) and per-prompt measures
+  (eqs. 9-13, 33-34);
+* :mod:`.causal` -- the same measures as generic effects on the traced model;
+* :mod:`.prompts` -- the built-in factual-recall prompts and loaders for other formats;
+* :mod:`.sweep`, :mod:`.analysis`, :mod:`.report`, :mod:`.hydra` -- the resumable sweep, its
+  statistics, the report, and the end-to-end run behind ``scmnet hydra``.
 """
+
+from .ablations import Ablation, AblationKind
+from .families import FAMILIES, FamilySpec, NormKind, NormSpec, spec_for
+from .lm import LanguageModel, load_model
+from .prompts import FORMATS, Prompt, PromptSet, builtin_prompts, load_prompts
+
+__all__ = [
+    "FAMILIES",
+    "FORMATS",
+    "Ablation",
+    "AblationKind",
+    "FamilySpec",
+    "LanguageModel",
+    "NormKind",
+    "NormSpec",
+    "Prompt",
+    "PromptSet",
+    "builtin_prompts",
+    "load_model",
+    "load_prompts",
+    "spec_for",
+]

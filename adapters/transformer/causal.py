@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 import scmnet as sn
-from scmnet.tracing import ByPath, TracedModel
+from scmnet.tracing import ByPath, Selector, TracedModel
 
 from .engine import Block
 from .families import NormKind
@@ -75,7 +75,8 @@ class ScaleNorm(nn.Module):
         out = x / sigma * (self.weight.float() + self.offset)
         if self.bias is not None:
             out = out + self.bias
-        return out.to(z.dtype)
+        result: torch.Tensor = out.to(z.dtype)
+        return result
 
 
 @contextmanager
@@ -102,7 +103,7 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
     """
     paths = [lm.module_path(layer, b.label) for layer in range(lm.n_layers) for b in Block]
     scale = f"{lm.spec.final_norm.path}.scale"
-    selector = ByPath(scale)
+    selector: Selector = ByPath(scale)
     for path in paths:
         selector = selector | ByPath(path)
     with _scale_norm(lm):

@@ -134,6 +134,7 @@ def clean_pass(
     prompts: PromptSet,
     *,
     limit: int | None = None,
+    batch: int = 32,
     progress: Progress[Any] = _no_progress,
 ) -> CleanRun:
     """Find each prompt's clean top-1 token and keep the prompts the model gets right.
@@ -142,19 +143,46 @@ def clean_pass(
     ``limit`` then keeps the first ``limit`` correct ones. A prompt without a target is kept with
     the model's own prediction as i.
     """
-    kept, ids_kept, tokens = [], [], []
     items = list(prompts)
-    for index, prompt in progress(enumerate(items), "clean pass", len(items)):
-        ids = _encode(lm, prompt.text)
-        with torch.no_grad():
-            logits = lm.model(input_ids=ids.to(lm.device), use_cache=False).logits[0, -1]
-        top = int(logits.argmax())
-        if prompt.target is None or top == target_token(lm, prompt.target):
+    encoded = [_encode(lm, p.text) for p in items]
+    top = _top_tokens(lm, encoded, batch, progress)
+    kept, ids_kept, tokens = [], [], []
+    for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
+        if prompt.target is None or top[index] == target_token(lm, prompt.target):
             kept.append(index)
             ids_kept.append(ids)
-            tokens.append(top)
+            tokens.append(top[index])
     n = len(kept) if limit is None else min(limit, len(kept))
     return CleanRun(tuple(kept[:n]), tuple(ids_kept[:n]), tuple(tokens[:n]), len(items), len(kept))
+
+
+def _top_tokens(
+    lm: LanguageModel, encoded: list[torch.Tensor], batch: int, progress: Progress[Any]
+) -> list[int]:
+    """The clean top-1 token at the final position of every prompt.
+
+    Prompts of the same length run together (no padding, so each row computes exactly what it
+    would alone), and only the final position is projected onto the vocabulary.
+    """
+    base = lm.model.get_submodule(lm.spec.base)
+    head = lm.model.get_submodule(lm.spec.unembed)
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_length.setdefault(int(ids.shape[1]), []).append(i)
+    groups = [
+        members[j : j + batch]
+        for members in by_length.values()
+        for j in range(0, len(members), batch)
+    ]
+    top = [0] * len(encoded)
+    for group in progress(groups, "clean pass", len(groups)):
+        ids = torch.cat([encoded[i] for i in group]).to(lm.device)
+        with torch.no_grad():
+            hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, -1]
+            logits = head(hidden)  # (group, vocab): softcapping, if any, keeps the argmax
+        for i, t in zip(group, logits.argmax(-1).tolist(), strict=True):
+            top[i] = int(t)
+    return top
 
 
 def _check_settings(out: Path, settings: SweepSettings) -> None:

@@ -18,7 +18,8 @@ The pipeline, one module each:
 4. :mod:`~scmnet.tracing.collapse` -- the causal graph: non-variable operations collapsed,
    shape-only reads and constants of the context (masks, positions) ignored;
 5. :mod:`~scmnet.tracing.executor` and :mod:`~scmnet.tracing.network` -- exact evaluation: one
-   cached clean run per context, and only the descendants of an intervention recomputed.
+   cached clean run per context, and only the descendants of an intervention recomputed;
+   :mod:`~scmnet.tracing.batched` runs many intervention sets as one batch where that is exact.
 
 Examples
 --------
@@ -66,7 +67,7 @@ from scmnet.tracing.frontends import (
     check_leaves,
 )
 from scmnet.tracing.network import TracedModel, TracedNetwork
-from scmnet.tracing.records import NodeRecord, TraceInfo
+from scmnet.tracing.records import BatchingInfo, NodeRecord, TraceInfo
 from scmnet.tracing.source import TraceSource
 from scmnet.tracing.variables import (
     AllOf,
@@ -83,6 +84,7 @@ from scmnet.tracing.variables import (
 __all__ = [
     "AllOf",
     "AnyOf",
+    "BatchingInfo",
     "ByPath",
     "ByPredicate",
     "ByType",

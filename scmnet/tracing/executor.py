@@ -44,7 +44,7 @@ from torch.fx.node import map_arg
 from scmnet.errors import InvalidContext, MechanismError
 from scmnet.tracing.frontends import Capture, Feed
 
-__all__ = ["Executor", "Override"]
+__all__ = ["Executor", "Override", "module_path"]
 
 Override = Callable[[Callable[[], Any]], Any]
 """An override point: called with a thunk computing the natural value, returns the value."""
@@ -138,11 +138,9 @@ class Executor:
                 return self.call_method(node, args, kwargs)
             return self.call_module(node, args, kwargs)
         except Exception as e:
-            stack = node.meta.get("nn_module_stack") or {}
-            module = next(reversed(stack.values()))[0] if stack else "<root>"
             raise MechanismError(
                 f"the traced operation {node.name!r} ({node.op} {node.target}) in module "
-                f"{module!r} raised {type(e).__name__}: {e}"
+                f"{module_path(node)!r} raised {type(e).__name__}: {e}"
             ) from e
 
     def run(
@@ -191,6 +189,29 @@ class Executor:
             env[node] = self.compute(node, lookup, inputs) if hook is None else hook(natural(node))
         return env
 
+    def upstream(
+        self,
+        nodes: Collection[fx.Node],
+        *,
+        within: Collection[fx.Node],
+        stop: Collection[fx.Node] = frozenset(),
+    ) -> set[fx.Node]:
+        """``nodes`` and the nodes of ``within`` they read, directly or through others of them.
+
+        The search does not look at the arguments of a node in ``stop`` (a node whose value is
+        fixed without running it), so what only such a node reads is left out.
+        """
+        seen: set[fx.Node] = set()
+        stack = list(nodes)
+        while stack:
+            node = stack.pop()
+            if node in seen:
+                continue
+            seen.add(node)
+            if node not in stop:
+                stack.extend(a for a in node.all_input_nodes if a in within)
+        return seen
+
     def downstream(self, nodes: Collection[fx.Node]) -> set[fx.Node]:
         """Every node that reads (directly or not) one of ``nodes``, excluding those nodes."""
         seen: set[fx.Node] = set()
@@ -202,3 +223,9 @@ class Executor:
             seen.add(node)
             stack.extend(node.users)
         return seen
+
+
+def module_path(node: fx.Node) -> str:
+    """The innermost module call that a graph node belongs to (``"<root>"`` for none)."""
+    stack = node.meta.get("nn_module_stack") or {}
+    return str(next(reversed(stack.values()))[0]) if stack else "<root>"

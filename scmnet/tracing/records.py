@@ -1,10 +1,11 @@
 """Typed records of what a traced model's queries rely on.
 
 Tracing records, for every node of the causal graph, where it comes from in the network and what
-its values look like (:class:`NodeRecord`), and for the whole trace how it was made
-(:class:`TraceInfo`). They are frozen dataclasses, attached to the graph nodes as the attribute
-``record``, so that a query can be checked against them and a picture can label nodes without
-string-keyed metadata.
+its values look like (:class:`NodeRecord`), for the whole trace how it was made
+(:class:`TraceInfo`), and how :meth:`~scmnet.tracing.TracedModel.evaluate_many` ran its
+intervention sets (:class:`BatchingInfo`). They are frozen dataclasses, attached to the graph
+nodes as the attribute ``record``, so that a query can be checked against them and a picture
+can label nodes without string-keyed metadata.
 
 Examples
 --------
@@ -21,12 +22,12 @@ Examples
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
 
-__all__ = ["NodeRecord", "TraceInfo"]
+__all__ = ["BatchingInfo", "NodeRecord", "TraceInfo"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,40 @@ class NodeRecord:
 
 
 @dataclass(frozen=True)
+class BatchingInfo:
+    """How the last :meth:`~scmnet.tracing.TracedModel.evaluate_many` call on a trace ran.
+
+    Intervention sets run as rows of one batched execution where that is exact, and one by one
+    otherwise (:mod:`scmnet.tracing.batched`); this record says which, and why.
+
+    Attributes
+    ----------
+    path : {"none", "clean", "batched", "looped", "mixed"}
+        ``"none"`` before any call; ``"clean"`` if every set was empty (read from the clean
+        run); ``"batched"`` or ``"looped"`` if every non-empty set ran that way; ``"mixed"`` if
+        some of each.
+    sets : int
+        The number of intervention sets in the call.
+    batched : int
+        How many of them ran as rows of a batched execution.
+    looped : int
+        How many ran one by one.
+    runs : int
+        The number of batched executions (one per chunk).
+    reason : str
+        Why sets were looped (``""`` if none was): the operation that mixes the rows of a
+        batch, the node that does not run with a larger batch, ``batched=False``, ...
+    """
+
+    path: Literal["none", "clean", "batched", "looped", "mixed"] = "none"
+    sets: int = 0
+    batched: int = 0
+    looped: int = 0
+    runs: int = 0
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class TraceInfo:
     """How a model was traced.
 
@@ -90,6 +125,8 @@ class TraceInfo:
     max_abs_diff : float
         The largest difference between the traced and the eager outputs on the example
         (0.0 when the trace reproduces the model exactly).
+    batching : BatchingInfo
+        How the last ``evaluate_many`` call ran (filled in by :attr:`TracedModel.info`).
     """
 
     frontend: Literal["fx", "export"]
@@ -97,3 +134,4 @@ class TraceInfo:
     dropped: tuple[str, ...]
     operations: int
     max_abs_diff: float
+    batching: BatchingInfo = field(default_factory=BatchingInfo)

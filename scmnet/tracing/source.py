@@ -6,8 +6,10 @@ calls, which nodes depend on input values, the shape and dtype of every node in 
 run, what the inputs must look like -- and the cache of **clean runs**. A clean run executes
 the whole graph for one context and keeps every node's value; it is cached in a small LRU keyed
 by the identity and version of the context's tensors and invalidated when a parameter or buffer
-of the model changes in place. Choosing other variables
-(:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its cache included.
+of the model changes in place. It also holds the :class:`~scmnet.tracing.batched.Batcher` that
+runs many intervention sets as one batch (and remembers whether the graph can). Choosing other
+variables (:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its caches
+included.
 
 Examples
 --------
@@ -35,6 +37,7 @@ from torch import fx, nn
 
 from scmnet.errors import InvalidContext, format_names, unknown_node
 from scmnet.model import Context
+from scmnet.tracing.batched import Batcher
 from scmnet.tracing.calls import CallIndex
 from scmnet.tracing.executor import Executor
 from scmnet.tracing.records import TraceInfo
@@ -108,6 +111,8 @@ class TraceSource:
         How the model was traced.
     cache_size : int
         How many clean runs are kept.
+    batching : Batcher
+        Runs many intervention sets as one batch, where the graph allows it.
     """
 
     model: nn.Module
@@ -121,9 +126,11 @@ class TraceSource:
     info: TraceInfo
     cache_size: int = 8
     _clean: _CleanRuns = field(init=False, repr=False)
+    batching: Batcher = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_clean", _CleanRuns(self.model, self.cache_size))
+        object.__setattr__(self, "batching", Batcher(self.executor, self.inputs.values()))
 
     @property
     def exogenous(self) -> tuple[str, ...]:
