@@ -63,3 +63,29 @@ def tiny_model(family: str, seed: int = 0) -> Any:
             if "norm" in name or "ln" in name:
                 p.add_(0.2 * torch.randn_like(p))
     return model.eval()
+
+
+class CharTokenizer:
+    """A character-level tokenizer for tiny models: one id per character, modulo the vocabulary.
+
+    It answers the calls the adapter makes of a Hugging Face tokenizer.
+    """
+
+    def __init__(self, vocab: int = VOCAB) -> None:
+        self.vocab = vocab
+
+    def encode(self, text: str) -> list[int]:
+        """The ids of ``text``."""
+        return [ord(c) % self.vocab for c in text]
+
+    def __call__(
+        self, text: str, return_tensors: str | None = None, add_special_tokens: bool = True
+    ) -> Any:
+        from types import SimpleNamespace
+
+        ids = self.encode(text)
+        return SimpleNamespace(input_ids=torch.tensor([ids]) if return_tensors == "pt" else ids)
+
+    def decode(self, ids: list[int]) -> str:
+        """Characters back from ids (for ids below 128)."""
+        return "".join(chr(i) for i in ids)

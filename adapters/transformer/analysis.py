@@ -2,13 +2,21 @@
 
 :class:`HydraResults` stacks the per-prompt measures and computes, per layer:
 
-* the mean unembedding and ablation impacts, their Pearson correlation across prompts, and the
-  share of prompts with Delta_unembed > Delta_ablate (Figure 2d);
+* the mean unembedding and ablation impacts, the Pearson correlation across prompts of the
+  unembedding impact with the ablation *drop* -Delta_ablate, and the share of prompts whose
+  unembedding impact exceeds the drop (Figure 2d). Eq. 12 defines Delta_ablate as the change of
+  the logit (negative when the layer helps); the paper's comparison -- "we would expect the
+  ablation-based measure to be greater than or equal to the unembedding measure" -- is between
+  the unembedding impact and the size of the drop, so that is what is compared here;
+* the decomposition of every ablation impact (exact, by construction):
+  Delta_ablate = own Delta DE (the ablated layer's) + CE (the downstream layers', eq. 33)
+  + the rest (the layers upstream, whose contributions change only through the final norm's
+  scale sigma, and the embedding);
 * the regression of the compensatory effect CE on the ablated layer's direct effect DE (its
   clean unembedding impact): slope, intercept and R^2 (Figures 7 and 8), with scipy;
 * the split of CE into the responses of attention and MLP layers (Figure 8);
-* erasure candidates: MLP layers whose mean direct effect opposes the prediction, and how that
-  erasure is attenuated when attention layers are ablated.
+* erasure candidates: MLP layers whose direct effect rises when an upstream attention layer is
+  ablated (their push against the prediction weakens).
 """
 
 from __future__ import annotations
@@ -65,11 +73,12 @@ class LayerStats:
     unembed_mean: float
     ablate_mean: float
     correlation: float
-    share_unembed_gt_ablate: float
+    share_unembed_gt_drop: float
     ce_mean: float
     ce_attn_mean: float
     ce_mlp_mean: float
     own_delta_mean: float
+    rest_mean: float
     slope: float
     intercept: float
     r2: float
@@ -127,6 +136,11 @@ class HydraResults:
         idx = np.arange(self.n_layers)
         return np.stack([self.delta_de[:, b, idx, b, idx] for b in (Block.ATTN, Block.MLP)], axis=1)
 
+    @cached_property
+    def rest(self) -> np.ndarray:
+        """Delta_ablate - own Delta DE - CE: what sigma does to the rest: (prompts, 2, L)."""
+        return np.asarray(self.ablate - self.own_delta - self.compensation)
+
     def fit(self, block: Block, layer: int) -> LinearFit:
         """The regression of CE on DE for ablations of (block, layer) across prompts."""
         return linear_fit(self.unembed[:, block, layer], self.compensation[:, block, layer])
@@ -137,7 +151,7 @@ class HydraResults:
         rows = []
         for b in Block:
             for layer in range(self.n_layers):
-                u, a = self.unembed[:, b, layer], self.ablate[:, b, layer]
+                u, drop = self.unembed[:, b, layer], -self.ablate[:, b, layer]
                 fit = self.fit(b, layer)
                 split = self.compensation_split[:, b, layer]
                 rows.append(
@@ -145,13 +159,14 @@ class HydraResults:
                         block=b.label,
                         layer=layer,
                         unembed_mean=float(u.mean()),
-                        ablate_mean=float(a.mean()),
-                        correlation=_pearson(u, a),
-                        share_unembed_gt_ablate=float((u > a).mean()),
+                        ablate_mean=float(-drop.mean()),
+                        correlation=_pearson(u, drop),
+                        share_unembed_gt_drop=float((u > drop).mean()),
                         ce_mean=float(self.compensation[:, b, layer].mean()),
                         ce_attn_mean=float(split[:, 0].mean()),
                         ce_mlp_mean=float(split[:, 1].mean()),
                         own_delta_mean=float(self.own_delta[:, b, layer].mean()),
+                        rest_mean=float(self.rest[:, b, layer].mean()),
                         slope=fit.slope,
                         intercept=fit.intercept,
                         r2=fit.r2,
@@ -160,53 +175,91 @@ class HydraResults:
         return rows
 
     def restored_share(self, block: Block, layer: int) -> float:
-        """The mean share of the ablated layer's direct-effect drop that CE restores.
+        """``sum(CE) / -sum(own Delta DE)`` over prompts, for ablations of (block, layer).
 
-        ``sum(CE) / -sum(own Delta DE)`` over prompts, for ablations of (block, layer).
+        The share of the ablated layer's own loss of direct effect that the downstream layers
+        give back: positive when they compensate, negative when they deepen the loss. NaN when
+        the layer loses no direct effect on average.
         """
-        drop = -self.own_delta[:, block, layer].sum()
-        return float(self.compensation[:, block, layer].sum() / drop) if drop else float("nan")
+        loss = -self.own_delta[:, block, layer].sum()
+        if loss <= 0:
+            return float("nan")
+        return float(self.compensation[:, block, layer].sum() / loss)
 
-    def erasure_mlps(self) -> list[dict[str, Any]]:
-        """MLP layers whose mean direct effect is negative (they push the prediction down).
+    def erasure_mlps(self, top: int = 5) -> list[dict[str, Any]]:
+        """MLP layers that push back less when an upstream attention layer is ablated.
 
-        For each: the mean Delta_unembed, and the mean change of its direct effect when the
-        attention layers upstream of it are ablated (positive: the erasure is attenuated).
+        An erasure MLP (Section 2.5.2 of the paper) opposes what the attention layers before it
+        write: ablate one of them and the MLP's direct effect rises. For every MLP layer, the
+        upstream attention ablation after which its direct effect rises most on average (mean
+        Delta DE); the ``top`` layers with a positive rise, largest first, with their mean direct
+        effect.
         """
         mask = downstream_mask(self.n_layers, parallel=self.parallel)
+        mean = self.delta_de.mean(0)  # (2, L, 2, L)
         found = []
         for layer in range(self.n_layers):
-            mean = float(self.unembed[:, Block.MLP, layer].mean())
-            if mean >= 0:
-                continue
             upstream = [k for k in range(self.n_layers) if mask[Block.ATTN, k, Block.MLP, layer]]
-            response = (
-                float(self.delta_de[:, Block.ATTN, upstream, Block.MLP, layer].mean())
-                if upstream
-                else float("nan")
-            )
-            found.append({"layer": layer, "unembed_mean": mean, "delta_de_after_attn": response})
-        return found
+            if not upstream:
+                continue
+            k = max(upstream, key=lambda j: mean[Block.ATTN, j, Block.MLP, layer])
+            rise = float(mean[Block.ATTN, k, Block.MLP, layer])
+            if rise > 0:
+                found.append(
+                    {
+                        "layer": layer,
+                        "unembed_mean": float(self.unembed[:, Block.MLP, layer].mean()),
+                        "after_attention": k,
+                        "delta_de": rise,
+                    }
+                )
+        return sorted(found, key=lambda e: -e["delta_de"])[:top]
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers, as a JSON-ready dict."""
-        best: dict[str, Any] = {}
+        u, drop = self.unembed.ravel(), -self.ablate.ravel()
+        blocks: dict[str, Any] = {}
         for b in Block:
-            stats = [s for s in self.layers if s.block == b.label and not np.isnan(s.r2)]
-            if stats:
-                top = max(stats, key=lambda s: s.r2)
-                best[b.label] = {
-                    "layer": top.layer,
-                    "r2": top.r2,
-                    "slope": top.slope,
-                    "restored_share": self.restored_share(b, top.layer),
-                }
-        u, a = self.unembed.ravel(), self.ablate.ravel()
+            stats = [s for s in self.layers if s.block == b.label]
+            largest = max(stats, key=lambda s: -s.ablate_mean)
+            fitted = [s for s in stats if not np.isnan(s.r2)]
+            best = max(fitted, key=lambda s: s.r2) if fitted else None
+            blocks[b.label] = {
+                "largest_drop": {
+                    "layer": largest.layer,
+                    "drop": -largest.ablate_mean,
+                    "unembed": largest.unembed_mean,
+                    "own_delta_de": largest.own_delta_mean,
+                    "ce": largest.ce_mean,
+                    "ce_attn": largest.ce_attn_mean,
+                    "ce_mlp": largest.ce_mlp_mean,
+                    "rest": largest.rest_mean,
+                    "restored_share": self.restored_share(b, largest.layer),
+                },
+                "best_fit": None
+                if best is None
+                else {"layer": best.layer, "r2": best.r2, "slope": best.slope},
+                "compensated_layers": [
+                    s.layer for s in stats if s.unembed_mean > 0 and s.share_unembed_gt_drop > 0.5
+                ],
+            }
+        hydra = [s for s in self.layers if s.block == "attn" and s.ce_attn_mean > 0]
         return {
             "prompts": len(self),
             "layers": self.n_layers,
-            "correlation_all_layers": _pearson(u, a),
-            "share_unembed_gt_ablate": float((u > a).mean()),
-            "strongest_compensation": best,
+            "correlation_unembed_drop": _pearson(u, drop),
+            "share_unembed_gt_drop": float((u > drop).mean()),
+            "blocks": blocks,
+            "hydra_attention": sorted(
+                (
+                    {
+                        "layer": s.layer,
+                        "attention_response": s.ce_attn_mean,
+                        "mlp_response": s.ce_mlp_mean,
+                    }
+                    for s in hydra
+                ),
+                key=lambda d: -d["attention_response"],
+            )[:5],
             "erasure_mlps": self.erasure_mlps(),
         }

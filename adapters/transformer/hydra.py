@@ -6,7 +6,7 @@ From Python, on the embedded model (this takes minutes, so it is not run as a do
 
     from scmnet.adapters.transformer.hydra import run_hydra
     summary = run_hydra(out="reports/hydra", limit=20)
-    print(summary["strongest_compensation"])
+    print(summary["blocks"]["attn"]["largest_drop"])
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@
 
 * ``fig1_ablation_example.png`` -- per-layer unembedding impacts of one prompt, clean and after
   ablating one attention layer: one thin line per patch and their mean (Figures 1 and 3);
-* ``fig2_unembed_vs_ablate.png`` -- unembedding and ablation impacts per layer (per prompt and
-  mean), their scatter, and per layer their correlation and the share of prompts with
-  Delta_unembed > Delta_ablate (Figure 2);
+* ``fig2_unembed_vs_ablate.png`` -- unembedding impacts and ablation drops (-Delta_ablate)
+  per layer (per prompt and mean), and per layer their correlation and the share of prompts
+  whose unembedding impact exceeds the drop (Figure 2);
 * ``fig7_compensation.png`` -- DE against CE coloured by depth, for attention and MLP
   ablations, and the slope and R^2 of CE on DE by layer (Figure 7);
 * ``fig8_compensation_split.png`` -- Delta DE of the downstream attention and MLP layers
@@ -84,7 +84,7 @@ def _fig2(results: HydraResults, path: Path) -> None:
     fig, axes = _figure(2, 3, (15, 8))
     for row, b in enumerate(Block):
         for col, (data, name) in enumerate(
-            [(results.unembed, "unembedding impact"), (results.ablate, "ablation impact")]
+            [(results.unembed, "unembedding impact"), (-results.ablate, "ablation drop")]
         ):
             ax = axes[row, col]
             for prompt in data[:, b]:
@@ -97,14 +97,14 @@ def _fig2(results: HydraResults, path: Path) -> None:
         ax.plot(layers, [s.correlation for s in stats], label="correlation", color="tab:blue")
         ax.plot(
             layers,
-            [s.share_unembed_gt_ablate for s in stats],
-            label="share unembed > ablate",
+            [s.share_unembed_gt_drop for s in stats],
+            label="share unembed > drop",
             color="tab:orange",
         )
         ax.set(xlabel="layer", ylim=(-1.05, 1.05), title=f"{b.label}: agreement")
         ax.axhline(0, color="black", lw=0.5)
         ax.legend(fontsize=8)
-    fig.suptitle("Unembedding vs ablation impact (cf. Figure 2)")
+    fig.suptitle("Unembedding impact vs ablation drop -Δablate (cf. Figure 2)")
     fig.savefig(path, dpi=110)
 
 
@@ -179,6 +179,7 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                 "ce_attn",
                 "ce_mlp",
                 "own_delta_de",
+                "rest",
             ]
         )
         for p, m in enumerate(results.measures):
@@ -198,6 +199,7 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                             f"{split[0]:.6g}",
                             f"{split[1]:.6g}",
                             f"{results.own_delta[p, b, layer]:.6g}",
+                            f"{results.rest[p, b, layer]:.6g}",
                         ]
                     )
     with open(out / "layers.csv", "w", newline="") as fh:
@@ -228,59 +230,85 @@ def _versions() -> dict[str, str]:
     return versions
 
 
-def _fmt(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.2f}"
+def _fmt(x: float, spec: str = "+.2f") -> str:
+    return "n/a" if math.isnan(x) else format(x, spec)
+
+
+def _share(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:+.0%}"
 
 
 def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     s = summary
+    settings = s["settings"]
     lines = [
-        f"# Hydra-effect analysis of {s['settings']['model']}",
+        f"# Hydra-effect analysis of {settings['model']}",
         "",
-        f"Prompts: {s['prompts_total']} in {s['settings']['prompts']!r}; the model predicts "
-        f"the expected object top-1 for {s['prompts_correct']}; {s['prompts_kept']} of those "
-        f"analysed. "
-        f"Ablation: {s['settings']['ablation']} ({s['settings']['patches']} draw(s), seed "
-        f"{s['settings']['seed']}).",
+        f"Prompts: {s['prompts_total']} in {settings['prompts']!r}; the model predicts the "
+        f"expected object top-1 for {s['prompts_correct']}; {s['prompts_kept']} of those "
+        f"analysed. Ablation: {settings['ablation']} ({settings['patches']} draw(s) per "
+        f"ablation, seed {settings['seed']}). Logits are centred (eq. 9); impacts are on the "
+        f"clean top-1 token.",
         "",
         "## Unembedding vs ablation (Figure 2)",
-        f"- Correlation of Delta_unembed and Delta_ablate over all layers and prompts: "
-        f"{_fmt(s['correlation_all_layers'])}.",
-        f"- Share of (prompt, layer) pairs with Delta_unembed > Delta_ablate: "
-        f"{s['share_unembed_gt_ablate']:.0%}.",
+        f"- Correlation of the unembedding impact with the ablation drop (-Delta_ablate), all "
+        f"layers and prompts: {_fmt(s['correlation_unembed_drop'])}.",
+        f"- Share of (prompt, layer) pairs whose unembedding impact exceeds the drop (the drop "
+        f"is smaller than the layer's own direct contribution): "
+        f"{s['share_unembed_gt_drop']:.0%}.",
         "",
-        "## Compensation (Figures 7-8)",
+        "## Where the drop comes from (Figures 7-8)",
+        "Every ablation impact splits exactly into the ablated layer's own change of direct "
+        "effect, the compensatory effect CE of the downstream layers (eq. 33), and the rest "
+        "(upstream layers, changed only through the final norm's scale). Below, each part is "
+        "given as its share of the drop (positive: it lowers the logit).",
+        "",
     ]
-    for block, best in s["strongest_compensation"].items():
+    for block, info in s["blocks"].items():
+        d = info["largest_drop"]
         lines.append(
-            f"- {block} ablations: compensation is best explained at layer {best['layer']} "
-            f"(R^2 = {_fmt(best['r2'])}, slope of CE on DE = {_fmt(best['slope'])}); there, "
-            f"downstream layers restore {best['restored_share']:.0%} of the ablated layer's "
-            f"direct-effect drop."
+            f"- Largest {block} drop: layer {d['layer']}, drop {_fmt(d['drop'], '.2f')} "
+            f"(unembedding impact {_fmt(d['unembed'], '.2f')}) = own {_fmt(-d['own_delta_de'])}"
+            f" + downstream {_fmt(-d['ce'])} (attention {_fmt(-d['ce_attn'])}, MLP "
+            f"{_fmt(-d['ce_mlp'])}) + rest {_fmt(-d['rest'])}; downstream layers give back "
+            f"{_share(d['restored_share'])} of the layer's own loss."
         )
-    hydra = [x for x in results.layers if x.block == "attn" and x.ce_attn_mean > 0]
+        fit = info["best_fit"]
+        if fit is not None:
+            lines.append(
+                f"- CE against DE for {block} ablations is most linear at layer {fit['layer']}: "
+                f"R^2 = {_fmt(fit['r2'], '.2f')}, slope {_fmt(fit['slope'])}."
+            )
+        comp = info["compensated_layers"]
+        lines.append(
+            f"- {block} layers whose drop is below their (positive) unembedding impact for most "
+            f"prompts: {', '.join(map(str, comp)) if comp else 'none'}."
+        )
+    hydra = s["hydra_attention"]
     if hydra:
-        top = max(hydra, key=lambda x: x.ce_attn_mean)
-        lines.append(
-            f"- Hydra effect (downstream attention growing after an attention ablation): "
-            f"strongest after ablating attention layer {top.layer} (mean attention response "
-            f"{top.ce_attn_mean:+.3f}, mean MLP response {top.ce_mlp_mean:+.3f})."
-        )
-    else:
-        lines.append("- No attention ablation makes downstream attention layers grow on average.")
-    erasers = s["erasure_mlps"]
-    late = [e for e in erasers if e["layer"] >= results.n_layers // 2]
-    if late:
         shown = ", ".join(
-            f"{e['layer']} ({e['unembed_mean']:+.2f}, {e['delta_de_after_attn']:+.3f})"
-            for e in late
+            f"{h['layer']} ({h['attention_response']:+.3f}; MLPs {h['mlp_response']:+.3f})"
+            for h in hydra
         )
         lines.append(
-            f"- Erasure: late MLP layers with a negative mean direct effect (mean Delta_unembed, "
-            f"mean change after upstream attention ablations): {shown}."
+            f"- Hydra effect, downstream attention layers gaining direct effect after an "
+            f"attention ablation (mean gain; MLP response): {shown}."
         )
     else:
-        lines.append("- Erasure: no late MLP layer has a negative mean direct effect.")
+        lines.append("- No attention ablation makes downstream attention layers gain on average.")
+    erasers = s["erasure_mlps"]
+    if erasers:
+        shown = ", ".join(
+            f"MLP {e['layer']} after attention {e['after_attention']} ({e['delta_de']:+.3f}; "
+            f"mean impact {e['unembed_mean']:+.2f})"
+            for e in erasers
+        )
+        lines.append(
+            f"- Erasure: MLP layers whose direct effect rises most when an upstream attention "
+            f"layer is ablated (mean rise; the MLP's mean unembedding impact): {shown}."
+        )
+    else:
+        lines.append("- Erasure: no MLP layer's direct effect rises after an attention ablation.")
     lines += [
         "",
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "

@@ -27,7 +27,7 @@ import torch
 from scmnet.errors import InvalidDataset, ScmnetError
 
 from .ablations import Ablation, AblationKind, ActivationBank, noised_contributions
-from .engine import final_position
+from .engine import Recorder
 from .lm import LanguageModel
 from .measures import PromptMeasures, measure_prompt
 from .prompts import PromptSet
@@ -98,6 +98,9 @@ class CleanRun:
     correct : int
         How many prompts the model predicts correctly top-1 (``len(kept)`` unless a limit cut
         the analysed set short).
+    contributions : tensor, shape (kept, 2, L, d_model)
+        The final-position contributions a^l_t, m^l_t of each kept prompt's clean run: the bank
+        of mean and resample ablation values.
     """
 
     kept: tuple[int, ...]
@@ -105,6 +108,7 @@ class CleanRun:
     tokens: tuple[int, ...]
     total: int
     correct: int
+    contributions: torch.Tensor
 
     def __len__(self) -> int:
         return len(self.kept)
@@ -145,7 +149,7 @@ def clean_pass(
     """
     items = list(prompts)
     encoded = [_encode(lm, p.text) for p in items]
-    top = _top_tokens(lm, encoded, batch, progress)
+    top, contributions = _top_tokens(lm, encoded, batch, progress)
     kept, ids_kept, tokens = [], [], []
     for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
         if prompt.target is None or top[index] == target_token(lm, prompt.target):
@@ -153,16 +157,24 @@ def clean_pass(
             ids_kept.append(ids)
             tokens.append(top[index])
     n = len(kept) if limit is None else min(limit, len(kept))
-    return CleanRun(tuple(kept[:n]), tuple(ids_kept[:n]), tuple(tokens[:n]), len(items), len(kept))
+    return CleanRun(
+        tuple(kept[:n]),
+        tuple(ids_kept[:n]),
+        tuple(tokens[:n]),
+        len(items),
+        len(kept),
+        contributions[torch.tensor(kept[:n], dtype=torch.long)],
+    )
 
 
 def _top_tokens(
     lm: LanguageModel, encoded: list[torch.Tensor], batch: int, progress: Progress[Any]
-) -> list[int]:
-    """The clean top-1 token at the final position of every prompt.
+) -> tuple[list[int], torch.Tensor]:
+    """The clean top-1 token and contributions at the final position of every prompt.
 
     Prompts of the same length run together (no padding, so each row computes exactly what it
-    would alone), and only the final position is projected onto the vocabulary.
+    would alone), and only the final position is projected onto the vocabulary. Returns the
+    tokens and the contributions, shape (prompts, 2, L, d_model).
     """
     base = lm.model.get_submodule(lm.spec.base)
     head = lm.model.get_submodule(lm.spec.unembed)
@@ -175,14 +187,18 @@ def _top_tokens(
         for j in range(0, len(members), batch)
     ]
     top = [0] * len(encoded)
+    contributions = torch.zeros(len(encoded), 2, lm.n_layers, lm.d_model)
     for group in progress(groups, "clean pass", len(groups)):
         ids = torch.cat([encoded[i] for i in group]).to(lm.device)
-        with torch.no_grad():
+        readout = torch.zeros(len(group), lm.d_model, device=lm.device)
+        recorder = Recorder(lm, len(group), readout, collect=True)
+        with torch.no_grad(), recorder.attached():
             hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, -1]
             logits = head(hidden)  # (group, vocab): softcapping, if any, keeps the argmax
+        contributions[torch.tensor(group)] = recorder.collected()
         for i, t in zip(group, logits.argmax(-1).tolist(), strict=True):
             top[i] = int(t)
-    return top
+    return top, contributions
 
 
 def _check_settings(out: Path, settings: SweepSettings) -> None:
@@ -245,13 +261,7 @@ def run_sweep(
             f"the model predicts the expected object top-1 for none of the {clean.total} "
             f"prompts of {prompts.name!r}, so there is nothing to analyse"
         )
-    bank = None
-    if ablation.kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
-        rows = [
-            final_position(lm, ids, tok, [None], collect=True).contributions
-            for ids, tok in progress(zip(clean.ids, clean.tokens, strict=True), "bank", len(clean))
-        ]
-        bank = ActivationBank(torch.cat([r for r in rows if r is not None]))
+    bank = ActivationBank(clean.contributions)
     folder = out / "measures"
     folder.mkdir(parents=True, exist_ok=True)
     results = []
@@ -263,10 +273,8 @@ def run_sweep(
         ids, tok = clean.ids[j], clean.tokens[j]
         if ablation.kind is AblationKind.NOISE:
             values = noised_contributions(lm, ids, j, ablation)
-        elif bank is not None:
-            values = bank.values_for(j, ablation)
         else:
-            values = torch.zeros(1, 2, lm.n_layers, lm.d_model)
+            values = bank.values_for(j, ablation)
         measures = measure_prompt(lm, ids, tok, values, prompt=j, chunk=chunk)
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)

@@ -1,0 +1,83 @@
+"""A plain hooks-based implementation of the paper's measures, the reference for the adapter.
+
+It runs the full Hugging Face forward once per intervention, patching the final position of the
+ablated contribution with a forward hook, and unembeds every contribution by applying the final
+norm with its scale frozen and the whole unembedding matrix, then centring over the vocabulary
+(eqs. 7-10, 12, 13).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from scmnet.adapters.transformer.engine import Block
+from scmnet.adapters.transformer.families import NormKind
+from scmnet.adapters.transformer.lm import LanguageModel
+
+
+def _first(output: Any) -> torch.Tensor:
+    return output[0] if isinstance(output, tuple) else output
+
+
+class Reference:
+    """A naive hooks-based implementation of the paper's measures."""
+
+    def __init__(self, lm: LanguageModel, ids: torch.Tensor) -> None:
+        self.lm, self.ids = lm, ids
+
+    def run(
+        self, patch: tuple[Block, int, torch.Tensor] | None, token: int | None = None
+    ) -> dict[str, Any]:
+        lm, n = self.lm, self.lm.n_layers
+        seen: dict[tuple[int, int], torch.Tensor] = {}
+        z: list[torch.Tensor] = []
+        handles = []
+
+        def hook(b: Block, layer: int) -> Any:
+            def f(module: Any, args: Any, output: Any) -> Any:
+                x = _first(output)
+                if patch is not None and (patch[0], patch[1]) == (b, layer):
+                    x = x.clone()
+                    x[:, -1] = patch[2]
+                    output = (x, *output[1:]) if isinstance(output, tuple) else x
+                seen[(b, layer)] = x[0, -1].detach().clone()
+                return output
+
+            return f
+
+        for layer in range(n):
+            handles.append(lm.attention_out(layer).register_forward_hook(hook(Block.ATTN, layer)))
+            handles.append(lm.mlp_out(layer).register_forward_hook(hook(Block.MLP, layer)))
+        handles.append(
+            lm.final_norm.register_forward_pre_hook(lambda m, a: z.append(a[0][0, -1].clone()))
+        )
+        try:
+            with torch.no_grad():
+                logits = lm.model(input_ids=self.ids, use_cache=False).logits[0, -1]
+        finally:
+            for h in handles:
+                h.remove()
+        zz = z[-1].double()
+        if lm.norm_kind is NormKind.LAYER:
+            sigma = torch.sqrt(zz.var(unbiased=False) + lm.norm_eps)
+        else:
+            sigma = torch.sqrt(zz.pow(2).mean() + lm.norm_eps)
+        gain = lm.norm_gain.double()
+        w_u = lm.unembedding.double()
+
+        def unembed(v: torch.Tensor) -> torch.Tensor:
+            v = v.double()
+            if lm.norm_kind is NormKind.LAYER:
+                v = v - v.mean()
+            full = (v / sigma * gain) @ w_u.T  # every token's logit
+            return full - full.mean()
+
+        direct = np.zeros((2, n))
+        centred = (logits - logits.mean()).double()
+        token = int(logits.argmax()) if token is None else token
+        for (b, layer), v in seen.items():
+            direct[b, layer] = float(unembed(v)[token])
+        return {"logit": centred, "direct": direct, "token": token, "sigma": float(sigma)}

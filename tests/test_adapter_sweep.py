@@ -1,0 +1,84 @@
+"""The Hydra sweep and report end to end on a tiny model: resumable, settings-checked."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scmnet.adapters.transformer import measures as measures_module
+from scmnet.adapters.transformer.ablations import Ablation, AblationKind
+from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.prompts import Prompt, PromptSet
+from scmnet.adapters.transformer.report import write_report
+from scmnet.adapters.transformer.sweep import SettingsMismatch, SweepSettings, run_sweep
+from scmnet.errors import InvalidDataset
+from scmnet.testing import assert_close
+from tests.tiny_models import CharTokenizer, tiny_model
+
+PROMPTS = PromptSet(
+    tuple(Prompt(text, None) for text in ("abc de", "xyz w", "hello t", "qrs uv", "mnop q")),
+    name="tiny",
+)
+
+
+@pytest.fixture(scope="module")
+def lm() -> LanguageModel:
+    return LanguageModel.from_pretrained_model(tiny_model("llama"), CharTokenizer(), "tiny-llama")
+
+
+@pytest.mark.parametrize("kind", list(AblationKind))
+def test_sweep_and_report(lm: LanguageModel, tmp_path: Path, kind: AblationKind) -> None:
+    ablation = Ablation(kind, patches=2, seed=1)
+    clean, results = run_sweep(lm, PROMPTS, ablation, tmp_path)
+    assert len(clean) == len(results) == 5  # no targets: every prompt is kept
+    assert results[0].ablated_logit.shape == (2, 3, ablation.draws)
+    settings = SweepSettings.of(lm, PROMPTS, ablation, None)
+    summary = write_report(tmp_path, results, clean, PROMPTS, settings, parallel=False)
+    assert summary["prompts_kept"] == 5
+    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["ablation"] == kind.value
+    for name in (
+        "fig1_ablation_example",
+        "fig2_unembed_vs_ablate",
+        "fig7_compensation",
+        "fig8_compensation_split",
+    ):
+        assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    rows = (tmp_path / "prompts.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 * 2 * 3
+    assert (tmp_path / "summary.md").read_text().startswith("# Hydra-effect analysis of tiny-llama")
+
+
+def test_sweep_resumes_where_it_stopped(
+    lm: LanguageModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ablation = Ablation(AblationKind.RESAMPLE, patches=2)
+    _, first = run_sweep(lm, PROMPTS, ablation, tmp_path)
+    (tmp_path / "measures" / "00003.npz").unlink()  # as if interrupted before prompt 3
+    calls: list[int] = []
+    real = measures_module.measure_prompt
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs["prompt"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr("scmnet.adapters.transformer.sweep.measure_prompt", counting)
+    _, second = run_sweep(lm, PROMPTS, ablation, tmp_path)
+    assert calls == [3]
+    for a, b in zip(first, second, strict=True):
+        assert_close(a.ablated_unembed, b.ablated_unembed)
+
+
+def test_sweep_refuses_other_settings(lm: LanguageModel, tmp_path: Path) -> None:
+    run_sweep(lm, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=2)
+    with pytest.raises(SettingsMismatch, match=r"ablation: 'zero' there, 'mean' now"):
+        run_sweep(lm, PROMPTS, Ablation(AblationKind.MEAN), tmp_path, limit=2)
+
+
+def test_limit_and_kept_prompts(lm: LanguageModel, tmp_path: Path) -> None:
+    clean, results = run_sweep(lm, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=2)
+    assert (len(results), clean.correct, clean.total) == (2, 5, 5)
+    impossible = PromptSet((Prompt("abc", " zzzz"),), name="none")
+    with pytest.raises(InvalidDataset, match="none of the 1 prompts"):
+        run_sweep(lm, impossible, Ablation(AblationKind.ZERO), tmp_path / "other")
