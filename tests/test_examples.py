@@ -159,3 +159,15 @@ def test_draw_graphs_writes_the_four_pictures(runs: dict[str, Run]) -> None:
         data = (out / f"{name}.png").read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n"
         assert f"wrote {out / name}.png" in text
+
+
+def test_trace_network_matches_hook_and_closed_form(runs: dict[str, Run]) -> None:
+    text, out = runs["trace_network.py"].stdout, runs["trace_network.py"].out
+    te = number(text, r"zero-ablating f1: TE = ([-+\d.]+)")
+    de = number(text, r"zero-ablating f1: TE = [-+\d.]+, DE = ([-+\d.]+)")
+    ie = number(text, r"IE = ([-+\d.]+)")
+    assert ie != 0.0  # f1 also reaches y through f2
+    assert math.isclose(te, number(text, r"zeroing hook: TE = ([-+\d.]+)"), abs_tol=2e-6)
+    assert math.isclose(de, number(text, r"-w \. f1\(x\): ([-+\d.]+)"), abs_tol=2e-6)
+    assert (out / "residual.png").read_bytes()[:4] == b"\x89PNG"
+    assert "('f1', 'readout')" in text  # the residual stream carries f1 straight to y
