@@ -82,3 +82,33 @@ def test_limit_and_kept_prompts(lm: LanguageModel, tmp_path: Path) -> None:
     impossible = PromptSet((Prompt("abc", " zzzz"),), name="none")
     with pytest.raises(InvalidDataset, match="none of the 1 prompts"):
         run_sweep(lm, impossible, Ablation(AblationKind.ZERO), tmp_path / "other")
+
+
+def test_hydra_command_on_a_local_model_directory(
+    hf_dir_with_tokenizer: Path, tmp_path: Path
+) -> None:
+    from scmnet.cli import main
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the eiffel tower is located in the city of\nthe tower is in\nthe city of\n")
+    out = tmp_path / "report"
+    args = [
+        "hydra",
+        "--model",
+        str(hf_dir_with_tokenizer),
+        "--prompts",
+        str(prompts),
+        "--ablation",
+        "mean",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["model"] == str(hf_dir_with_tokenizer)
+    assert summary["settings"]["prompts"] == "prompts.txt"
+    assert summary["prompts_kept"] == 3  # no targets: the model's own predictions are analysed
+    # A second run with other settings is refused, naming the setting.
+    other = [a if a != "mean" else "zero" for a in args]
+    assert main(other) == 2

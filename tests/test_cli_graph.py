@@ -11,36 +11,8 @@ import networkx as nx
 import pytest
 
 from scmnet.cli import main
-from tests.tiny_models import tiny_model
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny random Llama saved as a Hugging Face model directory, without a tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    tiny_model("llama").save_pretrained(folder)
-    return folder
-
-
-@pytest.fixture(scope="module")
-def hf_dir_with_tokenizer(hf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same model with a small word-level tokenizer, built offline."""
-    import shutil
-
-    import transformers as tf
-    from tokenizers import Tokenizer, models, pre_tokenizers
-
-    folder = tmp_path_factory.mktemp("tiny-llama-tok")
-    shutil.copytree(hf_dir, folder, dirs_exist_ok=True)
-    words = ["[UNK]", "the", "eiffel", "tower", "is", "located", "in", "city", "of"]
-    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    tf.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(
-        folder
-    )
-    return folder
 
 
 def wrote(out: str) -> list[str]:
