@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,6 +25,17 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile("ci" if os.environ.get("CI") else "default")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread() -> Iterator[None]:
+    """Tiny models run fastest, and least disturbed by other processes, on one thread."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
@@ -52,3 +65,14 @@ def hf_dir_with_tokenizer(hf_dir: Path, tmp_path_factory: pytest.TempPathFactory
         folder
     )
     return folder
+
+
+@pytest.fixture(
+    scope="module", params=["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox", "phi"]
+)
+def tiny(request: pytest.FixtureRequest) -> Any:
+    """A tiny random language model of each supported family, wrapped by the adapter."""
+    from scmnet.adapters.transformer.lm import LanguageModel
+    from tests.tiny_models import tiny_model
+
+    return LanguageModel.from_pretrained_model(tiny_model(request.param), None, request.param)

@@ -10,7 +10,6 @@ the logits). Then, for every layer:
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import scmnet as sn
@@ -24,12 +23,7 @@ from scmnet.adapters.transformer.engine import Block
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.testing import assert_close, check_scm
-from tests.tiny_models import FAMILIES, VOCAB, tiny_model
-
-
-@pytest.fixture(scope="module", params=FAMILIES)
-def tiny(request: pytest.FixtureRequest) -> LanguageModel:
-    return LanguageModel.from_pretrained_model(tiny_model(request.param), None, request.param)
+from tests.tiny_models import VOCAB
 
 
 def test_traced_effects_equal_the_fast_path(tiny: LanguageModel) -> None:

@@ -18,12 +18,7 @@ from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference
-from tests.tiny_models import FAMILIES, VOCAB, tiny_model
-
-
-@pytest.fixture(scope="module", params=FAMILIES)
-def tiny(request: pytest.FixtureRequest) -> LanguageModel:
-    return LanguageModel.from_pretrained_model(tiny_model(request.param), None, request.param)
+from tests.tiny_models import VOCAB
 
 
 def test_fast_path_equals_hooked_reference(tiny: LanguageModel) -> None:

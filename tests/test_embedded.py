@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,11 @@ LAYERS = (0, 14, 29)  # first, middle, last
 
 
 @pytest.fixture(scope="module")
-def lm() -> LanguageModel:
-    torch.set_num_threads(2)
-    return load_model()
+def lm() -> Iterator[LanguageModel]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the embedded model is large enough to use both cores
+    yield load_model()
+    torch.set_num_threads(threads)
 
 
 def test_embedded_model_loads_offline(lm: LanguageModel) -> None:

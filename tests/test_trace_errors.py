@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 from torch import nn
@@ -20,15 +18,6 @@ from scmnet.tracing import (
     trace,
 )
 from tests.tiny_models import VOCAB, tiny_model
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 
 IDS = torch.arange(5).reshape(1, 5)
 

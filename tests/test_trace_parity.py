@@ -27,15 +27,6 @@ from tests.tiny_models import FAMILIES, VOCAB, tiny_model
 SEQ = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    """Tiny models run fastest, and least disturbed by other processes, on one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # -- a small zoo of plain modules ------------------------------------------------------------
 
 

@@ -25,15 +25,6 @@ from scmnet.tracing import (
 from scmnet.tracing._glob import path_matches
 from tests.tiny_models import VOCAB, tiny_model
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Any:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 IDS = torch.arange(6).reshape(1, 6) % VOCAB
 
 
