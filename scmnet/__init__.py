@@ -52,6 +52,7 @@ from scmnet.errors import (
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
+from scmnet.paths import path_specific_effect
 from scmnet.scm import SCM
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ __all__ = [
     "mean",
     "noise",
     "patch",
+    "path_specific_effect",
     "resample",
     "resolve",
     "scale",

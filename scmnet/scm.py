@@ -321,7 +321,7 @@ class SCM:
         for var in self._order:
             if var not in needed:
                 continue
-            values[var] = iv.apply_to(var, functools.partial(self._run_mechanism, var, values))
+            values[var] = iv.apply_to(var, functools.partial(self.run_mechanism, var, values))
         if outputs is not None:
             return {k: values[k] for k in outputs}
         return values
@@ -495,7 +495,24 @@ class SCM:
                 stack.extend(self._parents[v])
         return frozenset(needed)
 
-    def _run_mechanism(self, var: str, values: Mapping[str, Any]) -> Any:
+    def run_mechanism(self, var: str, values: Mapping[str, Any]) -> Any:
+        """Apply the mechanism f_var to its parents' values taken from ``values``.
+
+        No intervention is applied; :meth:`evaluate` is the usual entry point. Path-specific
+        effects use this to feed a mechanism parents from two different worlds.
+
+        Raises
+        ------
+        MechanismError
+            If the mechanism raises; the message names the variable and the parents' values.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> sn.toys.erasure().run_mechanism("y", {"x": 2.0, "f": 0.5})
+        2.5
+        """
+        self._check_node(var)
         fn = self._mechanisms[var]
         args = [values[p] for p in self._parents[var]]
         try:

@@ -49,12 +49,24 @@ def linear_scms(draw: st.DrawFn, min_nodes: int = 2, max_nodes: int = 6) -> Line
     return LinearCase(model, w, g, context)
 
 
-def path_sum(graph: nx.DiGraph, w: dict[tuple[str, str], float], z: str, y: str) -> float:
-    """The sum over directed paths z -> ... -> y of the products of edge weights."""
+def path_sum(
+    graph: nx.DiGraph,
+    w: dict[tuple[str, str], float],
+    z: str,
+    y: str,
+    allowed: set[tuple[str, str]] | None = None,
+) -> float:
+    """The sum over directed paths z -> ... -> y of the products of edge weights.
+
+    With ``allowed``, only the paths made of allowed edges count.
+    """
     total = 0.0
     for path in nx.all_simple_paths(graph, z, y):
+        edges = list(itertools.pairwise(path))
+        if allowed is not None and not all(e in allowed for e in edges):
+            continue
         product = 1.0
-        for edge in itertools.pairwise(path):
+        for edge in edges:
             product *= w[edge]
         total += product
     return total
