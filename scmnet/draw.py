@@ -53,7 +53,7 @@ import networkx as nx
 from scmnet._layout import Box, Edge, Scene, bezier, lay_out
 from scmnet.errors import InvalidArgument, InvalidIntervention, require
 from scmnet.interventions import Interventions, normalize
-from scmnet.model import CausalModel
+from scmnet.model import CausalModel, causal_graph, removed_edges
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
@@ -321,23 +321,6 @@ def _save(fig: Figure, path: str | os.PathLike[str] | None, dpi: float | None) -
 # -- the public functions -------------------------------------------------------------------------
 
 
-def _graph_of(model: CausalModel | nx.DiGraph) -> nx.DiGraph:
-    if isinstance(model, nx.DiGraph):
-        return model
-    graph = getattr(model, "graph", None)
-    if not isinstance(graph, nx.DiGraph):
-        raise TypeError(
-            f"expected a causal model (an object with a .graph networkx.DiGraph, such as "
-            f"sn.SCM) or a networkx.DiGraph, got {type(model).__name__}"
-        )
-    return graph
-
-
-def _cut_edges(model: object) -> tuple[Edge, ...]:
-    """The in-edges the model's hard interventions removed, where the model records them."""
-    return tuple((str(u), str(v)) for u, v in getattr(model, "removed_edges", ()))
-
-
 def _markers(graph: nx.DiGraph) -> dict[str, str]:
     return {v: str(d["intervention"]) for v, d in graph.nodes(data=True) if d.get("intervention")}
 
@@ -436,8 +419,8 @@ def draw_graph(
     ['x = 0.0']
     """
     require("matplotlib", "plots")
-    graph = _graph_of(model)
-    removed = _cut_edges(model)
+    graph = causal_graph(model)
+    removed = removed_edges(model)
     markers = _markers(graph)
     scene = lay_out(_with_edges(graph, removed), markers, layout)
     panel = _Panel(graph, removed, markers, graph.name if title is None else title)
@@ -555,11 +538,11 @@ def draw_intervention(
             f"with side_by_side=True, or one with side_by_side=False"
         )
 
-    before, after = _graph_of(model), _graph_of(after_model)
-    cut_before = _cut_edges(model)
+    before, after = causal_graph(model), causal_graph(after_model)
+    cut_before = removed_edges(model)
     cut_after = tuple(
         dict.fromkeys(
-            [*_cut_edges(after_model), *(e for e in before.edges if e not in after.edges)]
+            [*removed_edges(after_model), *(e for e in before.edges if e not in after.edges)]
         )
     )
     markers_after = _markers(after)

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 import networkx as nx
 
 from scmnet.errors import InvalidArgument, NotADag
-from scmnet.model import CausalModel
+from scmnet.model import CausalModel, causal_graph, removed_edges
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -93,25 +93,6 @@ _REMOVED = {"style": "dashed", "color": "#b0b0b0", "removed": "true"}
 
 
 # -- flat attributes --------------------------------------------------------------------------
-
-
-def _graph_of(model: CausalModel | nx.DiGraph) -> nx.DiGraph:
-    if isinstance(model, nx.DiGraph):
-        return model
-    graph = getattr(model, "graph", None)
-    if not isinstance(graph, nx.DiGraph):
-        raise TypeError(
-            f"expected a causal model (an object with a .graph networkx.DiGraph, such as "
-            f"sn.SCM or a traced model) or a networkx.DiGraph, got {type(model).__name__}"
-        )
-    return graph
-
-
-def _removed_edges(model: CausalModel | nx.DiGraph) -> tuple[tuple[str, str], ...]:
-    """The in-edges that the model's hard interventions removed (none for a plain graph)."""
-    if isinstance(model, nx.DiGraph):
-        return ()
-    return tuple((str(u), str(v)) for u, v in getattr(model, "removed_edges", ()))
 
 
 def _shape_text(shape: Sequence[int]) -> str:
@@ -214,7 +195,7 @@ def to_graphml(model: CausalModel | nx.DiGraph, path: str | os.PathLike[str]) ->
     >>> g.nodes["f"]["module_type"], g.nodes["f"]["shape"], g.nodes["f"]["dtype"]
     ('scmnet.toys.modules.Negate', '1x3', 'float32')
     """
-    graph = _graph_of(model)
+    graph = causal_graph(model)
     flat = nx.DiGraph()
     if graph.name:
         flat.graph["name"] = str(graph.name)
@@ -324,7 +305,7 @@ def to_dot(
     """  # noqa: E501
     if direction not in ("lr", "tb"):
         raise InvalidArgument(f"direction must be 'lr' or 'tb', got {direction!r}")
-    graph = _graph_of(model)
+    graph = causal_graph(model)
     lines = [
         f"digraph {_quote(str(graph.name or 'G'))} {{",
         f"  graph [{_attributes({'rankdir': direction.upper()})}];",
@@ -337,7 +318,7 @@ def to_dot(
         lines.append(f"  {_quote(str(v))}{suffix};")
     for u, v in graph.edges:
         lines.append(f"  {_quote(str(u))} -> {_quote(str(v))};")
-    for u, v in _removed_edges(model):
+    for u, v in removed_edges(model):
         lines.append(f"  {_quote(u)} -> {_quote(v)} [{_attributes(_REMOVED)}];")
     lines.append("}")
     text = "\n".join(lines) + "\n"
@@ -515,7 +496,7 @@ def collapse(
         raise InvalidArgument(f"depth must be a positive int (segments of a path), got {depth!r}")
     if on_cycle not in ("merge", "raise"):
         raise InvalidArgument(f"on_cycle must be 'merge' or 'raise', got {on_cycle!r}")
-    graph = _graph_of(model)
+    graph = causal_graph(model)
     order = _topological(graph)
     name = str(graph.name or "graph")
     if by is None:
@@ -631,7 +612,7 @@ def draw_collapsed(
 
     if isinstance(max_nodes, bool) or not isinstance(max_nodes, int) or max_nodes < 1:
         raise InvalidArgument(f"max_nodes must be a positive int, got {max_nodes!r}")
-    graph = _graph_of(model)
+    graph = causal_graph(model)
     if depth is None and by is None and len(graph) <= max_nodes:
         return draw_graph(model, path, title=title, layout=layout, legend=legend, dpi=dpi)
     blocks = collapse(model, depth, by=by)

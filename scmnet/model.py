@@ -24,7 +24,7 @@ import networkx as nx
 
 from scmnet.interventions import Interventions
 
-__all__ = ["CausalModel", "Context", "do"]
+__all__ = ["CausalModel", "Context", "causal_graph", "do", "removed_edges"]
 
 Context: TypeAlias = Mapping[str, Any]
 """A value u of the exogenous variables: a mapping from each exogenous name to its value."""
@@ -131,3 +131,42 @@ def do(model: M, interventions: Interventions | Mapping[Any, Any]) -> M:
     0.0
     """
     return cast(M, model.intervene(interventions))
+
+
+def causal_graph(model: CausalModel | nx.DiGraph) -> nx.DiGraph:
+    """The causal graph of a model, or the graph itself when given one.
+
+    Raises
+    ------
+    TypeError
+        If ``model`` is neither a causal model nor a networkx DiGraph.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> causal_graph(sn.toys.erasure()).number_of_nodes()
+    4
+    """
+    if isinstance(model, nx.DiGraph):
+        return model
+    graph = getattr(model, "graph", None)
+    if not isinstance(graph, nx.DiGraph):
+        raise TypeError(
+            f"expected a causal model (an object with a .graph networkx.DiGraph, such as "
+            f"sn.SCM or a traced model) or a networkx.DiGraph, got {type(model).__name__}"
+        )
+    return graph
+
+
+def removed_edges(model: CausalModel | nx.DiGraph) -> tuple[tuple[str, str], ...]:
+    """The in-edges that a model's hard interventions removed (none for a plain graph).
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> removed_edges(sn.do(sn.toys.erasure(), {"f": 0.0}))
+    (('x', 'f'),)
+    """
+    if isinstance(model, nx.DiGraph):
+        return ()
+    return tuple((str(u), str(v)) for u, v in getattr(model, "removed_edges", ()))
