@@ -64,14 +64,11 @@ class FinalReadout:
         The centred logit of the read token (eq. 9).
     sigma : tensor, shape (rows,)
         The final norm's scale sigma(z^L_t) (eq. 8).
-    contributions : tensor, shape (rows, 2, L, d_model), or None
-        The contributions themselves, when asked for (to build a resample bank).
     """
 
     direct: torch.Tensor
     logit: torch.Tensor
     sigma: torch.Tensor
-    contributions: torch.Tensor | None = None
 
 
 def _as_tensor(output: Any) -> torch.Tensor:
@@ -289,7 +286,6 @@ def final_position(
     patches: Sequence[RowPatch | None],
     *,
     cache: Any = None,
-    collect: bool = False,
     chunk: int = 256,
 ) -> FinalReadout:
     """Run the final position of a prompt once per row, each row with its own patch.
@@ -309,8 +305,6 @@ def final_position(
         One entry per row: ``None`` for a clean row, else the row's intervention.
     cache : optional
         :func:`prefix_cache` of the prompt (computed if not given).
-    collect : bool
-        Also return every contribution vector.
     chunk : int
         At most this many rows per staircase (bounds memory).
 
@@ -333,7 +327,7 @@ def final_position(
             rows: list[RowPatch | None] = [None, *(patches[r] for r in order[begin : begin + step])]
             starts = [0 if p is None else p.layer for p in rows]
             n = len(rows)
-            recorder = Recorder(lm, n, readout_row.expand(n, -1), collect=collect)
+            recorder = Recorder(lm, n, readout_row.expand(n, -1))
             recorder.set_patches(rows)
             with recorder.attached():
                 final = _staircase(lm, steps, cache, starts, recorder)
@@ -345,26 +339,11 @@ def final_position(
             if lm.norm_kind.value == "layer":  # the LayerNorm centres every contribution
                 dots = dots - recorder.means * float(readout_row.sum())
             sigma = recorder.sigma
-            collected = recorder.contributions
-            parts.append(
-                FinalReadout(
-                    (dots / sigma[:, None, None])[1:],
-                    logit[1:],
-                    sigma[1:].clone(),
-                    None if collected is None else collected[1:],
-                )
-            )
+            parts.append(FinalReadout((dots / sigma[:, None, None])[1:], logit[1:], sigma[1:]))
     inverse = torch.empty(len(order), dtype=torch.long)
     inverse[torch.tensor(order)] = torch.arange(len(order))
-    direct = torch.cat([p.direct for p in parts])[inverse]
-    contributions = (
-        torch.cat([p.contributions for p in parts if p.contributions is not None])[inverse]
-        if collect
-        else None
-    )
     return FinalReadout(
-        direct,
+        torch.cat([p.direct for p in parts])[inverse],
         torch.cat([p.logit for p in parts])[inverse],
         torch.cat([p.sigma for p in parts])[inverse],
-        contributions,
     )
