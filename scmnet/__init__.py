@@ -2,7 +2,8 @@
 
 Define a structural causal model with Python callables (:class:`SCM`), or trace a PyTorch
 model into one; intervene with :func:`do`; measure :func:`total_effect`, :func:`direct_effect`
-and :func:`indirect_effect` in one context or averaged over P(u). The notation and equation
+and :func:`indirect_effect` in one context or averaged over P(u), or many treatments at once
+with :func:`effect_table`. The notation and equation
 numbers follow McGrath et al. (2023), "The Hydra Effect: Emergent Self-repair in Language Model
 Computations".
 
@@ -31,7 +32,7 @@ from scmnet.distributions import (
     Normal,
     Uniform,
 )
-from scmnet.effects import Estimate, Outcome, direct_effect, indirect_effect, total_effect
+from scmnet.effects import direct_effect, indirect_effect, total_effect
 from scmnet.errors import (
     InvalidArgument,
     InvalidContext,
@@ -52,7 +53,10 @@ from scmnet.errors import (
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
+from scmnet.outcome import Outcome
 from scmnet.paths import path_specific_effect
+from scmnet.query import effect_table
+from scmnet.results import EffectTable, Estimate
 from scmnet.scm import SCM
 
 if TYPE_CHECKING:
@@ -87,6 +91,7 @@ __all__ = [
     "Context",
     "Default",
     "Distribution",
+    "EffectTable",
     "Empirical",
     "Estimate",
     "Interventions",
@@ -121,6 +126,7 @@ __all__ = [
     "do",
     "draw",
     "draw_collapsed",
+    "effect_table",
     "export",
     "indirect_effect",
     "interventions",

@@ -63,7 +63,7 @@ def stderr(values: Sequence[Any]) -> Any:
     n = len(values)
     if n < 2:
         stacked = stack(values)
-        zero = stacked.mean(0) * 0
+        zero = stacked.mean(0) * 0 + 0  # + 0 turns the -0.0 of a negative value into 0.0
         return float(zero) if np.ndim(zero) == 0 and not is_tensor(zero) else zero
     stacked = stack(values)
     if is_tensor(stacked):

@@ -332,24 +332,13 @@ def _load_hf(folder: Path, inputs: str | None, seed: int) -> tuple[Any, Any, str
             f"'package.module:factory'"
         )
     require("transformers", "hf")
-    transformers = importlib.import_module("transformers")  # only here: the core never needs it
-    try:
-        model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
-    except Exception as e:
-        raise UnsupportedModel(
-            f"transformers could not load a causal LM from {str(folder)!r}: {type(e).__name__}: {e}"
-        ) from e
+    # The command line is the one floor above the adapters (the core never imports them);
+    # imported by name, as the type checker sees ``adapters/`` under its folder name.
+    lm = importlib.import_module("scmnet.adapters.transformer.lm")
+    model, tokenizer = lm.load_directory(folder)
     if inputs is not None:
         return model, *_inputs(inputs, model, seed)
-    tokenizer_files = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
-    if any((folder / name).is_file() for name in tokenizer_files):
-        try:
-            tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
-        except Exception as e:
-            raise UnsupportedModel(
-                f"transformers could not load the tokenizer of {str(folder)!r} "
-                f"({type(e).__name__}: {e}); pass token ids instead, e.g. --inputs long:1x8"
-            ) from e
+    if tokenizer is not None:
         ids = tokenizer(_SENTENCE, return_tensors="pt")["input_ids"]
         return model, {"input_ids": ids}, f"the tokenized sentence {_SENTENCE!r}"
     (ids,) = _random_inputs("long:1x8", model, seed)
@@ -457,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"scmnet toys: wrote {args.out} ({summary['rows']} rows, {status})")
             return 0 if summary["all_identities_hold"] else 1
         if args.command == "hydra":
-            # Imported by name: the core never depends on the adapters (or transformers).
+            # Imported by name, as in _load_hf: the command line is the floor above the adapters.
             hydra = importlib.import_module("scmnet.adapters.transformer.hydra")
             summary = hydra.run_hydra(
                 model=args.model,

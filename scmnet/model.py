@@ -73,8 +73,13 @@ class CausalModel(Protocol):
         interventions: Sequence[Interventions],
         *,
         outputs: Collection[str] | None = None,
+        chunk: int | None = None,
     ) -> list[dict[str, Any]]:
-        """:meth:`evaluate` for several intervention sets in the same context."""
+        """:meth:`evaluate` for several intervention sets in the same context.
+
+        A model that runs the sets as the rows of a batch runs at most ``chunk`` of them at a
+        time (bounding memory); others ignore ``chunk``.
+        """
         ...
 
     def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:

@@ -35,17 +35,12 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from scmnet.effects import (
-    OutcomeLike,
-    _as_outcome,
-    _average,
-    _hold,
-    _reference,
-    _treatment,
-)
 from scmnet.errors import InvalidIntervention, format_names
 from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
+from scmnet.outcome import OutcomeLike, as_outcome
+from scmnet.query import check_reference, check_treatment, hold_values, run_query
+from scmnet.results import Estimate, plain_value
 from scmnet.scm import SCM
 
 __all__ = ["path_specific_effect"]
@@ -189,14 +184,14 @@ def path_specific_effect(
     ...  for e in ([("x", "y")], [("x", "f"), ("f", "y")], list(m.graph.edges))]
     [-2.0, 2.0, 0.0]
     """
-    iv = _treatment(model, treatment)
-    ref = _reference(iv, reference)
-    y = _as_outcome(model, outcome)
+    iv = check_treatment(model, treatment)
+    ref = check_reference(iv, reference)
+    y = as_outcome(model, outcome)
     allowed = _edges(model, edges)
 
     if isinstance(model, SCM):
 
-        def per_context(u: Context, active: Interventions, base: Interventions) -> Any:
+        def one(u: Context, active: Interventions, base: Interventions) -> Any:
             before, after = _two_worlds(model, u, active, base, allowed)
             return y(after) - y(before)
 
@@ -206,12 +201,41 @@ def path_specific_effect(
             v for v in model.endogenous if v not in changed and v not in iv.nodes and v not in y.of
         )
 
-        def per_context(u: Context, active: Interventions, base: Interventions) -> Any:
+        def one(u: Context, active: Interventions, base: Interventions) -> Any:
             (before,) = model.evaluate_many(u, [base], outputs=(*y.of, *others))
-            fixed = _hold(before, others)
+            fixed = hold_values(before, others)
             (moved,) = model.evaluate_many(u, [active.merged(fixed)], outputs=changed)
             final = (active if outcome_reads_active else base).merged(fixed)
-            (after,) = model.evaluate_many(u, [final.merged(_hold(moved, changed))], outputs=y.of)
+            (after,) = model.evaluate_many(
+                u, [final.merged(hold_values(moved, changed))], outputs=y.of
+            )
             return y(after) - y(before)
 
-    return _average(per_context, model, iv, ref, context, samples, seed, draws)
+    def per_context(
+        u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
+    ) -> list[Any]:
+        return [one(u, t, b) for t, b in zip(treated, base, strict=True)]
+
+    def finish(
+        values: list[Any],
+        errors: list[Any],
+        contexts: int,
+        draws: list[int],
+        used: int | None,
+        population: bool,
+    ) -> Any:
+        if population:
+            return Estimate(values[0], errors[0], contexts, used)
+        return plain_value(values[0])
+
+    return run_query(
+        per_context,
+        model,
+        [iv],
+        [ref],
+        context=context,
+        samples=samples,
+        seed=seed,
+        draws=draws,
+        finish=finish,
+    )

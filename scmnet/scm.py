@@ -332,8 +332,12 @@ class SCM:
         interventions: Sequence[Interventions],
         *,
         outputs: Collection[str] | None = None,
+        chunk: int | None = None,
     ) -> list[dict[str, Any]]:
-        """:meth:`evaluate` once per intervention set, in the same context."""
+        """:meth:`evaluate` once per intervention set, in the same context.
+
+        ``chunk`` (the batch size of models that batch) has no effect: the sets run one by one.
+        """
         return [self.evaluate(context, iv, outputs=outputs) for iv in interventions]
 
     def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:

@@ -23,7 +23,14 @@ from scmnet.errors import MissingDependency, UnsupportedModel
 
 from .families import FamilySpec, NormKind, spec_for
 
-__all__ = ["EMBEDDED_GGUF", "EMBEDDED_MODEL", "LanguageModel", "embedded_model_dir", "load_model"]
+__all__ = [
+    "EMBEDDED_GGUF",
+    "EMBEDDED_MODEL",
+    "LanguageModel",
+    "embedded_model_dir",
+    "load_directory",
+    "load_model",
+]
 
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
 EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -249,3 +256,45 @@ def load_model(
         label = str(name)
     loaded: nn.Module = model
     return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, label)
+
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
+def load_directory(folder: Path) -> tuple[nn.Module, Any]:
+    """A causal LM (in eval mode) from a local Hugging Face directory, and its tokenizer.
+
+    The tokenizer is ``None`` when the directory holds no tokenizer files. Any family loads
+    (nothing here needs a family spec): ``scmnet graph`` traces whatever this returns.
+
+    Raises
+    ------
+    MissingDependency
+        If transformers (extra ``hf``) is missing.
+    UnsupportedModel
+        If transformers cannot load the model or its tokenizer; the message has its reason.
+    """
+    if importlib.util.find_spec("transformers") is None:
+        raise MissingDependency(
+            "loading a Hugging Face model needs transformers; install it with: "
+            "pip install 'scmnet[hf]'"
+        )
+    import transformers
+
+    try:
+        model: nn.Module = transformers.AutoModelForCausalLM.from_pretrained(folder)
+    except Exception as e:
+        raise UnsupportedModel(
+            f"transformers could not load a causal LM from {str(folder)!r}: {type(e).__name__}: {e}"
+        ) from e
+    model.eval()
+    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+        return model, None
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    except Exception as e:
+        raise UnsupportedModel(
+            f"transformers could not load the tokenizer of {str(folder)!r} "
+            f"({type(e).__name__}: {e}); pass token ids instead, e.g. --inputs long:1x8"
+        ) from e
+    return model, tokenizer

@@ -1,0 +1,144 @@
+"""Outcomes: what an effect is measured on.
+
+An effect compares the value of an outcome Y in two worlds (Section 3.1 of the Hydra-effect
+paper). Y is a variable of the model, or a function of several variables: the centred logit of
+one token (eq. 9) is a function of the logits, the unembedding of a component (eqs. 7-10) a
+function of the component and the final norm's scale. :class:`Outcome` names the variables a
+readout reads and the function that reads them; :func:`as_outcome` turns what a user passes (a
+name, an :class:`Outcome`, or a function whose parameter names are variables) into one, checked
+against the model.
+
+Examples
+--------
+>>> import scmnet as sn
+>>> m = sn.toys.erasure()
+>>> y = as_outcome(m, lambda x, f: x - f)
+>>> y.of, y({"x": 2.0, "f": 0.5})
+(('x', 'f'), 1.5)
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from scmnet.errors import InvalidOutcome, did_you_mean, format_names, unknown_node
+from scmnet.model import CausalModel
+
+__all__ = ["Outcome", "OutcomeLike", "as_outcome"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An outcome that is a function of variables: ``fn(*values of of)``.
+
+    Use it where variable names are not Python identifiers (network nodes such as
+    ``"model.layers.3.mlp"``); otherwise a plain function whose parameter names are variables
+    works too.
+
+    Attributes
+    ----------
+    of : tuple of str
+        The variables the readout reads, in the order ``fn`` takes them.
+    fn : callable
+        The readout.
+    name : str, optional
+        A short label for tables and reports (default: the variable, or ``fn``'s name).
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> m = sn.toys.erasure()
+    >>> sn.total_effect(m, {"x": 1.0}, sn.Outcome(("x",), lambda x: 2 * x), context={"u": 0.0})
+    2.0
+    """
+
+    of: tuple[str, ...]
+    fn: Callable[..., Any]
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.of, str):
+            raise InvalidOutcome(
+                f"Outcome.of must be a tuple of variable names, got the string {self.of!r}; "
+                f"write ({self.of!r},)"
+            )
+        if not callable(self.fn):
+            raise InvalidOutcome(f"Outcome.fn must be callable, got {self.fn!r}")
+
+    def __call__(self, values: Mapping[str, Any]) -> Any:
+        """Apply the readout to the values of its variables."""
+        return self.fn(*(values[v] for v in self.of))
+
+    @property
+    def label(self) -> str:
+        """``name``, else the variable for an identity readout, else ``fn(of...)``."""
+        if self.name is not None:
+            return self.name
+        fn_name = getattr(self.fn, "__name__", "f")
+        return f"{fn_name}({', '.join(self.of)})"
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+OutcomeLike: TypeAlias = "str | Outcome | Callable[..., Any]"
+"""An outcome: a variable name, an :class:`Outcome`, or a function whose parameter names are
+variable names."""
+
+
+def as_outcome(model: CausalModel, outcome: OutcomeLike) -> Outcome:
+    """The :class:`Outcome` that ``outcome`` describes, checked against ``model``'s variables.
+
+    Parameters
+    ----------
+    model : CausalModel
+        The model whose variables the outcome reads.
+    outcome : str, Outcome or callable
+        A variable name; an :class:`Outcome`; or a function whose parameter names are
+        variables.
+
+    Returns
+    -------
+    Outcome
+
+    Raises
+    ------
+    NodeNotFound
+        If a variable name is not in the model.
+    InvalidOutcome
+        If the outcome is none of the above, or reads an unknown variable or none at all.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> as_outcome(sn.toys.erasure(), "y").label
+    'y'
+    """
+    variables = (*model.exogenous, *model.endogenous)
+    if isinstance(outcome, str):
+        if outcome not in variables:
+            raise unknown_node(outcome, model.endogenous, what="endogenous nodes")
+        return Outcome((outcome,), _identity, outcome)
+    if isinstance(outcome, Outcome):
+        result = outcome
+    elif callable(outcome):
+        params = list(inspect.signature(outcome).parameters)
+        result = Outcome(tuple(params), outcome)
+    else:
+        raise InvalidOutcome(
+            f"an outcome must be a variable name, an sn.Outcome or a function of variables, "
+            f"got {outcome!r}"
+        )
+    for v in result.of:
+        if v not in variables:
+            raise InvalidOutcome(
+                f"the outcome reads {v!r}, which is not a variable of the model"
+                f"{did_you_mean(v, variables)}; the variables are {format_names(variables)}"
+            )
+    if not result.of:
+        raise InvalidOutcome("the outcome reads no variable; name at least one")
+    return result

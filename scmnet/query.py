@@ -1,0 +1,504 @@
+"""The effect query: many treatments against one outcome, in one call.
+
+:func:`effect_table` is where every effect is computed. Given treatments do(Z_r = z'_r), an
+outcome Y and the kind of effect, it returns one row per treatment:
+
+* **total** (Definition 3.2, eq. 14): ``Y(u | do(Z_r = z'_r)) - Y(u | do(Z_r = z_r))``;
+* **direct** (Definition 3.3, eqs. 19-20): the treatment applied while the held variables M_r
+  keep their values under the reference, ``Y(u | do(Z_r = z'_r, M_r = m_z(u))) - Y(u | do(Z_r =
+  z_r))``;
+* **indirect** (Definition 3.4, eq. 29): the treatment at its reference while M_r takes the
+  values it has under the treatment, ``Y(u | do(Z_r = z_r, M_r = m~)) - Y(u | do(Z_r = z_r))``.
+
+:func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` and :func:`~scmnet.indirect_effect`
+are its one-row case. The reference z defaults to the natural value z(u) (eq. 17), so that the
+second term is Y(u); for that reference, M_r is held at the paper's m(u).
+
+How it runs. In each context, every row's interventions -- and, for random ablations
+(:func:`~scmnet.resample`, :func:`~scmnet.noise`), every draw of the ablation value (eq. 39) --
+go to the model in **one** :meth:`~scmnet.CausalModel.evaluate_many` call per stage (one stage
+for total effects; the reference world, then the held-fixed world, for direct and indirect
+ones). A traced network evaluates such a call as the rows of one batched execution of the
+graph, recomputing only what the interventions change
+(:mod:`scmnet.tracing.batched`); a plain :class:`~scmnet.SCM` loops. Rows draw their ablation
+values from the same random streams (draw j of every row uses the generator seeded by
+``(seed, context, j)``), so the rows of one draw compare like with like, and a row's numbers do
+not depend on which other rows are in the table.
+
+Examples
+--------
+The erasure motif of Section 3.3 (eq. 31), in the context u = 2, for three treatment values:
+
+>>> import scmnet as sn
+>>> m = sn.toys.erasure()
+>>> treatments = [{"x": 0.0}, {"x": 1.0}, {"x": 5.0}]
+>>> u = {"u": 2.0}
+>>> sn.effect_table(m, treatments, "y", context=u).values.tolist()
+[0.0, 0.0, 0.0]
+>>> sn.effect_table(m, treatments, "y", kind="direct", context=u).values.tolist()
+[-2.0, -1.0, 3.0]
+>>> sn.effect_table(m, treatments, "y", kind="indirect", context=u).values.tolist()
+[2.0, 1.0, -3.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar, get_args
+
+import numpy as np
+
+from scmnet import _values
+from scmnet.ablations import Resolvable, resolve
+from scmnet.errors import (
+    InvalidArgument,
+    InvalidContext,
+    InvalidIntervention,
+    InvalidOutcome,
+    unknown_node,
+)
+from scmnet.interventions import Interventions, Set, normalize
+from scmnet.model import CausalModel, Context
+from scmnet.outcome import Outcome, OutcomeLike, as_outcome
+from scmnet.results import EffectKind, EffectTable
+
+#: Ablation draws averaged per context for random ablations (Section 2.4: 15 patches).
+DEFAULT_DRAWS = 15
+
+__all__ = [
+    "DEFAULT_DRAWS",
+    "check_reference",
+    "check_treatment",
+    "effect_table",
+    "hold_values",
+    "run_query",
+]
+
+TreatmentLike = Interventions | Mapping[Any, Any]
+"""One treatment: a mapping from node names or :class:`~scmnet.Site` objects to values or
+rules, or an :class:`~scmnet.Interventions`."""
+
+
+def effect_table(
+    model: CausalModel,
+    treatments: Sequence[TreatmentLike],
+    outcome: OutcomeLike,
+    *,
+    kind: EffectKind = "total",
+    hold: Collection[str] | None = None,
+    reference: TreatmentLike | Sequence[TreatmentLike] | None = None,
+    context: Context | Sequence[Context] | None = None,
+    samples: int = 1000,
+    seed: int = 0,
+    draws: int | None = None,
+    chunk: int | None = None,
+) -> EffectTable:
+    """The effects of many treatments on one outcome, one row per treatment, in one query.
+
+    Parameters
+    ----------
+    model : CausalModel
+        An :class:`~scmnet.SCM` or a traced network.
+    treatments : sequence of mappings
+        The treatments do(Z_r = z'_r): each a mapping from node names or
+        :class:`~scmnet.Site` objects to values or rules (:func:`~scmnet.zero`,
+        :func:`~scmnet.resample`, :func:`~scmnet.shift`, ...).
+    outcome : str, Outcome or callable
+        Y: a variable name, or a function of variables.
+    kind : {"total", "direct", "indirect"}
+        Which effect: eq. 14, eqs. 19-20 or eq. 29.
+    hold : collection of str, optional
+        For direct and indirect effects, the variables M held fixed (the mediators). Default:
+        every endogenous variable that is not the row's treatment and not read by the outcome
+        (``M = V \\ {Z, Y}``, as in the paper). A row's own treated variables are never held,
+        so one ``hold`` serves every row (e.g. every layer's output, each layer ablated in
+        turn).
+    reference : mapping, or sequence of mappings, optional
+        The reference do(Z = z): one mapping for every row (it must set the same sites as each
+        treatment), or one per row. Default: the natural value z(u) (eq. 17).
+    context : mapping, sequence of mappings, or None
+        One context u; a data set of contexts (rows are their means); or ``None`` to average
+        over ``samples`` draws from P(u).
+    samples : int
+        Number of Monte Carlo draws of contexts when ``context`` is ``None``.
+    seed : int
+        Seed of those draws, and of the ablation draws.
+    draws : int, optional
+        For random ablations (:func:`~scmnet.resample`, :func:`~scmnet.noise`): how many values
+        each row averages its effect over, per context (eq. 39). Default 15, the paper's number
+        of resample patches.
+    chunk : int, optional
+        At most this many intervention sets per batched execution (bounds memory on traced
+        networks, whose batch holds ``chunk`` copies of every recomputed activation). Default:
+        all at once.
+
+    Returns
+    -------
+    EffectTable
+        ``table.values`` has shape ``(len(treatments), *outcome shape)``; ``table.rows()`` is
+        the tidy form; ``table.result(r)`` is row ``r`` as :func:`~scmnet.total_effect` (or
+        the direct/indirect operator) returns it.
+
+    Raises
+    ------
+    NodeNotFound
+        If a treatment, ``hold`` or the outcome names an unknown node.
+    InvalidIntervention
+        If a treatment is empty or names an exogenous variable, a reference sets other sites
+        than its treatment or is random, or ``draws`` is not a positive int.
+    InvalidOutcome
+        If ``hold`` holds a variable the outcome reads.
+    InvalidArgument
+        If ``kind`` or ``chunk`` is not valid, or ``treatments`` is not a sequence.
+    InvalidContext
+        If a context is incomplete or the sequence of contexts is empty.
+
+    See Also
+    --------
+    scmnet.total_effect, scmnet.direct_effect, scmnet.indirect_effect
+
+    Examples
+    --------
+    Direct effects of every variable of the linear mediation model on y, holding the others
+    (eqs. 19-20): the coefficient of each direct edge times the change.
+
+    >>> import scmnet as sn
+    >>> m = sn.toys.linear_mediation(a=2.0, b=3.0, c=0.5)
+    >>> u = {"u_x": 1.0, "u_m": 0.0, "u_y": 0.0}
+    >>> t = sn.effect_table(m, [{"x": 0.0}, {"m": 0.0}], "y", kind="direct", context=u)
+    >>> t.values.tolist(), t.held
+    ([-0.5, -6.0], (('m',), ('x',)))
+
+    Random ablations average over draws (eq. 39), with a standard error:
+
+    >>> t = sn.effect_table(m, [{"x": sn.resample()}], "y", context=u, draws=4, seed=0)
+    >>> t.draws, t.stderr.shape
+    ((4,), (1,))
+    """
+    if kind not in get_args(EffectKind):
+        raise InvalidArgument(
+            f"kind must be one of {', '.join(map(repr, get_args(EffectKind)))}, got {kind!r}"
+        )
+    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+        raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
+    rows = _treatments(model, treatments)
+    refs = _references(rows, reference)
+    y = as_outcome(model, outcome)
+    held = _held(model, rows, y, hold) if kind != "total" else tuple(() for _ in rows)
+    stage = _STAGES[kind]
+
+    def per_context(
+        u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
+    ) -> list[Any]:
+        return stage(_Many(model, u, chunk), treated, base, y, [held[r] for r in which])
+
+    return run_query(
+        per_context,
+        model,
+        rows,
+        refs,
+        context=context,
+        samples=samples,
+        seed=seed,
+        draws=draws,
+        finish=lambda values, errors, contexts, ks, used, population: EffectTable(
+            kind=kind,
+            outcome=y.label,
+            treatments=tuple(rows),
+            references=tuple(refs),
+            held=held,
+            row_values=tuple(values),
+            row_stderr=tuple(errors),
+            contexts=contexts,
+            draws=tuple(ks),
+            seed=used,
+            population=population,
+        ),
+    )
+
+
+# -- the stages of each kind of effect ------------------------------------------------------------
+
+
+class _Many:
+    """``evaluate_many`` in one context, passing ``chunk`` only where one was asked for."""
+
+    def __init__(self, model: CausalModel, context: Context, chunk: int | None) -> None:
+        self.model, self.context, self.chunk = model, context, chunk
+
+    def __call__(self, sets: Sequence[Interventions], outputs: Collection[str]) -> list[Any]:
+        if not sets:
+            return []
+        if self.chunk is None:  # models that predate ``chunk`` in the protocol work too
+            return self.model.evaluate_many(self.context, list(sets), outputs=outputs)
+        return self.model.evaluate_many(self.context, list(sets), outputs=outputs, chunk=self.chunk)
+
+
+def _unique(sets: Sequence[Interventions]) -> tuple[list[Interventions], list[int]]:
+    """The distinct sets (by identity) and, for each entry, the index of its distinct set."""
+    distinct: list[Interventions] = []
+    where: dict[int, int] = {}
+    index = []
+    for s in sets:
+        if id(s) not in where:
+            where[id(s)] = len(distinct)
+            distinct.append(s)
+        index.append(where[id(s)])
+    return distinct, index
+
+
+def _reference_worlds(
+    base: Sequence[Interventions], held: Sequence[tuple[str, ...]]
+) -> tuple[list[Interventions], list[int], tuple[str, ...]]:
+    """The distinct reference worlds, each row's world, and every variable some row holds."""
+    refs, which = _unique(base)
+    return refs, which, tuple(dict.fromkeys(v for h in held for v in h))
+
+
+def hold_values(values: Mapping[str, Any], nodes: Sequence[str]) -> Interventions:
+    """Hard interventions that hold ``nodes`` at their ``values`` (a world's mediators)."""
+    return normalize({v: Set(values[v]) for v in nodes})
+
+
+def _total(
+    many: _Many,
+    treated: list[Interventions],
+    base: list[Interventions],
+    y: Outcome,
+    held: list[tuple[str, ...]],
+) -> list[Any]:
+    refs, which = _unique(base)
+    results = many([*refs, *treated], y.of)
+    before, after = results[: len(refs)], results[len(refs) :]
+    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+
+
+def _direct(
+    many: _Many,
+    treated: list[Interventions],
+    base: list[Interventions],
+    y: Outcome,
+    held: list[tuple[str, ...]],
+) -> list[Any]:
+    refs, which, union = _reference_worlds(base, held)
+    before = many(refs, (*y.of, *union))
+    fixed = [
+        iv.merged(hold_values(before[w], h)) for iv, w, h in zip(treated, which, held, strict=True)
+    ]
+    after = many(fixed, y.of)
+    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+
+
+def _indirect(
+    many: _Many,
+    treated: list[Interventions],
+    base: list[Interventions],
+    y: Outcome,
+    held: list[tuple[str, ...]],
+) -> list[Any]:
+    refs, which, union = _reference_worlds(base, held)
+    results = many([*refs, *treated], (*y.of, *union))
+    before, moved = results[: len(refs)], results[len(refs) :]
+    fixed = [refs[w].merged(hold_values(m, h)) for m, w, h in zip(moved, which, held, strict=True)]
+    after = many(fixed, y.of)
+    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+
+
+_Stage = Callable[
+    [_Many, list[Interventions], list[Interventions], Outcome, list[tuple[str, ...]]], list[Any]
+]
+_STAGES: dict[str, _Stage] = {"total": _total, "direct": _direct, "indirect": _indirect}
+
+
+# -- the arguments ---------------------------------------------------------------------------------
+
+
+def check_treatment(
+    model: CausalModel, treatment: TreatmentLike, row: int | None = None
+) -> Interventions:
+    """A treatment normalised and validated against ``model`` (nodes, exogenous variables)."""
+    iv = normalize(treatment)
+    if not iv:
+        which = "the treatment" if row is None else f"treatment {row}"
+        raise InvalidIntervention(f"{which} is empty; name at least one node and its value")
+    model.intervene(iv)  # validates nodes; the result is discarded
+    return iv
+
+
+def _treatments(model: CausalModel, treatments: Sequence[TreatmentLike]) -> list[Interventions]:
+    if isinstance(treatments, Mapping | Interventions) or not isinstance(treatments, Sequence):
+        raise InvalidArgument(
+            f"treatments must be a sequence of treatments (e.g. [{{'x': 0.0}}, {{'x': 1.0}}]), "
+            f"got {type(treatments).__name__}; for one treatment, wrap it in a list or use "
+            f"sn.total_effect"
+        )
+    if not treatments:
+        raise InvalidArgument("treatments is empty; give at least one treatment")
+    many = len(treatments) > 1
+    return [check_treatment(model, t, r if many else None) for r, t in enumerate(treatments)]
+
+
+def check_reference(treatment: Interventions, reference: TreatmentLike | None) -> Interventions:
+    """The reference of ``treatment``: empty for the natural value, else on the same sites."""
+    if reference is None:
+        return Interventions()
+    ref = normalize(reference)
+    if set(ref.sites) != set(treatment.sites):
+        raise InvalidIntervention(
+            f"the reference must set the same sites as the treatment: treatment sets "
+            f"{[str(s) for s in treatment.sites]}, reference sets {[str(s) for s in ref.sites]}"
+        )
+    return ref
+
+
+def _references(
+    rows: list[Interventions], reference: TreatmentLike | Sequence[TreatmentLike] | None
+) -> list[Interventions]:
+    if reference is None or isinstance(reference, Mapping | Interventions):
+        shared = None if reference is None else normalize(reference)
+        checked = [check_reference(iv, shared) for iv in rows]
+        # one object for equal references, so that each distinct reference world runs once
+        first: dict[frozenset[Any], Interventions] = {}
+        return [first.setdefault(frozenset(r.sites), r) for r in checked]
+    if not isinstance(reference, Sequence) or isinstance(reference, str):
+        raise InvalidIntervention(
+            f"reference must be a mapping, a sequence of mappings (one per treatment) or None, "
+            f"got {type(reference).__name__}"
+        )
+    if len(reference) != len(rows):
+        raise InvalidIntervention(
+            f"got {len(reference)} references for {len(rows)} treatments; give one reference "
+            f"per treatment, or one mapping for all"
+        )
+    return [check_reference(iv, ref) for iv, ref in zip(rows, reference, strict=True)]
+
+
+def _held(
+    model: CausalModel, rows: list[Interventions], y: Outcome, hold: Collection[str] | None
+) -> tuple[tuple[str, ...], ...]:
+    if hold is None:
+        return tuple(
+            tuple(v for v in model.endogenous if v not in iv.nodes and v not in y.of) for iv in rows
+        )
+    if isinstance(hold, str):
+        raise InvalidIntervention(
+            f"hold must be a collection of node names, got the string {hold!r}; write [{hold!r}]"
+        )
+    names = list(dict.fromkeys(hold))
+    for v in names:
+        if v not in model.endogenous:
+            raise unknown_node(v, model.endogenous, what="endogenous nodes")
+        if v in y.of:
+            raise InvalidOutcome(
+                f"{v!r} is read by the outcome and cannot also be held; hold other variables"
+            )
+    return tuple(tuple(v for v in names if v not in iv.nodes) for iv in rows)
+
+
+# -- contexts and draws ----------------------------------------------------------------------------
+
+
+def _contexts(
+    model: CausalModel, context: Context | Sequence[Context] | None, samples: int, seed: int
+) -> tuple[list[Context], bool, int | None]:
+    """The contexts to evaluate, whether the result is a population estimate, and the seed."""
+    if context is None:
+        return list(model.sample_contexts(samples, seed=seed)), True, seed
+    if isinstance(context, Mapping):
+        return [context], False, None
+    if isinstance(context, Sequence) and not isinstance(context, str):
+        contexts = list(context)
+        if not contexts:
+            raise InvalidContext("the sequence of contexts is empty; give at least one context")
+        return contexts, True, None
+    raise InvalidContext(
+        f"context must be a mapping (one context), a sequence of mappings (a data set) or None "
+        f"(draw from P(u)), got {type(context).__name__}"
+    )
+
+
+def _stochastic(iv: Interventions) -> bool:
+    return any(isinstance(rule, Resolvable) and rule.stochastic for _, rule in iv)
+
+
+def _resolve_context_free(
+    model: CausalModel, interventions: Interventions, context: Context
+) -> Interventions:
+    items = []
+    for site, rule in interventions:
+        if isinstance(rule, Resolvable) and rule.context_free:
+            rule = Set(rule.value(model, site, context, np.random.default_rng(0)))
+        items.append((site, rule))
+    return Interventions(tuple(items))
+
+
+PerContext = Callable[[Context, list[int], list[Interventions], list[Interventions]], list[Any]]
+R = TypeVar("R")
+Finish = Callable[[list[Any], list[Any], int, list[int], "int | None", bool], R]
+
+
+def run_query(
+    per_context: PerContext,
+    model: CausalModel,
+    rows: list[Interventions],
+    refs: list[Interventions],
+    *,
+    context: Context | Sequence[Context] | None,
+    samples: int,
+    seed: int,
+    draws: int | None,
+    finish: Finish[R],
+) -> R:
+    """Evaluate rows in every context and draw, and average (eq. 39, then over contexts).
+
+    ``per_context(u, which, treated, base)`` returns the effect of each resolved treatment in
+    ``treated`` (a draw of row ``which[n]``) against the matching reference in ``base``.
+    ``finish(values, stderrs, contexts, draws, seed, population)`` builds the
+    result from each row's average and standard error.
+    """
+    if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
+        raise InvalidIntervention(f"draws must be a positive int, got {draws!r}")
+    if any(_stochastic(ref) for ref in refs):
+        raise InvalidIntervention(
+            "the reference must be deterministic; put random ablations (noise, resample) in "
+            "the treatment, whose effect is averaged over draws"
+        )
+    contexts, population, used_seed = _contexts(model, context, samples, seed)
+    # Values that are the same in every context (mean, patch) are computed once.
+    first = contexts[0]
+    rows = [_resolve_context_free(model, iv, first) for iv in rows]
+    resolved_refs: dict[int, Interventions] = {}
+    for ref in refs:
+        if id(ref) not in resolved_refs:
+            resolved_refs[id(ref)] = resolve(model, _resolve_context_free(model, ref, first), first)
+    base_of = [resolved_refs[id(ref)] for ref in refs]
+    ks = [(draws or DEFAULT_DRAWS) if _stochastic(iv) else 1 for iv in rows]
+    if any(k > 1 for k in ks) and used_seed is None:
+        used_seed = seed
+    per_row: list[list[Any]] = [[] for _ in rows]  # each row's effect in each context
+    draws_of: list[list[Any]] = [[] for _ in rows]  # each row's draws in the last context
+    for i, u in enumerate(contexts):
+        which: list[int] = []
+        treated: list[Interventions] = []
+        for j in range(max(ks)):  # draw j of every row from the same stream
+            for r, iv in enumerate(rows):
+                if j < ks[r]:
+                    rng = np.random.default_rng([seed, i, j])
+                    which.append(r)
+                    treated.append(resolve(model, iv, u, rng))
+        effects = per_context(u, which, treated, [base_of[r] for r in which])
+        by_row: list[list[Any]] = [[] for _ in rows]
+        for r, effect in zip(which, effects, strict=True):
+            by_row[r].append(effect)
+        for r, found in enumerate(by_row):
+            per_row[r].append(found[0] if len(found) == 1 else _values.mean(found))
+            draws_of[r] = found
+    values, errors = [], []
+    for r in range(len(rows)):
+        if population:
+            values.append(_values.mean(per_row[r]))
+            errors.append(_values.stderr(per_row[r]))
+        else:
+            values.append(per_row[r][0])
+            errors.append(_values.stderr(draws_of[r]))
+    return finish(values, errors, len(contexts), ks, used_seed, population)

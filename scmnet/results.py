@@ -1,0 +1,247 @@
+"""What an effect query returns: :class:`EffectTable`, and :class:`Estimate` for one effect.
+
+An effect is computed in one context u, or averaged over contexts -- a data set, or Monte Carlo
+draws from P(u) -- and, for random ablations (noise, resample), over draws of the ablation value
+(eq. 39 of the Hydra-effect paper). A result keeps what it is (the kind of effect, the treatment,
+the outcome, the variables held), how it was estimated (contexts, draws, seed) and its
+uncertainty (a standard error), so that a number is never separated from its meaning.
+
+Examples
+--------
+>>> import scmnet as sn
+>>> m = sn.toys.erasure()
+>>> table = sn.effect_table(m, [{"x": 0.0}, {"x": 1.0}], "y", kind="direct", context={"u": 2.0})
+>>> table.values.tolist()
+[-2.0, -1.0]
+>>> print(table)
+direct effect on y, 1 context
+  x = 0.0   -2
+  x = 1.0   -1
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import numpy as np
+
+from scmnet import _values
+from scmnet.interventions import Interventions
+
+__all__ = ["EffectKind", "EffectTable", "Estimate", "plain_value", "treatment_label"]
+
+EffectKind: TypeAlias = Literal["total", "direct", "indirect"]
+"""The effects of Section 3.1: total (eq. 14), direct (eqs. 19-20), indirect (eq. 29)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A population effect: the mean over contexts, with its Monte Carlo standard error.
+
+    Attributes
+    ----------
+    value : float, array or tensor
+        The average effect.
+    stderr : float, array or tensor
+        The standard error of the mean (zero for a single context).
+    samples : int
+        The number of contexts averaged.
+    seed : int or None
+        The seed the contexts were drawn with (``None`` for a given data set).
+    """
+
+    value: Any
+    stderr: Any
+    samples: int
+    seed: int | None
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        return (
+            f"Estimate(value={self.value!r}, stderr={self.stderr!r}, samples={self.samples}, "
+            f"seed={self.seed})"
+        )
+
+
+def treatment_label(treatment: Interventions) -> str:
+    """A short text for a treatment: each site and its rule.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> treatment_label(sn.interventions.normalize({sn.Site("h", index=(0, -1)): sn.zero()}))
+    'h[0, -1] = 0'
+    """
+    return "; ".join(f"{site} {rule.label()}" for site, rule in treatment)
+
+
+def plain_value(value: Any) -> Any:
+    """Python scalars for 0-d numpy results, anything else unchanged.
+
+    >>> plain_value(np.float64(1.5)), plain_value(np.ones(2)).tolist()
+    (1.5, [1.0, 1.0])
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.item()
+    return value
+
+
+def _text(value: Any) -> str:
+    if _values.is_tensor(value) and value.numel() == 1:
+        return f"{float(value):.6g}"
+    if isinstance(value, int | float | np.generic) or np.ndim(value) == 0:
+        return f"{float(value):.6g}"
+    return f"<{type(value).__name__} of shape {tuple(np.shape(value))}>"
+
+
+@dataclass(frozen=True, eq=False)
+class EffectTable:
+    """Effects of many treatments on one outcome: one row per treatment.
+
+    Built by :func:`scmnet.effect_table`. Row ``r`` is the effect of ``treatments[r]`` -- what
+    :func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` or
+    :func:`~scmnet.indirect_effect` return for that treatment alone.
+
+    Attributes
+    ----------
+    kind : {"total", "direct", "indirect"}
+        Which effect (eq. 14, eqs. 19-20, eq. 29).
+    outcome : str
+        The outcome's label.
+    treatments : tuple of Interventions
+        The treatments do(Z = z'), in order.
+    references : tuple of Interventions
+        Each row's reference do(Z = z); empty for the natural value z(u).
+    held : tuple of tuple of str
+        For direct and indirect effects, the variables each row holds (its mediators); empty
+        for total effects.
+    row_values : tuple
+        Each row's effect, as the outcome computes it (a float, an array or a tensor).
+    row_stderr : tuple
+        Each row's standard error: over contexts for a population estimate; over the ablation
+        draws for a random treatment in one context; zero otherwise.
+    contexts : int
+        How many contexts were averaged (1 for one given context).
+    draws : tuple of int
+        How many ablation values each row averaged (1 for deterministic treatments).
+    seed : int or None
+        The seed of the context and ablation draws (``None`` for given contexts with
+        deterministic treatments).
+    population : bool
+        Whether the rows are averages over contexts (a data set or draws from P(u)).
+    """
+
+    kind: EffectKind
+    outcome: str
+    treatments: tuple[Interventions, ...]
+    references: tuple[Interventions, ...]
+    held: tuple[tuple[str, ...], ...]
+    row_values: tuple[Any, ...]
+    row_stderr: tuple[Any, ...]
+    contexts: int
+    draws: tuple[int, ...]
+    seed: int | None
+    population: bool
+
+    def __len__(self) -> int:
+        return len(self.treatments)
+
+    @functools.cached_property
+    def values(self) -> Any:
+        """The effects stacked along a leading axis: shape ``(len(treatments), *outcome shape)``.
+
+        A tensor if the outcome returns tensors, a numpy array otherwise.
+        """
+        return _values.stack(list(self.row_values))
+
+    @functools.cached_property
+    def stderr(self) -> Any:
+        """The standard errors, stacked like :attr:`values`."""
+        return _values.stack(list(self.row_stderr))
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """A short text for each treatment (see :func:`treatment_label`)."""
+        return tuple(treatment_label(t) for t in self.treatments)
+
+    def result(self, row: int) -> Any:
+        """Row ``row`` as the single-treatment operators return it.
+
+        An :class:`Estimate` for a population table, the plain value otherwise.
+        """
+        if self.population:
+            return Estimate(self.row_values[row], self.row_stderr[row], self.contexts, self.seed)
+        return plain_value(self.row_values[row])
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table in tidy form: one dict per treatment.
+
+        Keys: ``treatment`` (its label), ``sites`` (the intervened sites, as text), ``kind``,
+        ``outcome``, ``value``, ``stderr`` (Python floats for scalar outcomes), ``contexts``,
+        ``draws`` and ``held`` (how many variables the row held). ``pandas.DataFrame(rows)``
+        makes a data frame of it.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> t = sn.effect_table(sn.toys.erasure(), [{"x": 0.0}], "y", context={"u": 1.0})
+        >>> t.rows()[0]["treatment"], t.rows()[0]["value"]
+        ('x = 0.0', 0.0)
+        """
+        return [
+            {
+                "treatment": label,
+                "sites": tuple(str(s) for s in treatment.sites),
+                "kind": self.kind,
+                "outcome": self.outcome,
+                "value": _scalar(value),
+                "stderr": _scalar(err),
+                "contexts": self.contexts,
+                "draws": draws,
+                "held": len(held),
+            }
+            for label, treatment, value, err, draws, held in zip(
+                self.labels,
+                self.treatments,
+                self.row_values,
+                self.row_stderr,
+                self.draws,
+                self.held,
+                strict=True,
+            )
+        ]
+
+    def __str__(self) -> str:
+        where = f"{self.contexts} context{'s' if self.contexts != 1 else ''}"
+        lines = [f"{self.kind} effect on {self.outcome}, {where}"]
+        width = max((len(label) for label in self.labels), default=0)
+        for label, value, err, draws in zip(
+            self.labels, self.row_values, self.row_stderr, self.draws, strict=True
+        ):
+            text = _text(value)
+            if self.population or draws > 1:
+                text += f" ± {_text(err)}"
+            if draws > 1:
+                text += f" ({draws} draws)"
+            lines.append(f"  {label:<{width}}   {text}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return (
+            f"EffectTable(kind={self.kind!r}, outcome={self.outcome!r}, rows={len(self)}, "
+            f"contexts={self.contexts}, population={self.population})"
+        )
+
+
+def _scalar(value: Any) -> Any:
+    if _values.is_tensor(value) and value.numel() == 1:
+        return float(value)
+    if isinstance(value, np.generic | np.ndarray) and np.ndim(value) == 0:
+        return float(value)
+    return value
