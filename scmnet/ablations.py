@@ -49,6 +49,7 @@ __all__ = [
     "Patch",
     "Resample",
     "Resolvable",
+    "SiteValues",
     "Zero",
     "mean",
     "noise",
@@ -97,9 +98,18 @@ class Resolvable(Rule):
 
     @abc.abstractmethod
     def value(
-        self, model: CausalModel, site: Site, context: Context, rng: np.random.Generator
+        self,
+        model: CausalModel,
+        site: Site,
+        context: Context,
+        rng: np.random.Generator,
+        values: SiteValues | None = None,
     ) -> Any:
-        """The ablation value of ``site`` in ``context``."""
+        """The ablation value of ``site`` in ``context``.
+
+        ``values`` reads sites in other contexts; pass one :class:`SiteValues` to every
+        resolution of a query so that each context is evaluated once.
+        """
 
     def apply(self, natural: Any) -> Any:
         """Unresolved rules have no value by themselves."""
@@ -110,9 +120,33 @@ class Resolvable(Rule):
         )
 
 
-def _site_value(model: CausalModel, site: Site, context: Context) -> Any:
-    value = model.evaluate(context, outputs=[site.node])[site.node]
-    return value if site.index is None else value[site.index]
+class SiteValues:
+    """The value of sites in contexts, each context evaluated once (a memo for one query).
+
+    Ablation values come from other contexts (resample, patch, mean): when many treatments
+    draw from the same contexts, each context's variables are evaluated once for all of them.
+    Contexts are matched by identity.
+    """
+
+    def __init__(self, model: CausalModel | None = None) -> None:
+        self._model = model
+        self._runs: dict[int, tuple[Context, dict[str, Any]]] = {}
+
+    def __call__(self, model: CausalModel, site: Site, context: Context) -> Any:
+        """``site``'s value in ``context``."""
+        if self._model is None or model is not self._model:
+            values = model.evaluate(context, outputs=[site.node])
+        else:
+            entry = self._runs.get(id(context))
+            if entry is None or entry[0] is not context:
+                entry = (context, model.evaluate(context))
+                self._runs[id(context)] = entry
+            values = entry[1]
+        value = values[site.node]
+        return value if site.index is None else value[site.index]
+
+
+_site_value = SiteValues()
 
 
 def _contexts(
@@ -132,14 +166,19 @@ class Mean(Resolvable):
     context_free = True
 
     def value(
-        self, model: CausalModel, site: Site, context: Context, rng: np.random.Generator
+        self,
+        model: CausalModel,
+        site: Site,
+        context: Context,
+        rng: np.random.Generator,
+        values: SiteValues | None = None,
     ) -> Any:
         """The mean of the site's value over the contexts."""
-        values = [
-            _site_value(model, site, c)
-            for c in _contexts(model, self.contexts, self.samples, self.seed)
+        read = values or _site_value
+        found = [
+            read(model, site, c) for c in _contexts(model, self.contexts, self.samples, self.seed)
         ]
-        return _values.mean(values)
+        return _values.mean(found)
 
     def label(self) -> str:
         """``'= mean'``."""
@@ -155,7 +194,12 @@ class Resample(Resolvable):
     stochastic = True
 
     def value(
-        self, model: CausalModel, site: Site, context: Context, rng: np.random.Generator
+        self,
+        model: CausalModel,
+        site: Site,
+        context: Context,
+        rng: np.random.Generator,
+        values: SiteValues | None = None,
     ) -> Any:
         """The site's value in a randomly drawn other context."""
         if self.contexts is not None:
@@ -164,7 +208,7 @@ class Resample(Resolvable):
             other = self.contexts[int(rng.integers(len(self.contexts)))]
         else:
             other = model.sample_contexts(1, seed=int(rng.integers(2**63)))[0]
-        return _site_value(model, site, other)
+        return (values or _site_value)(model, site, other)
 
     def label(self) -> str:
         """``'= resample'``."""
@@ -187,13 +231,20 @@ class Noise(Resolvable):
             raise InvalidIntervention(f"noise(on=...) must be 'input' or 'value', got {self.on!r}")
 
     def value(
-        self, model: CausalModel, site: Site, context: Context, rng: np.random.Generator
+        self,
+        model: CausalModel,
+        site: Site,
+        context: Context,
+        rng: np.random.Generator,
+        values: SiteValues | None = None,
     ) -> Any:
         """The site's value from a noised context (or its noised value)."""
         if self.on == "value":
-            return _add_noise(_site_value(model, site, context), self.scale, rng, site.node)
+            return _add_noise(
+                (values or _site_value)(model, site, context), self.scale, rng, site.node
+            )
         noised = {k: _add_noise(v, self.scale, rng, k) for k, v in context.items()}
-        return _site_value(model, site, noised)
+        return (values or _site_value)(model, site, noised)
 
     def label(self) -> str:
         """E.g. ``'= noise(0.1)'``."""
@@ -209,10 +260,15 @@ class Patch(Resolvable):
     context_free = True
 
     def value(
-        self, model: CausalModel, site: Site, context: Context, rng: np.random.Generator
+        self,
+        model: CausalModel,
+        site: Site,
+        context: Context,
+        rng: np.random.Generator,
+        values: SiteValues | None = None,
     ) -> Any:
         """The site's value in the source context."""
-        return _site_value(model, site, self.source)
+        return (values or _site_value)(model, site, self.source)
 
     def label(self) -> str:
         """``'= patched'``."""
@@ -313,6 +369,8 @@ def resolve(
     interventions: Interventions,
     context: Context,
     rng: np.random.Generator | int = 0,
+    *,
+    values: SiteValues | None = None,
 ) -> Interventions:
     """Replace every :class:`Resolvable` rule by a :class:`~scmnet.Set` of its value.
 
@@ -326,6 +384,8 @@ def resolve(
         The context being analysed.
     rng : numpy Generator or int
         The random generator (or its seed) for noise and resample draws.
+    values : SiteValues, optional
+        A memo of the contexts already evaluated (shared by the resolutions of one query).
 
     Examples
     --------
@@ -340,6 +400,6 @@ def resolve(
     items = []
     for site, rule in interventions:
         if isinstance(rule, Resolvable):
-            rule = Set(rule.value(model, site, context, rng))
+            rule = Set(rule.value(model, site, context, rng, values))
         items.append((site, rule))
     return Interventions(tuple(items))

@@ -77,7 +77,7 @@ def _check_mediators(
     if mediators is None or isinstance(mediators, str):
         return  # the default, or an error that effect_table words
     nodes = check_treatment(model, treatment).nodes
-    excluded = nodes | set(as_outcome(model, outcome).of)
+    excluded = nodes | set(as_outcome(model, outcome).variables)
     for v in mediators:
         if v in excluded and v in model.endogenous:
             raise InvalidIntervention(

@@ -22,12 +22,57 @@ from typing import Any, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import networkx as nx
 
-from scmnet.interventions import Interventions
+from scmnet.interventions import Interventions, Site
 
-__all__ = ["CausalModel", "Context", "causal_graph", "do", "removed_edges"]
+__all__ = [
+    "CausalModel",
+    "Context",
+    "Output",
+    "causal_graph",
+    "do",
+    "output_names",
+    "pick_outputs",
+    "removed_edges",
+]
 
 Context: TypeAlias = Mapping[str, Any]
 """A value u of the exogenous variables: a mapping from each exogenous name to its value."""
+
+
+Output: TypeAlias = "str | Site"
+"""What an evaluation returns: a whole variable (its name), or part of one (a
+:class:`~scmnet.Site` with an index, returned under the site as key). A model may compute
+only the part a site reads: a traced network whose interventions sit at the final position
+does not rebuild a whole sequence of logits to return the last one."""
+
+
+def output_names(outputs: Collection[Output]) -> tuple[str, ...]:
+    """The variables that ``outputs`` read, in order, each once.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> output_names(["y", sn.Site("x", index=0), sn.Site("y", index=1)])
+    ('y', 'x')
+    """
+    return tuple(dict.fromkeys(o.node if isinstance(o, Site) else o for o in outputs))
+
+
+def pick_outputs(values: Mapping[str, Any], outputs: Collection[Output]) -> dict[Any, Any]:
+    """The requested outputs from whole values: names as they are, sites indexed.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> pick_outputs({"x": [1.0, 2.0]}, ["x", sn.Site("x", index=1)])
+    {'x': [1.0, 2.0], Site(node='x', index=1): 2.0}
+    """
+    return {
+        o: (values[o.node] if o.index is None else values[o.node][o.index])
+        if isinstance(o, Site)
+        else values[o]
+        for o in outputs
+    }
 
 
 @runtime_checkable
@@ -59,11 +104,12 @@ class CausalModel(Protocol):
         context: Context,
         interventions: Interventions | Mapping[Any, Any] | None = None,
         *,
-        outputs: Collection[str] | None = None,
-    ) -> dict[str, Any]:
+        outputs: Collection[Output] | None = None,
+    ) -> dict[Any, Any]:
         """Values of the variables in ``context`` under ``interventions``.
 
-        ``outputs`` restricts the returned (and so the computed) variables.
+        ``outputs`` restricts the returned (and so the computed) variables; a
+        :class:`~scmnet.Site` among them returns that part of its variable, keyed by the site.
         """
         ...
 
@@ -72,9 +118,9 @@ class CausalModel(Protocol):
         context: Context,
         interventions: Sequence[Interventions],
         *,
-        outputs: Collection[str] | None = None,
+        outputs: Collection[Output] | None = None,
         chunk: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` for several intervention sets in the same context.
 
         A model that runs the sets as the rows of a batch runs at most ``chunk`` of them at a

@@ -25,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 from scmnet.errors import InvalidOutcome, did_you_mean, format_names, unknown_node
-from scmnet.model import CausalModel
+from scmnet.interventions import Site
+from scmnet.model import CausalModel, output_names
 
 __all__ = ["Outcome", "OutcomeLike", "as_outcome"]
 
@@ -36,12 +37,14 @@ class Outcome:
 
     Use it where variable names are not Python identifiers (network nodes such as
     ``"model.layers.3.mlp"``); otherwise a plain function whose parameter names are variables
-    works too.
+    works too. An entry of ``of`` may be a :class:`~scmnet.Site`: ``fn`` then gets that part
+    of the variable (``value[index]``), and a traced network computes only that part where it
+    can (the final position's logits, not every position's).
 
     Attributes
     ----------
-    of : tuple of str
-        The variables the readout reads, in the order ``fn`` takes them.
+    of : tuple of str or Site
+        The variables (or parts of them) the readout reads, in the order ``fn`` takes them.
     fn : callable
         The readout.
     name : str, optional
@@ -55,7 +58,7 @@ class Outcome:
     2.0
     """
 
-    of: tuple[str, ...]
+    of: tuple[str | Site, ...]
     fn: Callable[..., Any]
     name: str | None = None
 
@@ -68,9 +71,14 @@ class Outcome:
         if not callable(self.fn):
             raise InvalidOutcome(f"Outcome.fn must be callable, got {self.fn!r}")
 
-    def __call__(self, values: Mapping[str, Any]) -> Any:
-        """Apply the readout to the values of its variables."""
+    def __call__(self, values: Mapping[Any, Any]) -> Any:
+        """Apply the readout to the values of its variables (keyed as in ``of``)."""
         return self.fn(*(values[v] for v in self.of))
+
+    @property
+    def variables(self) -> tuple[str, ...]:
+        """The variables read, each once."""
+        return output_names(self.of)
 
     @property
     def label(self) -> str:
@@ -78,7 +86,7 @@ class Outcome:
         if self.name is not None:
             return self.name
         fn_name = getattr(self.fn, "__name__", "f")
-        return f"{fn_name}({', '.join(self.of)})"
+        return f"{fn_name}({', '.join(str(v) for v in self.of)})"
 
 
 def _identity(value: Any) -> Any:
@@ -133,7 +141,7 @@ def as_outcome(model: CausalModel, outcome: OutcomeLike) -> Outcome:
             f"an outcome must be a variable name, an sn.Outcome or a function of variables, "
             f"got {outcome!r}"
         )
-    for v in result.of:
+    for v in result.variables:
         if v not in variables:
             raise InvalidOutcome(
                 f"the outcome reads {v!r}, which is not a variable of the model"

@@ -196,9 +196,11 @@ def path_specific_effect(
             return y(after) - y(before)
 
     else:
-        changed, outcome_reads_active = _emulation(model, iv.nodes, y.of, allowed)
+        changed, outcome_reads_active = _emulation(model, iv.nodes, y.variables, allowed)
         others = tuple(
-            v for v in model.endogenous if v not in changed and v not in iv.nodes and v not in y.of
+            v
+            for v in model.endogenous
+            if v not in changed and v not in iv.nodes and v not in y.variables
         )
 
         def one(u: Context, active: Interventions, base: Interventions) -> Any:

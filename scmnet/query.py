@@ -49,7 +49,7 @@ from typing import Any, TypeVar, get_args
 import numpy as np
 
 from scmnet import _values
-from scmnet.ablations import Resolvable, resolve
+from scmnet.ablations import Resolvable, SiteValues, resolve
 from scmnet.errors import (
     InvalidArgument,
     InvalidContext,
@@ -58,7 +58,7 @@ from scmnet.errors import (
     unknown_node,
 )
 from scmnet.interventions import Interventions, Set, normalize
-from scmnet.model import CausalModel, Context
+from scmnet.model import CausalModel, Context, Output
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.results import EffectKind, EffectTable
 
@@ -226,7 +226,7 @@ class _Many:
     def __init__(self, model: CausalModel, context: Context, chunk: int | None) -> None:
         self.model, self.context, self.chunk = model, context, chunk
 
-    def __call__(self, sets: Sequence[Interventions], outputs: Collection[str]) -> list[Any]:
+    def __call__(self, sets: Sequence[Interventions], outputs: Collection[Output]) -> list[Any]:
         if not sets:
             return []
         if self.chunk is None:  # models that predate ``chunk`` in the protocol work too
@@ -378,7 +378,8 @@ def _held(
 ) -> tuple[tuple[str, ...], ...]:
     if hold is None:
         return tuple(
-            tuple(v for v in model.endogenous if v not in iv.nodes and v not in y.of) for iv in rows
+            tuple(v for v in model.endogenous if v not in iv.nodes and v not in y.variables)
+            for iv in rows
         )
     if isinstance(hold, str):
         raise InvalidIntervention(
@@ -388,7 +389,7 @@ def _held(
     for v in names:
         if v not in model.endogenous:
             raise unknown_node(v, model.endogenous, what="endogenous nodes")
-        if v in y.of:
+        if v in y.variables:
             raise InvalidOutcome(
                 f"{v!r} is read by the outcome and cannot also be held; hold other variables"
             )
@@ -475,6 +476,7 @@ def run_query(
     ks = [(draws or DEFAULT_DRAWS) if _stochastic(iv) else 1 for iv in rows]
     if any(k > 1 for k in ks) and used_seed is None:
         used_seed = seed
+    memo = SiteValues(model)  # each context that ablation values come from runs once
     per_row: list[list[Any]] = [[] for _ in rows]  # each row's effect in each context
     draws_of: list[list[Any]] = [[] for _ in rows]  # each row's draws in the last context
     for i, u in enumerate(contexts):
@@ -485,7 +487,7 @@ def run_query(
                 if j < ks[r]:
                     rng = np.random.default_rng([seed, i, j])
                     which.append(r)
-                    treated.append(resolve(model, iv, u, rng))
+                    treated.append(resolve(model, iv, u, rng, values=memo))
         effects = per_context(u, which, treated, [base_of[r] for r in which])
         by_row: list[list[Any]] = [[] for _ in rows]
         for r, effect in zip(which, effects, strict=True):

@@ -55,7 +55,7 @@ from scmnet.errors import (
     unknown_node,
 )
 from scmnet.interventions import Interventions, normalize
-from scmnet.model import Context
+from scmnet.model import Context, Output, output_names, pick_outputs
 
 __all__ = ["SCM"]
 
@@ -284,8 +284,8 @@ class SCM:
         context: Context,
         interventions: Interventions | Mapping[Any, Any] | None = None,
         *,
-        outputs: Collection[str] | None = None,
-    ) -> dict[str, Any]:
+        outputs: Collection[Output] | None = None,
+    ) -> dict[Any, Any]:
         """All values (exogenous and endogenous) in ``context`` under ``interventions``.
 
         Parameters
@@ -294,13 +294,14 @@ class SCM:
             A value for every exogenous variable.
         interventions : mapping, optional
             Extra interventions, applied on top of those the model carries.
-        outputs : collection of str, optional
-            Only compute and return these variables (and what they need).
+        outputs : collection of str or Site, optional
+            Only compute and return these variables (and what they need); a
+            :class:`~scmnet.Site` returns ``value[index]`` under the site as key.
 
         Returns
         -------
         dict
-            Variable name to value.
+            Variable name (or site) to value.
 
         Raises
         ------
@@ -317,13 +318,13 @@ class SCM:
         """
         iv = self._interventions.merged(self._validated(interventions))
         values: dict[str, Any] = dict(self._validated_context(context))
-        needed = self._needed(iv, outputs)
+        needed = self._needed(iv, None if outputs is None else output_names(outputs))
         for var in self._order:
             if var not in needed:
                 continue
             values[var] = iv.apply_to(var, functools.partial(self.run_mechanism, var, values))
         if outputs is not None:
-            return {k: values[k] for k in outputs}
+            return pick_outputs(values, outputs)
         return values
 
     def evaluate_many(
@@ -331,9 +332,9 @@ class SCM:
         context: Context,
         interventions: Sequence[Interventions],
         *,
-        outputs: Collection[str] | None = None,
+        outputs: Collection[Output] | None = None,
         chunk: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` once per intervention set, in the same context.
 
         ``chunk`` (the batch size of models that batch) has no effect: the sets run one by one.

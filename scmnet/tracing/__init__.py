@@ -19,7 +19,10 @@ The pipeline, one module each:
    shape-only reads and constants of the context (masks, positions) ignored;
 5. :mod:`~scmnet.tracing.executor` and :mod:`~scmnet.tracing.network` -- exact evaluation: one
    cached clean run per context, and only the descendants of an intervention recomputed;
-   :mod:`~scmnet.tracing.batched` runs many intervention sets as one batch where that is exact.
+   :mod:`~scmnet.tracing.staircase` is the one run plan of every intervened run: rows join a
+   batch where their intervention sits, and :mod:`~scmnet.tracing.positions` recomputes only
+   positions t: of a causal sequence model for interventions at position t;
+   :mod:`~scmnet.tracing.batched` proves that the rows of a batch stay apart.
 
 Examples
 --------

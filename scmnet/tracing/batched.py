@@ -7,7 +7,9 @@ variable the value that set i gives it, and read block i of every output. Only t
 of the union of the intervened variables run; the cached clean values of the other nodes they
 read are repeated along the batch axis. Block i then equals what ``evaluate`` computes for set
 i, up to the order of floating-point operations (a batch of n may use other matrix kernels than
-a batch of one).
+a batch of one). The run itself follows the one run plan of :mod:`scmnet.tracing.staircase`:
+rows join the batch where their interventions sit, and interventions at one position of a
+causal sequence model recompute only the positions from it on.
 
 That is exact only where the graph runs at a larger batch and keeps its rows apart, which no
 tracer states. So a :class:`Batcher` first **probes** the graph, once per input shape, with two
@@ -72,7 +74,6 @@ upstream of the centring are evaluated one by one:
 
 from __future__ import annotations
 
-import functools
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -83,9 +84,10 @@ from torch import fx
 
 from scmnet.errors import MechanismError
 from scmnet.interventions import Interventions
-from scmnet.tracing.executor import Executor, Override, module_path
-from scmnet.tracing.patching import check_result
+from scmnet.tracing.executor import Executor, module_path
+from scmnet.tracing.positions import NoSuffixPlan, SuffixPlan, close, plan_suffix
 from scmnet.tracing.records import BatchingInfo
+from scmnet.tracing.staircase import plan_rows, run_rows
 
 __all__ = ["Batcher", "Layout", "NotBatchable", "Probe", "probe"]
 
@@ -128,27 +130,6 @@ def _perturbed(value: torch.Tensor) -> torch.Tensor:
     return value.flip(-1) if value.dim() else value
 
 
-def _close(a: Any, b: Any) -> bool:
-    """Equal, up to the rounding that a different batch size may cause in floats."""
-    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
-        if a.shape != b.shape or a.dtype != b.dtype:
-            return False
-        if not (b.is_floating_point() or b.is_complex()):
-            return torch.equal(a, b)
-        finite = b[torch.isfinite(b)]
-        scale = float(finite.abs().max()) if finite.numel() else 0.0
-        rtol = max(1e-4, 4 * torch.finfo(b.dtype).eps)
-        return torch.allclose(a, b, rtol=rtol, atol=rtol * 0.1 * scale + 1e-12, equal_nan=True)
-    if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
-        return False
-    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
-        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
-    try:
-        return bool(a == b)
-    except Exception:
-        return False
-
-
 def _classify(clean: Any, doubled: Any, alone: Any) -> tuple[Layout, bool]:
     """The layout of a node and whether its rows are independent.
 
@@ -160,9 +141,9 @@ def _classify(clean: Any, doubled: Any, alone: Any) -> tuple[Layout, bool]:
             return "other", True
         size = clean.shape[0] if clean.dim() else 0
         if size and doubled.shape == (2 * size, *clean.shape[1:]):
-            return "batched", _close(doubled[:size], clean) and _close(doubled[size:], alone)
+            return "batched", close(doubled[:size], clean) and close(doubled[size:], alone)
         if doubled.shape == clean.shape:
-            return "free", _close(doubled, clean) and _close(alone, clean)
+            return "free", close(doubled, clean) and close(alone, clean)
         return "other", True
     if isinstance(clean, int) and not isinstance(clean, bool) and isinstance(doubled, int):
         if doubled == clean:
@@ -182,8 +163,8 @@ def _classify(clean: Any, doubled: Any, alone: Any) -> tuple[Layout, bool]:
         if all(layout == "free" for layout in layouts):
             return "free", independent
         return ("other" if "other" in layouts else layouts), independent
-    if _close(doubled, clean):
-        return "free", _close(alone, clean)
+    if close(doubled, clean):
+        return "free", close(alone, clean)
     return "other", True
 
 
@@ -317,35 +298,8 @@ def _describe(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def _override(
-    name: str, k: int, rows: Mapping[int, Interventions], clean: torch.Tensor
-) -> Override:
-    """Block i of the variable ``name`` is what the interventions ``rows[i]`` make of it.
-
-    The blocks of the rows that do not intervene on ``name`` keep their natural value.
-    """
-    size = clean.shape[0]
-
-    def override(natural: Callable[[], Any]) -> Any:
-        batch: list[torch.Tensor] = []  # the natural values of all rows, computed on demand
-
-        def block(i: int) -> torch.Tensor:
-            if not batch:
-                batch.append(natural())
-            return batch[0][i * size : (i + 1) * size]
-
-        values = {
-            i: check_result(name, iv.apply_to(name, functools.partial(block, i)), clean)
-            for i, iv in rows.items()
-        }
-        if len(values) == k:
-            return torch.cat([values[i] for i in range(k)])
-        out = (batch[0] if batch else natural()).clone()  # the natural value may be a view
-        for i, value in values.items():
-            out[i * size : (i + 1) * size] = value
-        return out
-
-    return override
+#: How many suffix plans a trace keeps (small: recipes only; one per set of intervened variables).
+_SUFFIX_PLANS = 1024
 
 
 class Batcher:
@@ -369,14 +323,86 @@ class Batcher:
         self._inputs = frozenset(inputs)
         self._size = size
         self._probes: OrderedDict[Hashable, Probe] = OrderedDict()
+        self._suffixes: OrderedDict[Hashable, SuffixPlan | str] = OrderedDict()
         self.info = BatchingInfo()
+        #: How positions ran in the last execution (see :mod:`scmnet.tracing.positions`).
+        self.positions = ""
 
-    def probe(self, inputs: Mapping[str, Any], clean: Mapping[fx.Node, Any]) -> Probe:
-        """The probe of the graph for inputs shaped like ``inputs`` (run once per shape)."""
-        key = tuple(
+    @staticmethod
+    def _shape_key(inputs: Mapping[str, Any]) -> Hashable:
+        return tuple(
             (name, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else (name, repr(v))
             for name, v in inputs.items()
         )
+
+    def suffix(
+        self,
+        inputs: Mapping[str, Any],
+        clean: Mapping[fx.Node, Any],
+        starts: Mapping[fx.Node, int],
+        t: int,
+        length: int,
+        needed: Collection[fx.Node],
+        constant: Collection[fx.Node],
+    ) -> SuffixPlan:
+        """The suffix plan of interventions at position ``t`` (found once per input shape).
+
+        Raises
+        ------
+        NoSuffixPlan
+            If there is none (remembered too).
+        """
+        key = (
+            self._shape_key(inputs),
+            frozenset((n, a) for n, a in starts.items()),
+            t,
+            length,
+            frozenset(needed),
+            frozenset(constant),
+        )
+        found = self._suffixes.get(key)
+        if found is None:
+            try:
+                found = plan_suffix(
+                    self._executor, inputs, clean, starts, t, length, needed, constant=constant
+                )
+            except NoSuffixPlan as e:
+                found = str(e)
+            self._suffixes[key] = found
+            while len(self._suffixes) > _SUFFIX_PLANS:
+                self._suffixes.popitem(last=False)
+        self._suffixes.move_to_end(key)
+        if isinstance(found, str):
+            raise NoSuffixPlan(found)
+        return found
+
+    def run_one(
+        self,
+        inputs: Mapping[str, Any],
+        clean: Mapping[fx.Node, Any],
+        interventions: Interventions,
+        variables: Mapping[str, fx.Node],
+        wanted: Collection[fx.Node],
+        downstream: Callable[[frozenset[fx.Node]], frozenset[fx.Node]],
+    ) -> dict[fx.Node, Any]:
+        """Evaluate one fitted intervention set: the values of the nodes it changes."""
+        rows = plan_rows([interventions], variables, clean, self._executor.position)
+        names = {node: name for name, node in variables.items()}
+        (out,), self.positions = run_rows(
+            self._executor,
+            inputs,
+            clean,
+            rows,
+            names,
+            wanted,
+            downstream,
+            suffixes=lambda *a: self.suffix(inputs, clean, *a),
+        )
+        return out
+
+    def probe(self, inputs: Mapping[str, Any], clean: Mapping[fx.Node, Any]) -> Probe:
+        """The probe of the graph for inputs shaped like ``inputs`` (run once per shape)."""
+        key = self._shape_key(inputs)
         found = self._probes.get(key)
         if found is None:
             with torch.no_grad():
@@ -461,7 +487,8 @@ class Batcher:
             else "looped" if not done else "mixed"
         )  # fmt: skip
         why = "; ".join(dict.fromkeys(reasons))
-        self.info = BatchingInfo(path, len(sets), done, looped, runs, why)
+        positions = self.positions if pending else ""
+        self.info = BatchingInfo(path, len(sets), done, looped, runs, why, positions)
         return envs
 
     def run(
@@ -502,12 +529,12 @@ class Batcher:
         NotBatchable
             If the rows cannot run as one batch; nothing has been computed then.
         """
-        k = len(rows)
-        targets = {variables[v] for iv in rows for v in iv.nodes}
+        planned = plan_rows(rows, variables, clean, self._executor.position)
+        targets = {n for row in planned for n in row.rules}
         affected = downstream(frozenset(targets))
         hard = set(targets)
-        for iv in rows:  # a variable that every row fixes: its mechanism does not run
-            hard &= {variables[v] for v in iv.constant_nodes()}
+        for row in planned:  # a variable that every row fixes: its mechanism does not run
+            hard &= {n for n in row.rules if row.constant_at(n)}
         needed = self._executor.upstream(
             [n for n in wanted if n in affected], within=affected, stop=hard
         )
@@ -522,32 +549,18 @@ class Batcher:
         }
         crossing = {*set_now, *(n for n in targets if n in needed)}
         self._check(found, needed, crossing, boundary, wanted, variables)
-        env = {a: _expand(clean[a], found.layouts[a], k) for a in boundary}
         names = {node: name for name, node in variables.items()}
-        touching: dict[fx.Node, dict[int, Interventions]] = {n: {} for n in targets}
-        for i, iv in enumerate(rows):
-            for v in iv.nodes:
-                touching[variables[v]][i] = iv
-        overrides = {n: _override(names[n], k, touching[n], clean[n]) for n in targets}
-        for node in set_now:
-            natural = clean[node]
-            env[node] = overrides[node](functools.partial(_expand, natural, "batched", k))
-        with torch.no_grad():
-            env.update(
-                self._executor.run(inputs, initial_env=env, nodes=needed, overrides=overrides)
-            )
-        out: list[dict[fx.Node, Any]] = [{} for _ in rows]
-        for node in wanted:
-            if node not in env or node in boundary:
-                continue
-            value, size = env[node], clean[node].shape[0]
-            if value.shape != (k * size, *clean[node].shape[1:]):
-                raise NotBatchable(
-                    f"the batched value of {names[node]!r} has shape {tuple(value.shape)}, not "
-                    f"{k} blocks of {tuple(clean[node].shape)}"
-                )
-            for i in range(k):
-                out[i][node] = value[i * size : (i + 1) * size]
+        out, self.positions = run_rows(
+            self._executor,
+            inputs,
+            clean,
+            planned,
+            names,
+            wanted,
+            downstream,
+            layouts=found.layouts,
+            suffixes=lambda *a: self.suffix(inputs, clean, *a),
+        )
         return out
 
     def _check(

@@ -43,20 +43,20 @@ tensor(-1.5000)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 import numpy as np
-import torch
 from torch import fx, nn
 
 from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
-from scmnet.interventions import Interventions, normalize
-from scmnet.model import Context
-from scmnet.tracing.executor import Executor, Override
-from scmnet.tracing.patching import check_result, fit
+from scmnet.interventions import Interventions, Site, normalize
+from scmnet.model import Context, Output, output_names
+from scmnet.tracing.executor import Executor
+from scmnet.tracing.patching import fit
+from scmnet.tracing.positions import Partial
 from scmnet.tracing.records import NodeRecord, TraceInfo
 from scmnet.tracing.source import TraceSource
 from scmnet.tracing.variables import Selector
@@ -142,7 +142,7 @@ class TracedModel:
     def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
         self._net = network
         self._interventions = interventions if interventions is not None else Interventions()
-        self._graph = self._intervened_graph() if self._interventions else network.graph
+        self._graph: nx.DiGraph | None = None if self._interventions else network.graph
 
     # -- the CausalModel protocol ---------------------------------------------------------------
 
@@ -155,6 +155,8 @@ class TracedModel:
         X -> V means that V's mechanism reads X through operations that are not variables.
         Hard interventions remove in-edges.
         """
+        if self._graph is None:  # built when first read: validating a treatment needs none
+            self._graph = self._intervened_graph()
         return self._graph
 
     @property
@@ -185,8 +187,8 @@ class TracedModel:
         context: Context,
         interventions: Interventions | Mapping[Any, Any] | None = None,
         *,
-        outputs: Collection[str] | None = None,
-    ) -> dict[str, Any]:
+        outputs: Collection[Output] | None = None,
+    ) -> dict[Any, Any]:
         """Values of the inputs and variables in ``context`` under ``interventions``.
 
         Parameters
@@ -195,8 +197,10 @@ class TracedModel:
             A value for every input (Python numbers and arrays are converted to tensors).
         interventions : mapping or Interventions, optional
             Applied on top of the interventions the model carries.
-        outputs : collection of str, optional
-            Only compute and return these variables (and the operations they need).
+        outputs : collection of str or Site, optional
+            Only compute and return these variables (and the operations they need). A
+            :class:`~scmnet.Site` returns ``value[index]`` under the site as key, read from
+            the recomputed positions alone where it can be (no whole value is rebuilt).
 
         Returns
         -------
@@ -227,19 +231,19 @@ class TracedModel:
         wanted = self._wanted(outputs)
         inputs, clean = self._net.source.clean(context)
         if not iv:
-            return {name: self._read(name, inputs, clean, {}) for name in wanted}
+            return {o: self._read(o, inputs, clean, {}) for o in wanted}
         env = self._intervened(iv, wanted, clean, inputs)
-        return {name: self._read(name, inputs, clean, env) for name in wanted}
+        return {o: self._read(o, inputs, clean, env) for o in wanted}
 
     def evaluate_many(
         self,
         context: Context,
         interventions: Sequence[Interventions | Mapping[Any, Any] | None],
         *,
-        outputs: Collection[str] | None = None,
+        outputs: Collection[Output] | None = None,
         batched: bool = True,
         chunk: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` for several intervention sets in one context, batched where exact.
 
         The sets share one clean run of ``context``; an empty set is read from it. The others
@@ -317,13 +321,13 @@ class TracedModel:
             clean,
             fitted,
             variables,
-            [variables[w] for w in wanted if w in variables],
+            [variables[w] for w in output_names(wanted) if w in variables],
             self._net.downstream,
             lambda i: self._intervened(sets[i], wanted, clean, inputs),
             batched=batched,
             chunk=chunk,
         )
-        return [{name: self._read(name, inputs, clean, env) for name in wanted} for env in envs]
+        return [{o: self._read(o, inputs, clean, env) for o in wanted} for env in envs]
 
     def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:
         """Draw ``n`` contexts, with replacement, from the data set given at trace time.
@@ -465,66 +469,56 @@ class TracedModel:
                 raise unknown_node(site.node, self._net.variables, what="variables")
         return iv
 
-    def _wanted(self, outputs: Collection[str] | None) -> tuple[str, ...]:
+    def _wanted(self, outputs: Collection[Output] | None) -> tuple[Output, ...]:
         if outputs is None:
             return (*self._net.inputs, *self._net.variables)
-        if isinstance(outputs, str):
+        if isinstance(outputs, str | Site):
             raise InvalidArgument(
-                f"outputs must be a collection of names, got the string {outputs!r}; "
+                f"outputs must be a collection of names or sites, got {outputs!r}; "
                 f"write [{outputs!r}]"
             )
-        for name in outputs:
+        for name in output_names(outputs):
             if name not in self._net.records:
                 raise unknown_node(name, self._net.records, what="nodes")
         return tuple(outputs)
 
     def _read(
         self,
-        name: str,
+        output: Output,
         inputs: Mapping[str, Any],
         clean: Mapping[fx.Node, Any],
         env: Mapping[fx.Node, Any],
     ) -> Any:
+        """An output's value: a variable (or input) whole, or the part a site reads."""
+        name, index = (output.node, output.index) if isinstance(output, Site) else (output, None)
         if name in inputs:
-            return inputs[name]
-        node = self._net.variables[name]
-        return env[node] if node in env else clean[node]
+            value = inputs[name]
+        else:
+            node = self._net.variables[name]
+            value = env[node] if node in env else clean[node]
+        if isinstance(value, Partial):  # only a suffix of positions was recomputed
+            return value.full() if index is None else value.at(index)
+        return value if index is None else value[index]
 
     def _intervened(
         self,
         iv: Interventions,
-        wanted: Sequence[str],
+        wanted: Sequence[Output],
         clean: Mapping[fx.Node, Any],
         inputs: Mapping[str, Any],
     ) -> dict[fx.Node, Any]:
         """Recompute what the interventions change, reading the rest from the clean run."""
         variables = self._net.variables
         fitted = fit(iv, {v: clean[variables[v]] for v in iv.nodes})
-        targets = frozenset(variables[v] for v in iv.nodes)
-        affected = self._net.downstream(targets)
-        hard = {variables[v] for v in fitted.constant_nodes()}
-
-        def override(name: str) -> Override:
-            natural_value = clean[variables[name]]
-            return lambda natural: check_result(name, fitted.apply_to(name, natural), natural_value)
-
-        def cached(node: fx.Node) -> Callable[[], Any]:
-            # a copy: a rule that modifies its argument in place must not touch the cache
-            return lambda: clean[node].clone()
-
-        overrides = {variables[v]: override(v) for v in fitted.nodes}
-        env: dict[fx.Node, Any] = {}
-        for node in targets - affected:
-            env[node] = overrides[node](cached(node))
-        start = [variables[w] for w in wanted if w in variables and variables[w] in affected]
-        needed = self._net.executor.upstream(start, within=affected, stop=hard)
-        with torch.no_grad():
-            env.update(
-                self._net.executor.run(
-                    inputs, initial_env=_Chain(env, clean), nodes=needed, overrides=overrides
-                )
-            )
-        return env
+        batching = self._net.source.batching
+        return batching.run_one(
+            inputs,
+            clean,
+            fitted,
+            variables,
+            [variables[w] for w in output_names(wanted) if w in variables],
+            self._net.downstream,
+        )
 
     def _intervened_graph(self) -> nx.DiGraph:
         g = nx.DiGraph(self._net.graph)

@@ -98,6 +98,11 @@ class BatchingInfo:
     reason : str
         Why sets were looped (``""`` if none was): the operation that mixes the rows of a
         batch, the node that does not run with a larger batch, ``batched=False``, ...
+    positions : str
+        How the positions of a sequence ran in the last execution: ``"suffix from position t
+        of T"`` where every intervention sat at position t of a causal model (only positions
+        t: were recomputed, :mod:`scmnet.tracing.positions`), otherwise ``"all positions"``
+        and why.
     """
 
     path: Literal["none", "clean", "batched", "looped", "mixed"] = "none"
@@ -106,6 +111,7 @@ class BatchingInfo:
     looped: int = 0
     runs: int = 0
     reason: str = ""
+    positions: str = ""
 
 
 @dataclass(frozen=True)
