@@ -274,7 +274,8 @@ def test_rows_that_interact_fall_back_to_the_loop(kind: str) -> None:
 
 
 def test_graph_specialised_to_one_batch_size_falls_back_once(monkeypatch: Any) -> None:
-    traced = trace(tiny_model("llama"), {"input_ids": torch.zeros(1, SEQ, dtype=torch.long)})
+    static = {"input_ids": torch.zeros(1, SEQ, dtype=torch.long)}
+    traced = trace(tiny_model("llama"), static, dynamic_shapes={})  # every size fixed
     probes: list[int] = []
     probe = batched.probe
 

@@ -95,8 +95,11 @@ def test_bad_contexts(llama: TracedModel) -> None:
         llama.evaluate({})
     with pytest.raises(sn.InvalidContext, match="not inputs of the traced model"):
         llama.evaluate({**CONTEXT, "input_idz": IDS})
+    longer = {"input_ids": torch.arange(7).reshape(1, 7)}
+    assert llama.evaluate(longer, outputs=["lm_head"])["lm_head"].shape[1] == 7  # dynamic sizes
+    static = trace(tiny_model("llama"), {"input_ids": IDS}, dynamic_shapes={})
     with pytest.raises(sn.InvalidContext, match=r"shape \(1, 5\).*dynamic_shapes"):
-        llama.evaluate({"input_ids": torch.arange(7).reshape(1, 7)})
+        static.evaluate(longer)
     with pytest.raises(sn.InvalidContext, match="mapping"):
         llama.evaluate([IDS])  # type: ignore[arg-type]
     with pytest.raises(sn.InvalidContext, match="give a tensor"):

@@ -43,6 +43,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,7 +62,6 @@ from scmnet.tracing.build import build_network, make_source, verify
 from scmnet.tracing.calls import CallIndex, ModuleCall
 from scmnet.tracing.cleanup import check_deterministic, drop_no_ops
 from scmnet.tracing.frontends import (
-    Capture,
     Frontend,
     LeafSpec,
     bind_example,
@@ -146,7 +146,10 @@ def trace(
         Force one front end. Default: ``torch.fx``, then ``torch.export``.
     dynamic_shapes : optional
         Passed to :func:`torch.export.export` (implies ``frontend="export"``), e.g.
-        ``{"input_ids": {1: torch.export.Dim("seq")}}`` to allow other sequence lengths.
+        ``{"input_ids": {1: torch.export.Dim("seq")}}`` to allow other sequence lengths. By
+        default an exported graph gets dynamic batch and sequence sizes where the model allows
+        (so that one trace serves prompts of any length and batches its interventions), and
+        static ones otherwise; ``{}`` asks for static sizes.
     cache_size : int
         How many clean runs (one per context) to keep.
 
@@ -208,7 +211,13 @@ def trace(
     if diff is None and cap.frontend == "fx" and frontend is None:
         failure = "torch.fx skipped: its graph does not reproduce the eager outputs"
         cap = capture(model, bound, frontend="export", dynamic_shapes=dynamic_shapes)
-        cap = Capture(cap.frontend, cap.graph_module, cap.feeds, cap.outputs, (failure,))
+        cap = dataclasses.replace(cap, failures=(failure,))
+        check_deterministic(cap.graph_module)
+        values, diff = verify(model, cap, bound.tensors, expected)
+    if diff is None and cap.dynamic:  # the graph of other sizes does not fit this example
+        failure = "dynamic sizes skipped: that graph does not reproduce the eager outputs"
+        cap = capture(model, bound, frontend="export", auto_dims=False)
+        cap = dataclasses.replace(cap, failures=(*cap.failures, failure))
         check_deterministic(cap.graph_module)
         values, diff = verify(model, cap, bound.tensors, expected)
     if diff is None:
@@ -219,7 +228,7 @@ def trace(
         )
     dropped = drop_no_ops(cap.graph_module, values)
     outputs = tuple((label, dropped.get(node, node)) for label, node in cap.outputs)
-    cap = Capture(cap.frontend, cap.graph_module, cap.feeds, outputs, cap.failures)
+    cap = dataclasses.replace(cap, outputs=outputs)
     source = make_source(
         model, cap, values, dropped=dropped, max_abs_diff=diff, cache_size=cache_size
     )

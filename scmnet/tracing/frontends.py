@@ -33,6 +33,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import operator
 import traceback
@@ -129,6 +130,9 @@ class Capture:
         otherwise.
     failures : tuple of str
         Why earlier front ends were not used.
+    dynamic : bool
+        Whether ``torch.export`` made the batch and token-sequence sizes dynamic by itself
+        (:func:`auto_dynamic`), so that the graph runs at other sizes.
     """
 
     frontend: Frontend
@@ -136,6 +140,7 @@ class Capture:
     feeds: tuple[Feed, ...]
     outputs: tuple[tuple[str, str], ...]
     failures: tuple[str, ...] = field(default=())
+    dynamic: bool = False
 
 
 def bind_example(model: nn.Module, example_inputs: Any) -> BoundInputs:
@@ -352,6 +357,40 @@ def _mutates(graph: fx.Graph) -> bool:
     )
 
 
+def auto_dynamic(bound: BoundInputs) -> tuple[BoundInputs, dict[str, Any]] | None:
+    """An example and dynamic dimensions that let an exported graph run at other sizes.
+
+    Every tensor input's leading (batch) axis is dynamic, and so is the second axis of 2-d
+    integer inputs (token ids, attention masks: the sequence). ``torch.export`` specialises a
+    size of 1, so an example of batch 1 is repeated to batch 2. ``None`` where the inputs do
+    not share one batch size. Sizes that the model's code fixes stay static
+    (``torch.export.Dim.AUTO``).
+    """
+    tensors = {k: v for k, v in bound.arguments.items() if isinstance(v, torch.Tensor)}
+    sizes = {int(v.shape[0]) for v in tensors.values() if v.dim()}
+    if not tensors or len(sizes) != 1 or any(not v.dim() for v in tensors.values()):
+        return None
+    (size,) = sizes
+    auto = torch.export.Dim.AUTO
+    dims: dict[str, Any] = {}
+    for name, v in tensors.items():
+        dims[name] = {0: auto}
+        if v.dim() == 2 and not v.is_floating_point() and v.shape[1] >= 2:
+            dims[name][1] = auto
+    if size >= 2:
+        return bound, dims
+
+    def widened(value: Any) -> Any:
+        return (
+            value.repeat(2, *[1] * (value.dim() - 1)) if isinstance(value, torch.Tensor) else value
+        )
+
+    arguments = {k: widened(v) for k, v in bound.arguments.items()}
+    args = tuple(widened(v) for v in bound.args)
+    kwargs = {k: widened(v) for k, v in bound.kwargs.items()}
+    return BoundInputs(args, kwargs, arguments), dims
+
+
 def _capture_export(model: nn.Module, bound: BoundInputs, dynamic_shapes: Any | None) -> Capture:
     if isinstance(dynamic_shapes, Mapping):
         # export wants an entry for every argument; the ones not named are static
@@ -469,6 +508,7 @@ def capture(
     frontend: Frontend | None = None,
     leaves: Sequence[LeafSpec] = (),
     dynamic_shapes: Any | None = None,
+    auto_dims: bool = True,
 ) -> Capture:
     """Trace ``model`` with the first front end that works.
 
@@ -484,7 +524,11 @@ def capture(
     leaves : sequence of str or module classes
         Modules ``torch.fx`` keeps whole (see :class:`LeafSpec`).
     dynamic_shapes : optional
-        Passed to :func:`torch.export.export`.
+        Passed to :func:`torch.export.export`. ``None``: the batch and sequence sizes are made
+        dynamic where the model allows (:func:`auto_dynamic`, with ``auto_dims``); ``{}``:
+        every size is static.
+    auto_dims : bool
+        Whether ``dynamic_shapes=None`` tries dynamic batch and sequence sizes first.
 
     Returns
     -------
@@ -516,6 +560,17 @@ def capture(
         try:
             if name == "fx":
                 result = _capture_fx(model, bound, leaves)
+            elif dynamic_shapes is None and auto_dims and (auto := auto_dynamic(bound)):
+                try:
+                    result = _capture_export(model, *auto)
+                    result = dataclasses.replace(result, dynamic=True)
+                except UnsupportedModel:
+                    raise
+                except Exception as e:
+                    failures.append(
+                        f"dynamic sizes skipped: {_describe(model, 'torch.export.export', e)}"
+                    )
+                    result = _capture_export(model, bound, None)
             else:
                 result = _capture_export(model, bound, dynamic_shapes)
         except UnsupportedModel:
@@ -527,7 +582,12 @@ def capture(
             failures.append(_describe(model, tracer, e))
         else:
             return Capture(
-                result.frontend, result.graph_module, result.feeds, result.outputs, tuple(failures)
+                result.frontend,
+                result.graph_module,
+                result.feeds,
+                result.outputs,
+                tuple(failures),
+                result.dynamic,
             )
     raise UntraceableModel(
         f"could not trace {type(model).__name__}. "
