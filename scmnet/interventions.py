@@ -100,10 +100,14 @@ class Site:
             )
 
     def __hash__(self) -> int:
-        # Slices are unhashable before Python 3.12; hash them by their fields.
-        parts = self.index if isinstance(self.index, tuple) else (self.index,)
-        key = tuple((p.start, p.stop, p.step) if isinstance(p, slice) else p for p in parts)
-        return hash((self.node, key))
+        found: int | None = self.__dict__.get("_hash")
+        if found is None:
+            # Slices are unhashable before Python 3.12; hash them by their fields.
+            parts = self.index if isinstance(self.index, tuple) else (self.index,)
+            key = tuple((p.start, p.stop, p.step) if isinstance(p, slice) else p for p in parts)
+            found = hash((self.node, key))
+            object.__setattr__(self, "_hash", found)  # sites key many dicts: hash once
+        return found
 
     def __str__(self) -> str:
         return self.node if self.index is None else f"{self.node}[{_index_str(self.index)}]"

@@ -49,7 +49,8 @@ class Estimate:
     samples : int
         The number of contexts averaged.
     seed : int or None
-        The seed the contexts were drawn with (``None`` for a given data set).
+        The seed of what was drawn: contexts from P(u), values of random ablations; ``None``
+        for a given data set with deterministic treatments.
     """
 
     value: Any

@@ -251,3 +251,20 @@ def test_hugging_face_models_batch_in_suffixes(family: str) -> None:
             for h in handles:
                 h.remove()
         assert_close(out[logits], want, reordered=True)
+
+
+def test_stacked_outputs_equal_the_per_set_outputs(gpt: tuple[nn.Module, sn.TracedModel]) -> None:
+    _, traced = gpt
+    ctx = {"idx": torch.randint(0, VOCAB, (1, SEQ))}
+    blocks = _blocks(traced)
+    sets: list[Any] = [{}]
+    sets += [{sn.Site(b, index=(slice(None), -1)): sn.zero()} for b in blocks]
+    sets += [{sn.Site(b, index=(slice(None), 2)): sn.scale(3.0)} for b in blocks[:2]]
+    outputs = ["h.2.mlp", sn.Site("lm_head", index=(0, -1)), sn.Site("lm_head", index=(0, 1))]
+    for chunk in (None, 3):
+        stacked = traced.evaluate_stacked(ctx, sets, outputs=outputs, chunk=chunk)
+        many = traced.evaluate_many(ctx, sets, outputs=outputs)
+        for o in outputs:
+            assert stacked[o].shape == (len(sets), *many[0][o].shape)
+            for i, row in enumerate(many):
+                assert_close(stacked[o][i], row[o], reordered=True)

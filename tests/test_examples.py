@@ -171,3 +171,22 @@ def test_trace_network_matches_hook_and_closed_form(runs: dict[str, Run]) -> Non
     assert math.isclose(de, number(text, r"-w \. f1\(x\): ([-+\d.]+)"), abs_tol=2e-6)
     assert (out / "residual.png").read_bytes()[:4] == b"\x89PNG"
     assert "('f1', 'readout')" in text  # the residual stream carries f1 straight to y
+
+
+def test_ablation_sweep_runs_in_suffixes_and_matches_hooks(runs: dict[str, Run]) -> None:
+    text, out = runs["ablation_sweep.py"].stdout, runs["ablation_sweep.py"].out
+    assert "ran as: batched, suffix from position 9 of 10" in text
+    found = re.search(r"max difference to hooked forwards: (\S+)", text)
+    assert found is not None
+    assert float(found.group(1)) < 1e-5
+    with (out / "sweep.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["site"] for r in rows] == [
+        "blocks.0.out",
+        "blocks.0.mlp",
+        "blocks.1.out",
+        "blocks.1.mlp",
+    ]
+    for r in rows:  # the last MLP reaches the logit directly only: its TE is its DE
+        assert math.isfinite(float(r["te_resample_stderr"]))
+    assert math.isclose(float(rows[-1]["te_zero"]), float(rows[-1]["de_zero"]), abs_tol=1e-6)

@@ -87,7 +87,7 @@ from scmnet.interventions import Interventions
 from scmnet.tracing.executor import Executor, module_path
 from scmnet.tracing.positions import NoSuffixPlan, SuffixPlan, close, plan_suffix
 from scmnet.tracing.records import BatchingInfo
-from scmnet.tracing.staircase import plan_rows, run_rows
+from scmnet.tracing.staircase import RowsRun, plan_rows, run_rows
 
 __all__ = ["Batcher", "Layout", "NotBatchable", "Probe", "probe"]
 
@@ -388,7 +388,7 @@ class Batcher:
         """Evaluate one fitted intervention set: the values of the nodes it changes."""
         rows = plan_rows([interventions], variables, clean, self._executor.position)
         names = {node: name for name, node in variables.items()}
-        (out,), self.positions = run_rows(
+        done, self.positions = run_rows(
             self._executor,
             inputs,
             clean,
@@ -398,6 +398,7 @@ class Batcher:
             downstream,
             suffixes=lambda *a: self.suffix(inputs, clean, *a),
         )
+        (out,) = done.per_row()
         return out
 
     def probe(self, inputs: Mapping[str, Any], clean: Mapping[fx.Node, Any]) -> Probe:
@@ -425,6 +426,7 @@ class Batcher:
         *,
         batched: bool = True,
         chunk: int | None = None,
+        stacked: list[tuple[list[int], RowsRun]] | None = None,
     ) -> list[Mapping[fx.Node, Any]]:
         """Evaluate intervention sets, in batches of ``chunk`` where exact, one by one otherwise.
 
@@ -446,6 +448,9 @@ class Batcher:
             ``False`` evaluates every set with ``one``.
         chunk : int, optional
             At most this many sets per batch.
+        stacked : list, optional
+            Where given, each batched chunk is appended to it as ``(indices of its sets,
+            RowsRun)`` and its sets get no mapping of their own (read the batches whole).
 
         Returns
         -------
@@ -474,8 +479,11 @@ class Batcher:
                 except NotBatchable as e:
                     reason = str(e)
                 else:
-                    for i, env in zip(group, found, strict=True):
-                        envs[i] = env
+                    if stacked is not None:
+                        stacked.append((group, found))
+                    else:
+                        for i, env in zip(group, found.per_row(), strict=True):
+                            envs[i] = env
                     runs, done = runs + 1, done + len(group)
                     continue
             reasons.append(reason)
@@ -499,7 +507,7 @@ class Batcher:
         variables: Mapping[str, fx.Node],
         wanted: Collection[fx.Node],
         downstream: Callable[[frozenset[fx.Node]], frozenset[fx.Node]],
-    ) -> list[dict[fx.Node, Any]]:
+    ) -> RowsRun:
         """Evaluate the intervention sets ``rows`` as the blocks of one batch.
 
         Parameters
@@ -520,9 +528,9 @@ class Batcher:
 
         Returns
         -------
-        list of dict
-            For each row, the values of the ``wanted`` nodes that the interventions may change
-            (the others are the clean values).
+        RowsRun
+            The batch of each ``wanted`` node that the interventions may change (the others
+            keep their clean values), to read per row or stacked.
 
         Raises
         ------

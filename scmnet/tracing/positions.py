@@ -195,9 +195,16 @@ def materialise(clean: Any, suffix: Any, axis: int, t: int) -> Any:
     def one(c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         prefix = c.narrow(axis, 0, t)
         rows = s.shape[0] // max(c.shape[0], 1) if c.dim() and axis != 0 else 1
-        if rows > 1:
-            prefix = prefix.repeat(rows, *[1] * (prefix.dim() - 1))
-        return torch.cat([prefix, s], dim=axis)
+        if rows == 1:
+            return torch.cat([prefix, s], dim=axis)
+        # one copy of each part: the prefix broadcast over the rows, then the suffix
+        shape = list(s.shape)
+        shape[axis] = c.shape[axis]
+        out = torch.empty(shape, dtype=s.dtype, device=s.device)
+        head = out.narrow(axis, 0, t)
+        head.view(rows, c.shape[0], *head.shape[1:]).copy_(prefix.unsqueeze(0))
+        out.narrow(axis, t, s.shape[axis]).copy_(s)
+        return out
 
     return _zip_map(clean, suffix, one)
 

@@ -48,7 +48,7 @@ from scmnet.tracing.positions import (
     tensorish,
 )
 
-__all__ = ["Row", "plan_rows", "run_rows"]
+__all__ = ["Batch", "Row", "RowsRun", "plan_rows", "run_rows"]
 
 Layouts = Mapping[fx.Node, Any]
 
@@ -325,6 +325,75 @@ class _Run:
         return compute(self.executor, node, recipe, lookup, self.inputs)
 
 
+@dataclass(frozen=True)
+class Batch:
+    """A node's values for the first ``rows`` rows (in start order), in its form."""
+
+    value: Any
+    rows: int
+    form: Form
+    t: int
+
+
+@dataclass(frozen=True)
+class RowsRun:
+    """What a staircase computed: each wanted node's batch, and the order of the rows.
+
+    ``order[j]`` is the index (in the sets given) of the row in position ``j`` of every batch;
+    rows past a batch's ``rows`` kept the node's clean value.
+    """
+
+    order: Sequence[int]
+    size: int
+    batches: Mapping[fx.Node, Batch]
+    clean: Mapping[fx.Node, Any]
+
+    def per_row(self) -> list[dict[fx.Node, Any]]:
+        """For each row, the value of each node it changed (a Partial where cut)."""
+        out: list[dict[fx.Node, Any]] = [{} for _ in range(self.size)]
+        for node, batch in self.batches.items():
+            value = batch.value
+            blocks = [value] if batch.rows == 1 else value.split(_batch_size(self.clean[node]))
+            for j, block in enumerate(blocks):
+                if isinstance(batch.form, Cut):
+                    block = Partial(self.clean[node], block, batch.form.axis, batch.t)
+                out[self.order[j]][node] = block
+        return out
+
+    def stacked(self, node: fx.Node, index: Any) -> tuple[list[int], Any] | None:
+        """``value[index]`` of every row that changed ``node``, stacked; and those rows.
+
+        Read from the suffix where the index names a position in it. ``None`` if no row
+        changed the node.
+        """
+        batch = self.batches.get(node)
+        if batch is None:
+            return None
+        clean = self.clean[node]
+        size = _batch_size(clean)
+        rows = [self.order[j] for j in range(batch.rows)]
+        value = batch.value
+        form = batch.form
+        parts = list(index) if isinstance(index, tuple) else [] if index is None else [index]
+        if isinstance(form, Cut):
+            position = parts[form.axis] if len(parts) > form.axis else None
+            inside = (
+                isinstance(position, int)
+                and not isinstance(position, bool)
+                and all(p is not Ellipsis for p in parts[: form.axis + 1])
+                and position % clean.shape[form.axis] >= batch.t
+            )
+            if inside:
+                assert isinstance(position, int)
+                parts[form.axis] = position % clean.shape[form.axis] - batch.t
+            else:
+                value = materialise(clean, value, form.axis, batch.t)
+        if not clean.dim():  # a 0-d variable: one row
+            return rows, value.unsqueeze(0)
+        blocks = value.reshape(batch.rows, size, *value.shape[1:])  # (rows, *one row's shape)
+        return rows, blocks[(slice(None), *parts)]
+
+
 def run_rows(
     executor: Executor,
     inputs: Mapping[str, Any],
@@ -336,8 +405,8 @@ def run_rows(
     *,
     layouts: Layouts | None = None,
     suffixes: Callable[..., SuffixPlan] | None = None,
-) -> tuple[list[dict[fx.Node, Any]], str]:
-    """Run ``rows`` as one staircase and return, per row, the values of the ``wanted`` nodes.
+) -> tuple[RowsRun, str]:
+    """Run ``rows`` as one staircase and return the values of the ``wanted`` nodes.
 
     Parameters
     ----------
@@ -363,11 +432,12 @@ def run_rows(
 
     Returns
     -------
-    list of dict, str
-        For each row, the value of every ``wanted`` node its interventions may change (the
-        others are clean): a tensor, or a :class:`~scmnet.tracing.positions.Partial` where only
-        a suffix of positions was recomputed; and how positions ran (``"all positions"`` or the
-        suffix).
+    RowsRun, str
+        The batch of every ``wanted`` node the interventions may change (the others are
+        clean), read per row (:meth:`RowsRun.per_row`: tensors, or
+        :class:`~scmnet.tracing.positions.Partial` values where only a suffix of positions was
+        recomputed) or stacked (:meth:`RowsRun.stacked`); and how positions ran (``"all
+        positions"`` or the suffix).
     """
     # rows that change nothing go last: no node is ever computed for them
     order = sorted(range(len(rows)), key=lambda i: (rows[i].start < 0, rows[i].start))
@@ -425,19 +495,12 @@ def run_rows(
             here = executor.position[node]
             for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
                 del run.env[done]  # read by nothing later: free its memory
-    out: list[dict[fx.Node, Any]] = [{} for _ in rows]
-    for node in wanted:
-        if node not in run.env:
-            continue
-        value, k = run.env[node]
-        size = _batch_size(clean[node])
-        form = run.forms[node]
-        for j in range(k):
-            block = value if k == 1 else value[j * size : (j + 1) * size]
-            if isinstance(form, Cut):
-                block = Partial(clean[node], block, form.axis, run.t)
-            out[order[j]][node] = block
-    return out, positions
+    batches = {
+        node: Batch(run.env[node][0], run.env[node][1], run.forms[node], run.t)
+        for node in wanted
+        if node in run.env
+    }
+    return RowsRun(order, len(rows), batches, clean), positions
 
 
 def _last_uses(
@@ -466,6 +529,44 @@ def _last_uses(
         return memo[node]
 
     return {n: last(n) for n in steps}
+
+
+def _uniform(
+    rows: Sequence[Row], touching: Sequence[int], node: fx.Node, cut_axis: int | None, t: int
+) -> tuple[tuple[Any, ...], torch.Tensor] | None:
+    """The common site index and the stacked values where every touching row sets one value.
+
+    That is the usual shape of an ablation sweep (each row sets, or zeroes, one position of one
+    variable); the rows then take their values in one indexed assignment. ``None`` otherwise.
+    """
+    index: tuple[Any, ...] | None = None
+    values = []
+    for j in touching:
+        items = rows[j].rules[node]
+        if len(items) != 1:
+            return None
+        site, rule = items[0]
+        if site.index is None or not isinstance(rule, Set | Zero):
+            return None
+        if cut_axis is not None:
+            ((site, rule),) = _cut_rules(items, cut_axis, t)
+        here = site.index if isinstance(site.index, tuple) else (site.index,)
+        if index is None:
+            index = here
+        elif here != index:
+            return None
+        value = rule.value if isinstance(rule, Set) else None
+        if value is not None and not isinstance(value, torch.Tensor):
+            return None
+        values.append(value)
+    if index is None or any(isinstance(p, torch.Tensor) or p is Ellipsis for p in index):
+        return None
+    if all(v is None for v in values):
+        return index, torch.zeros(len(values), 1)
+    tensors = [v for v in values if v is not None]
+    if len(tensors) < len(values) or len({tuple(v.shape) for v in tensors}) != 1:
+        return None
+    return index, torch.stack(tensors)
 
 
 def _batch_size(value: torch.Tensor) -> int:
@@ -505,6 +606,21 @@ def _step(
     needs_natural = len(touching) < k or any(not rows[j].constant_at(node) for j in touching)
     natural = run.natural(node, k_args) if needs_natural and k_args else None
     size = _batch_size(run.clean[node])
+    cut_axis = form.axis if where is not None and isinstance(form, Cut) else None
+    uniform = _uniform(rows, touching, node, cut_axis, where.t if where is not None else 0)
+    if uniform is not None and clean_form.dim():  # one indexed value per row: one assignment
+        index, values = uniform
+        base = natural if natural is not None else clean_form[:0]
+        out = _pad(base, k_args if natural is not None else 0, k, clean_form).clone()
+        blocks_view = out.view(k, size, *out.shape[1:])
+        target = blocks_view[(0, *index)]
+        values = values.to(dtype=out.dtype, device=out.device)
+        values = values.reshape(
+            len(touching), *[1] * (target.dim() - values.dim() + 1), *values.shape[1:]
+        )
+        blocks_view[(torch.tensor(touching), *index)] = values.expand(len(touching), *target.shape)
+        run.env[node] = (out, k)
+        return
 
     def natural_block(j: int) -> Any:
         if natural is not None and j < k_args:
