@@ -307,12 +307,26 @@ class TracedModel:
         >>> all(torch.allclose(a["2"], b["2"]) for a, b in zip(many, looped))
         True
         """
+        wanted = self._wanted(outputs)
+        inputs, clean, envs = self._run_sets(context, interventions, wanted, batched, chunk, None)
+        return [{o: self._read(o, inputs, clean, env) for o in wanted} for env in envs]
+
+    def _run_sets(
+        self,
+        context: Context,
+        interventions: Sequence[Interventions | Mapping[Any, Any] | None],
+        wanted: Sequence[Output],
+        batched: bool,
+        chunk: int | None,
+        stacked: list[tuple[list[int], Any]] | None,
+    ) -> tuple[dict[str, Any], dict[fx.Node, Any], list[Mapping[fx.Node, Any]]]:
+        """Validate and fit the sets, then run them (batched where exact): the inputs, the
+        clean run, and the values each set changes (see :meth:`Batcher.evaluate`)."""
         if chunk is not None and (
             isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1
         ):
             raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
         sets = [self._interventions.merged(self._validated(iv)) for iv in interventions]
-        wanted = self._wanted(outputs)
         inputs, clean = self._net.source.clean(context)
         variables = self._net.variables
         fitted = [fit(iv, {v: clean[variables[v]] for v in iv.nodes}) for iv in sets]
@@ -326,8 +340,9 @@ class TracedModel:
             lambda i: self._intervened(sets[i], wanted, clean, inputs),
             batched=batched,
             chunk=chunk,
+            stacked=stacked,
         )
-        return [{o: self._read(o, inputs, clean, env) for o in wanted} for env in envs]
+        return inputs, clean, envs
 
     def evaluate_stacked(
         self,
@@ -362,29 +377,16 @@ class TracedModel:
         >>> m.evaluate_stacked(u, sets, outputs=[last])[last].shape
         torch.Size([3, 3])
         """
-        sets = [self._interventions.merged(self._validated(iv)) for iv in interventions]
         wanted = self._wanted(outputs)
-        inputs, clean = self._net.source.clean(context)
-        variables = self._net.variables
-        fitted = [fit(iv, {v: clean[variables[v]] for v in iv.nodes}) for iv in sets]
         batches: list[tuple[list[int], Any]] = []
-        envs = self._net.source.batching.evaluate(
-            inputs,
-            clean,
-            fitted,
-            variables,
-            [variables[w] for w in output_names(wanted) if w in variables],
-            self._net.downstream,
-            lambda i: self._intervened(sets[i], wanted, clean, inputs),
-            chunk=chunk,
-            stacked=batches,
-        )
+        inputs, clean, envs = self._run_sets(context, interventions, wanted, True, chunk, batches)
+        variables = self._net.variables
         in_batch = {i for group, _ in batches for i in group}
         result: dict[Any, Any] = {}
         for o in wanted:
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
-            out = base.unsqueeze(0).repeat(len(sets), *[1] * base.dim())
+            out = base.unsqueeze(0).repeat(len(envs), *[1] * base.dim())
             for i, env in enumerate(envs):
                 if i not in in_batch and env:
                     out[i] = self._read(o, inputs, clean, env)
