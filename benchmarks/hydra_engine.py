@@ -9,16 +9,16 @@ value (eqs. 10, 13). Two ways compute the same arrays:
 * **fast path** -- the adapter's own engine (:func:`~scmnet.adapters.transformer.measures.
   measure_prompt`): forward hooks and a staircase of one-token decoder-layer calls against the
   Hugging Face prefix cache;
-* **engine** -- the generic core: the model traced once with the paper's variables
-  (:func:`~scmnet.adapters.transformer.causal.traced_lm`, dynamic sizes, so that every prompt
-  reuses the trace), all runs as the rows of one ``evaluate_stacked`` call whose outputs are the
-  final-position sites of the contributions, of sigma and of the final norm (the staircase and
-  the suffix of :mod:`scmnet.tracing.staircase`); the readouts are the dot products of eqs. 9-10.
+* **engine** -- the generic core (:func:`~scmnet.adapters.transformer.measures.
+  measure_prompt_traced`): the model traced once with the paper's variables (dynamic sizes, so
+  that every prompt reuses the trace), all runs as the rows of one ``evaluate_stacked`` call
+  whose outputs are the final-position sites of the contributions, of sigma and of the final
+  norm (the staircase and the suffix of :mod:`scmnet.tracing.staircase`); the readouts are the
+  dot products of eqs. 9-10.
 
 The variants run interleaved in one process with the thread count pinned; the script prints the
 median time per prompt of each, their ratio, and the largest differences of the centred logits
-and direct effects. The trace and the suffix probes are made once, before timing (a sweep makes
-them once for all its prompts).
+and direct effects. The trace and the probes (once per prompt length) are made before timing.
 
 Usage::
 
@@ -35,13 +35,9 @@ from typing import Any
 import numpy as np
 import torch
 
-import scmnet as sn
-from scmnet.adapters.transformer.causal import traced_lm
-from scmnet.adapters.transformer.engine import Block
-from scmnet.adapters.transformer.families import NormKind
-from scmnet.adapters.transformer.lm import LanguageModel, load_model
-from scmnet.adapters.transformer.measures import measure_prompt
-from scmnet.tracing import ByPath, TracedModel
+from scmnet.adapters.transformer.causal import hydra_model
+from scmnet.adapters.transformer.lm import load_model
+from scmnet.adapters.transformer.measures import measure_prompt, measure_prompt_traced
 
 PROMPTS = (
     "The capital of France is",
@@ -49,36 +45,6 @@ PROMPTS = (
     "Water is made of hydrogen and",
     "The largest planet in the solar system is",
 )
-
-
-def engine(
-    model: TracedModel, lm: LanguageModel, ids: torch.Tensor, token: int, values: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray]:
-    """Centred logits (rows,) and direct effects (rows, 2, L) of the clean run and every
-    ablation, row 0 clean, then (block, layer, draw) in order."""
-    n, k = lm.n_layers, int(values.shape[0])
-    last = (slice(None), -1)
-    sets: list[Any] = [{}]
-    for b in Block:
-        for layer in range(n):
-            path = lm.module_path(layer, b.label)
-            sets += [{sn.Site(path, index=last): values[j, b, layer]} for j in range(k)]
-    read = (0, -1)
-    contributions = [
-        sn.Site(lm.module_path(layer, b.label), index=read) for b in Block for layer in range(n)
-    ]
-    sigma = sn.Site(f"{lm.spec.final_norm.path}.scale", index=read)
-    normed = sn.Site(lm.spec.final_norm.path, index=read)
-    runs = model.evaluate_stacked({"input_ids": ids}, sets, outputs=[*contributions, sigma, normed])
-    readout = lm.centred_readout(torch.tensor([token]))[0]  # G (W_U[i] - mean W_U)
-    w_bar = readout / lm.norm_gain  # W_U[i] - mean W_U: the readout of the normed residual
-    c = torch.stack([runs[site] for site in contributions], dim=1)  # (rows, 60, d)
-    if lm.norm_kind is NormKind.LAYER:
-        c = c - c.mean(-1, keepdim=True)
-    s = runs[sigma].reshape(len(sets))
-    logits = runs[normed].float() @ w_bar
-    direct = (c.float() @ readout) / s[:, None]
-    return logits.double().numpy(), direct.double().reshape(len(sets), 2, n).numpy()
 
 
 def main() -> None:
@@ -99,9 +65,7 @@ def main() -> None:
         values = torch.randn(args.patches, 2, lm.n_layers, lm.d_model, generator=gen) * 0.5
         prompts.append((ids, token, values))
     start = time.perf_counter()
-    model = traced_lm(lm, prompts[0][0])
-    norm = ByPath(lm.spec.final_norm.path)
-    model = model.with_variables(norm | ByPath(f"{lm.spec.final_norm.path}.scale") | _blocks(lm))
+    model = hydra_model(lm)  # traced once, for every prompt
     traced_s = time.perf_counter() - start
     results: dict[str, list[Any]] = {"fast path": [], "engine": []}
     times: dict[str, list[float]] = {"fast path": [], "engine": []}
@@ -113,8 +77,8 @@ def main() -> None:
                     m = measure_prompt(lm, ids, token, values)
                     got: Any = (m.clean_logit, m.ablated_logit, m.unembed, m.ablated_unembed)
                 else:
-                    logit, direct = engine(model, lm, ids, token, values)
-                    got = (logit, direct)
+                    m = measure_prompt_traced(lm, ids, token, values)
+                    got = (m.clean_logit, m.ablated_logit, m.unembed, m.ablated_unembed)
                 seconds = time.perf_counter() - begin
                 if repeat:
                     times[name].append(seconds)
@@ -122,16 +86,10 @@ def main() -> None:
                     results[name].append(got)
     n, k = lm.n_layers, args.patches
     d_logit = d_direct = 0.0
-    for fast, eng in zip(results["fast path"], results["engine"], strict=True):
-        clean_logit, ablated_logit, unembed, ablated_unembed = fast
-        logit, direct = eng
-        fast_logit = np.concatenate([[clean_logit], ablated_logit.reshape(-1)])
-        # the engine adds no unembedding bias; SmolLM2 has none
-        d_logit = max(d_logit, float(np.abs(fast_logit - logit).max()))
-        fast_direct = np.concatenate(
-            [unembed[None], ablated_unembed.reshape(2 * n * k, 2, n)], axis=0
-        )
-        d_direct = max(d_direct, float(np.abs(fast_direct - direct).max()))
+    for fast, core in zip(results["fast path"], results["engine"], strict=True):
+        d_logit = max(d_logit, abs(fast[0] - core[0]), float(np.abs(fast[1] - core[1]).max()))
+        d_direct = max(d_direct, float(np.abs(fast[2] - core[2]).max()))
+        d_direct = max(d_direct, float(np.abs(fast[3] - core[3]).max()))
     rows = 1 + 2 * n * k
     print(
         f"SmolLM2-135M, {args.prompts} prompt(s), {rows} runs per prompt (60 sites x "
@@ -145,15 +103,6 @@ def main() -> None:
     print(f"fast path {fast_s:7.3f} s/prompt")
     print(f"engine    {engine_s:7.3f} s/prompt  ({fast_s / engine_s:.2f}x the fast path's speed)")
     print(f"max |difference|: centred logit {d_logit:.2e}, direct effects {d_direct:.2e}")
-
-
-def _blocks(lm: LanguageModel) -> Any:
-    selector: Any = None
-    for layer in range(lm.n_layers):
-        for b in Block:
-            path = ByPath(lm.module_path(layer, b.label))
-            selector = path if selector is None else selector | path
-    return selector
 
 
 if __name__ == "__main__":

@@ -8,28 +8,32 @@ over the vocabulary (eqs. 7-10, 12, 13). The fast path must give the same number
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 
 from scmnet.adapters.transformer.engine import Block
 from scmnet.adapters.transformer.families import spec_for
 from scmnet.adapters.transformer.lm import LanguageModel
-from scmnet.adapters.transformer.measures import measure_prompt
+from scmnet.adapters.transformer.measures import measure_prompt, measure_prompt_traced
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference
 from tests.tiny_models import VOCAB
 
 
-def test_fast_path_equals_hooked_reference(tiny: LanguageModel) -> None:
+@pytest.mark.parametrize("measure", [measure_prompt, measure_prompt_traced], ids=["hooks", "core"])
+def test_fast_path_equals_hooked_reference(tiny: LanguageModel, measure: Any) -> None:
+    """Both engines: the adapter's hooks and the core's traced staircase (the same numbers)."""
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, VOCAB, (1, 6), generator=g)
     ref = Reference(tiny, ids)
     clean = ref.run(None)
     token = clean["token"]
     values = torch.randn(2, 2, tiny.n_layers, tiny.d_model, generator=g)
-    m = measure_prompt(tiny, ids, token, values, chunk=5)  # several staircases
-    whole = measure_prompt(tiny, ids, token, values)
+    m = measure(tiny, ids, token, values, chunk=5)  # several staircases
+    whole = measure(tiny, ids, token, values)
     assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
     assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
     assert_close(m.unembed, clean["direct"], reordered=True)

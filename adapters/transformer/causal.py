@@ -17,6 +17,7 @@ with the generic effect operators; the tests check that they equal the adapter's
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -31,7 +32,14 @@ from .engine import Block
 from .families import NormKind
 from .lm import LanguageModel
 
-__all__ = ["ScaleNorm", "ablation_impact", "site", "traced_lm", "unembedding_impact"]
+__all__ = [
+    "ScaleNorm",
+    "ablation_impact",
+    "hydra_model",
+    "site",
+    "traced_lm",
+    "unembedding_impact",
+]
 
 
 class NormScale(nn.Module):
@@ -108,6 +116,30 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
         selector = selector | ByPath(path)
     with _scale_norm(lm):
         return sn.trace(lm.model, {"input_ids": ids.to(lm.device)}, variables=selector)
+
+
+_HYDRA_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()
+
+
+def hydra_model(lm: LanguageModel) -> TracedModel:
+    """``lm`` traced once with the variables the Hydra readouts need (cached per model).
+
+    The variables are every a^l and m^l, the final norm's scale sigma and the final norm's
+    output (whose final position, times ``W_U[i] - mean W_U``, is the centred logit of eq. 9).
+    The trace has dynamic batch and sequence sizes, so it serves every prompt.
+    """
+    found = _HYDRA_MODELS.get(lm)
+    if found is None:
+        example = torch.zeros(1, 8, dtype=torch.long)
+        traced = traced_lm(lm, example)
+        norm = lm.spec.final_norm.path
+        selector: Selector = ByPath(norm) | ByPath(f"{norm}.scale")
+        for layer in range(lm.n_layers):
+            for b in Block:
+                selector = selector | ByPath(lm.module_path(layer, b.label))
+        found = traced.with_variables(selector)
+        _HYDRA_MODELS[lm] = found
+    return found
 
 
 def centred_logit(model: TracedModel, token: int) -> sn.Outcome:

@@ -22,10 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .engine import Block, RowPatch, final_position, prefix_cache
+from .engine import Block, RowPatch, _bias_term, final_position, prefix_cache
+from .families import NormKind
 from .lm import LanguageModel
 
-__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt"]
+__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt", "measure_prompt_traced"]
 
 
 def downstream_mask(n_layers: int, *, parallel: bool) -> np.ndarray:
@@ -197,4 +198,77 @@ def measure_prompt(
         ablated_logit=logit[1:].reshape(2, n, k),
         ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
         ablated_sigma=sigma[1:].reshape(2, n, k),
+    )
+
+
+def measure_prompt_traced(
+    lm: LanguageModel,
+    ids: torch.Tensor,
+    token: int,
+    values: torch.Tensor,
+    *,
+    prompt: int = 0,
+    chunk: int | None = None,
+) -> PromptMeasures:
+    """:func:`measure_prompt` through the generic engine of the core.
+
+    The model is traced once (:func:`~.causal.hydra_model`); the clean run and every ablation
+    do(A^k_t = a~) are the rows of one :meth:`~scmnet.tracing.TracedModel.evaluate_stacked`
+    call, which recomputes only the final position of each row from its ablated layer on
+    (:mod:`scmnet.tracing.staircase`). Its outputs are the final-position sites of every
+    contribution, of sigma and of the final norm, and the readouts are their dot products:
+    the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
+    unembedding impact of a contribution (eqs. 10, 13) is the contribution times
+    ``G (W_U[i] - mean W_U)`` over the run's own sigma.
+
+    Parameters
+    ----------
+    lm, ids, token, values, prompt
+        As for :func:`measure_prompt`.
+    chunk : int, optional
+        At most this many rows per batched execution.
+
+    Returns
+    -------
+    PromptMeasures
+    """
+    from scmnet import Site
+
+    from .causal import hydra_model
+
+    model = hydra_model(lm)
+    n, k = lm.n_layers, int(values.shape[0])
+    last = (slice(None), -1)
+    sets: list[dict[Site, torch.Tensor]] = [{}]
+    for b in Block:
+        for layer in range(n):
+            path = lm.module_path(layer, b.label)
+            sets += [{Site(path, index=last): values[j, b, layer]} for j in range(k)]
+    read = (0, -1)
+    contributions = [
+        Site(lm.module_path(layer, b.label), index=read) for b in Block for layer in range(n)
+    ]
+    sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
+    normed = Site(lm.spec.final_norm.path, index=read)
+    runs = model.evaluate_stacked(
+        {"input_ids": ids.to(lm.device)}, sets, outputs=[*contributions, sigma, normed], chunk=chunk
+    )
+    readout = lm.centred_readout(torch.tensor([token]))[0].to(lm.device)  # G (W_U[i] - mean)
+    w_bar = (lm.unembedding.float()[token] - lm.unembedding.float().mean(0)).to(lm.device)
+    c = torch.stack([runs[s] for s in contributions], dim=1).float()  # (rows, 2L, d)
+    if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
+        c = c - c.mean(-1, keepdim=True)
+    s = runs[sigma].reshape(len(sets)).float()
+    logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + _bias_term(lm, token)
+    direct = ((c @ readout) / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
+    sigmas = s.cpu().double().numpy()
+    return PromptMeasures(
+        prompt=prompt,
+        token=token,
+        clean_logit=float(logit[0]),
+        clean_sigma=float(sigmas[0]),
+        unembed=direct[0],
+        ablated_logit=logit[1:].reshape(2, n, k),
+        ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
+        ablated_sigma=sigmas[1:].reshape(2, n, k),
     )
