@@ -48,7 +48,7 @@ def run_hydra(
     out: str | Path = "reports/hydra",
     threads: int | None = None,
     progress: bool = True,
-    chunk: int = 256,
+    chunk: int | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -76,8 +76,9 @@ def run_hydra(
         ``torch.set_num_threads`` for the run.
     progress : bool
         Show progress bars.
-    chunk : int
-        Rows per batched forward.
+    chunk : int, optional
+        At most this many runs per batched execution (bounds memory); default: all the runs
+        of a prompt at once.
     """
     if threads is not None:
         torch.set_num_threads(threads)

@@ -5,8 +5,9 @@
 1. a clean pass over every prompt: the top-1 token i at the final position; the prompts whose
    top-1 token is the expected object are kept (as the paper does); their final-position
    contributions fill the :class:`~.ablations.ActivationBank` for mean and resample ablation;
-2. for every kept prompt, :func:`~.measures.measure_prompt`: the clean readouts and every
-   ablation of every layer, saved at once to ``measures/NNNNN.npz`` in the output directory.
+2. for every kept prompt, :func:`~.measures.measure_prompt_traced`: the clean readouts and
+   every ablation of every layer as the rows of one query of the core's engine on the traced
+   model, saved at once to ``measures/NNNNN.npz`` in the output directory.
 
 An interrupted sweep resumes where it stopped: prompts whose file exists are loaded, not
 recomputed. The settings are written to ``settings.json`` first, and a directory holding a
@@ -29,7 +30,7 @@ from scmnet.errors import InvalidDataset, ScmnetError
 from .ablations import Ablation, AblationKind, ActivationBank, noised_contributions
 from .engine import Recorder
 from .lm import LanguageModel
-from .measures import PromptMeasures, measure_prompt
+from .measures import PromptMeasures, measure_prompt_traced
 from .prompts import PromptSet
 
 __all__ = [
@@ -224,7 +225,7 @@ def run_sweep(
     out: str | Path,
     *,
     limit: int | None = None,
-    chunk: int = 256,
+    chunk: int | None = None,
     progress: Progress[Any] = _no_progress,
 ) -> tuple[CleanRun, list[PromptMeasures]]:
     """Run (or resume) the sweep and return the clean pass and every kept prompt's measures.
@@ -241,8 +242,9 @@ def run_sweep(
         The output directory; ``measures/`` inside it holds one file per prompt.
     limit : int, optional
         Analyse at most this many kept prompts (the first ones in the set).
-    chunk : int
-        Rows per batched forward.
+    chunk : int, optional
+        At most this many runs per batched execution (bounds memory); default: all the runs
+        of a prompt at once.
     progress : callable
         Wraps iterables for a progress bar: ``progress(items, description, total)``.
 
@@ -275,7 +277,7 @@ def run_sweep(
             values = noised_contributions(lm, ids, j, ablation)
         else:
             values = bank.values_for(j, ablation)
-        measures = measure_prompt(lm, ids, tok, values, prompt=j, chunk=chunk)
+        measures = measure_prompt_traced(lm, ids, tok, values, prompt=j, chunk=chunk)
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)
         tmp.replace(path)  # atomic: an interrupted write leaves no half file behind

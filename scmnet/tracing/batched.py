@@ -74,6 +74,7 @@ upstream of the centring are evaluated one by one:
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass
@@ -318,20 +319,31 @@ class Batcher:
         How many probes (input shapes) to keep.
     """
 
-    def __init__(self, executor: Executor, inputs: Collection[fx.Node], size: int = 8) -> None:
+    def __init__(
+        self,
+        executor: Executor,
+        inputs: Collection[fx.Node],
+        size: int = 8,
+        *,
+        generic: bool = False,
+    ) -> None:
         self._executor = executor
         self._inputs = frozenset(inputs)
         self._size = size
+        self._generic = generic
         self._probes: OrderedDict[Hashable, Probe] = OrderedDict()
         self._suffixes: OrderedDict[Hashable, SuffixPlan | str] = OrderedDict()
         self.info = BatchingInfo()
         #: How positions ran in the last execution (see :mod:`scmnet.tracing.positions`).
         self.positions = ""
 
-    @staticmethod
-    def _shape_key(inputs: Mapping[str, Any]) -> Hashable:
+    def _shape_key(self, inputs: Mapping[str, Any]) -> Hashable:
+        """What the probes depend on: the inputs' shapes, or only their ranks for a graph that
+        runs the same operations at every size (``torch.fx``, or dynamic export sizes)."""
         return tuple(
-            (name, tuple(v.shape), v.dtype) if isinstance(v, torch.Tensor) else (name, repr(v))
+            (name, v.dim() if self._generic else tuple(v.shape), v.dtype)
+            if isinstance(v, torch.Tensor)
+            else (name, repr(v))
             for name, v in inputs.items()
         )
 
@@ -352,11 +364,12 @@ class Batcher:
         NoSuffixPlan
             If there is none (remembered too).
         """
+        # a size-generic graph has one plan for every length, for suffixes of one length
+        where = (length - t,) if self._generic else (t, length)
         key = (
             self._shape_key(inputs),
             frozenset((n, a) for n, a in starts.items()),
-            t,
-            length,
+            where,
             frozenset(needed),
             frozenset(constant),
         )
@@ -374,6 +387,8 @@ class Batcher:
         self._suffixes.move_to_end(key)
         if isinstance(found, str):
             raise NoSuffixPlan(found)
+        if (found.t, found.length) != (t, length):  # the same recipes, at this length
+            found = dataclasses.replace(found, t=t, length=length)
         return found
 
     def run_one(

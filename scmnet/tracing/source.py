@@ -130,7 +130,11 @@ class TraceSource:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_clean", _CleanRuns(self.model, self.cache_size))
-        object.__setattr__(self, "batching", Batcher(self.executor, self.inputs.values()))
+        generic = self.info.frontend == "fx" or any(
+            shape is None or None in shape for _, shape in self.input_specs.values()
+        )
+        batcher = Batcher(self.executor, self.inputs.values(), generic=generic)
+        object.__setattr__(self, "batching", batcher)
 
     @property
     def exogenous(self) -> tuple[str, ...]:
