@@ -89,7 +89,8 @@ def test_unsupported_family_lists_supported() -> None:
         LanguageModel.from_pretrained_model(bert, None, "bert")
 
 
-def test_one_token_prompt_has_no_prefix(tiny: LanguageModel) -> None:
+@pytest.mark.parametrize("measure", [measure_prompt, measure_prompt_traced], ids=["hooks", "core"])
+def test_one_token_prompt_has_no_prefix(tiny: LanguageModel, measure: Any) -> None:
     # Nothing precedes the final position: no cache, and the same numbers as the reference.
     ids = torch.tensor([[7]])
     ref = Reference(tiny, ids)
@@ -98,7 +99,7 @@ def test_one_token_prompt_has_no_prefix(tiny: LanguageModel) -> None:
     values = torch.randn(
         1, 2, tiny.n_layers, tiny.d_model, generator=torch.Generator().manual_seed(3)
     )
-    m = measure_prompt(tiny, ids, token, values)
+    m = measure(tiny, ids, token, values)
     run = ref.run((Block.MLP, 1, values[0, Block.MLP, 1]), token)
     expected = float(run["logit"][token] - clean["logit"][token])
     assert_close(m.ablated_logit[Block.MLP, 1, 0] - m.clean_logit, expected, reordered=True)

@@ -1,7 +1,9 @@
 """The per-prompt measures of the Hydra-effect paper, for every layer at once.
 
-For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
-one batched one-token run (:mod:`.engine`):
+For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt_traced`
+computes, in one query of the core's engine on the traced model (the sweep uses it), and
+:func:`measure_prompt` in one batched one-token run of the adapter's earlier engine
+(:mod:`.engine`, kept as a reference until the clean pass leaves it too):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
   MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
