@@ -131,6 +131,25 @@ class PromptMeasures:
         mask = downstream_mask(self.n_layers, parallel=parallel)
         return np.asarray(np.where(mask, self.delta_de, 0.0).sum(-1))
 
+    @classmethod
+    def from_rows(
+        cls, prompt: int, token: int, logit: np.ndarray, direct: np.ndarray, sigma: np.ndarray
+    ) -> PromptMeasures:
+        """The measures from per-run arrays: row 0 the clean run, then every (block, layer,
+        draw) in that order; ``logit`` and ``sigma`` of shape (rows,), ``direct`` (rows, 2, L)."""
+        n = int(direct.shape[-1])
+        k = (len(logit) - 1) // (2 * n)
+        return cls(
+            prompt=prompt,
+            token=token,
+            clean_logit=float(logit[0]),
+            clean_sigma=float(sigma[0]),
+            unembed=direct[0],
+            ablated_logit=logit[1:].reshape(2, n, k),
+            ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
+            ablated_sigma=sigma[1:].reshape(2, n, k),
+        )
+
     def save(self, path: str | Path) -> None:
         """Write the measures to an ``.npz`` file."""
         np.savez_compressed(path, **{f.name: getattr(self, f.name) for f in fields(self)})
@@ -191,16 +210,7 @@ def measure_prompt(
     direct = readout.direct.numpy().astype(np.float64)
     logit = readout.logit.numpy().astype(np.float64)
     sigma = readout.sigma.numpy().astype(np.float64)
-    return PromptMeasures(
-        prompt=prompt,
-        token=token,
-        clean_logit=float(logit[0]),
-        clean_sigma=float(sigma[0]),
-        unembed=direct[0],
-        ablated_logit=logit[1:].reshape(2, n, k),
-        ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
-        ablated_sigma=sigma[1:].reshape(2, n, k),
-    )
+    return PromptMeasures.from_rows(prompt, token, logit, direct, sigma)
 
 
 def measure_prompt_traced(
@@ -264,13 +274,4 @@ def measure_prompt_traced(
     logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + _bias_term(lm, token)
     direct = ((c @ readout) / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
     sigmas = s.cpu().double().numpy()
-    return PromptMeasures(
-        prompt=prompt,
-        token=token,
-        clean_logit=float(logit[0]),
-        clean_sigma=float(sigmas[0]),
-        unembed=direct[0],
-        ablated_logit=logit[1:].reshape(2, n, k),
-        ablated_unembed=direct[1:].reshape(2, n, k, 2, n),
-        ablated_sigma=sigmas[1:].reshape(2, n, k),
-    )
+    return PromptMeasures.from_rows(prompt, token, logit, direct, sigmas)
