@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from scmnet.adapters.transformer.engine import Block
-from scmnet.adapters.transformer.families import NormKind
+from scmnet.adapters.transformer.families import Block, NormKind
 from scmnet.adapters.transformer.lm import LanguageModel
 
 
@@ -29,8 +28,13 @@ class Reference:
         self.lm, self.ids = lm, ids
 
     def run(
-        self, patch: tuple[Block, int, torch.Tensor] | None, token: int | None = None
+        self,
+        patch: tuple[Block, int, torch.Tensor] | None,
+        token: int | None = None,
+        *,
+        noise: torch.Tensor | None = None,
     ) -> dict[str, Any]:
+        """One hooked forward; ``noise`` (T, d_model) is added to the input embeddings."""
         lm, n = self.lm, self.lm.n_layers
         seen: dict[tuple[int, int], torch.Tensor] = {}
         z: list[torch.Tensor] = []
@@ -56,7 +60,12 @@ class Reference:
         )
         try:
             with torch.no_grad():
-                logits = lm.model(input_ids=self.ids, use_cache=False).logits[0, -1]
+                if noise is None:
+                    out = lm.model(input_ids=self.ids, use_cache=False)
+                else:
+                    embeds = lm.model.get_submodule(lm.spec.embed)(self.ids)
+                    out = lm.model(inputs_embeds=embeds + noise.to(embeds.dtype), use_cache=False)
+                logits = out.logits[0, -1]
         finally:
             for h in handles:
                 h.remove()
@@ -80,4 +89,11 @@ class Reference:
         token = int(logits.argmax()) if token is None else token
         for (b, layer), v in seen.items():
             direct[b, layer] = float(unembed(v)[token])
-        return {"logit": centred, "direct": direct, "token": token, "sigma": float(sigma)}
+        contributions = torch.stack([torch.stack([seen[(b, k)] for k in range(n)]) for b in Block])
+        return {
+            "logit": centred,
+            "direct": direct,
+            "token": token,
+            "sigma": float(sigma),
+            "contributions": contributions,  # (2, L, d_model) at the final position
+        }

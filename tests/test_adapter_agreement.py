@@ -19,14 +19,14 @@ from scmnet.adapters.transformer.causal import (
     traced_lm,
     unembedding_impact,
 )
-from scmnet.adapters.transformer.engine import Block
+from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.testing import assert_close, check_scm
 from tests.tiny_models import VOCAB
 
 
-def test_traced_effects_equal_the_fast_path(tiny: LanguageModel) -> None:
+def test_single_effects_equal_the_sweep_query(tiny: LanguageModel) -> None:
     g = torch.Generator().manual_seed(5)
     ids = torch.randint(0, VOCAB, (1, 5), generator=g)
     model = traced_lm(tiny, ids)

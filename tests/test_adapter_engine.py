@@ -1,39 +1,37 @@
-"""The adapter's fast path against a plain hooks-based reference, on every supported family.
+"""The adapter's measures against a plain hooks-based reference, on every supported family.
 
 The reference runs the full Hugging Face forward once per intervention, patching the final
 position of the ablated contribution with a forward hook, and unembeds every contribution by
 applying the final norm with its scale frozen and the whole unembedding matrix, then centring
-over the vocabulary (eqs. 7-10, 12, 13). The fast path must give the same numbers.
+over the vocabulary (eqs. 7-10, 12, 13). One query of the core's engine
+(:func:`measure_prompt`) must give the same numbers.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import torch
 
-from scmnet.adapters.transformer.engine import Block
-from scmnet.adapters.transformer.families import spec_for
+from scmnet.adapters.transformer.causal import final_readings, noised_readings
+from scmnet.adapters.transformer.families import Block, spec_for
 from scmnet.adapters.transformer.lm import LanguageModel
-from scmnet.adapters.transformer.measures import measure_prompt, measure_prompt_traced
+from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference
 from tests.tiny_models import VOCAB
 
 
-@pytest.mark.parametrize("measure", [measure_prompt, measure_prompt_traced], ids=["hooks", "core"])
-def test_fast_path_equals_hooked_reference(tiny: LanguageModel, measure: Any) -> None:
-    """Both engines: the adapter's hooks and the core's traced staircase (the same numbers)."""
+def test_measures_equal_hooked_reference(tiny: LanguageModel) -> None:
+    """One query of the core's engine gives the numbers of one hooked forward per run."""
     g = torch.Generator().manual_seed(1)
     ids = torch.randint(0, VOCAB, (1, 6), generator=g)
     ref = Reference(tiny, ids)
     clean = ref.run(None)
     token = clean["token"]
     values = torch.randn(2, 2, tiny.n_layers, tiny.d_model, generator=g)
-    m = measure(tiny, ids, token, values, chunk=5)  # several staircases
-    whole = measure(tiny, ids, token, values)
+    m = measure_prompt(tiny, ids, token, values, chunk=5)  # several staircases
+    whole = measure_prompt(tiny, ids, token, values)
     assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
     assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
     assert_close(m.unembed, clean["direct"], reordered=True)
@@ -45,6 +43,22 @@ def test_fast_path_equals_hooked_reference(tiny: LanguageModel, measure: Any) ->
                 assert_close(m.ablated_logit[b, k, j], float(run["logit"][token]), reordered=True)
                 assert_close(m.ablated_unembed[b, k, j], run["direct"], reordered=True)
                 assert_close(m.ablated_sigma[b, k, j], run["sigma"], reordered=True)
+
+
+def test_clean_and_noised_readings_equal_hooked_reference(tiny: LanguageModel) -> None:
+    """The clean pass (a batch of prompts) and noise ablation's values A(u + eps), eq. 37."""
+    g = torch.Generator().manual_seed(4)
+    ids = torch.randint(0, VOCAB, (3, 5), generator=g)
+    contributions, logits = final_readings(tiny, ids)
+    for row in range(3):
+        clean = Reference(tiny, ids[row : row + 1]).run(None)
+        assert_close(contributions[row], clean["contributions"], reordered=True)
+        assert int(logits[row].argmax()) == clean["token"]
+    noise = torch.randn(2, 5, tiny.d_model, generator=g)
+    noised = noised_readings(tiny, ids[:1], noise)
+    for j in range(2):
+        run = Reference(tiny, ids[:1]).run(None, noise=noise[j])
+        assert_close(noised[j], run["contributions"], reordered=True)
 
 
 def test_upstream_layers_keep_their_contribution(tiny: LanguageModel) -> None:
@@ -89,8 +103,7 @@ def test_unsupported_family_lists_supported() -> None:
         LanguageModel.from_pretrained_model(bert, None, "bert")
 
 
-@pytest.mark.parametrize("measure", [measure_prompt, measure_prompt_traced], ids=["hooks", "core"])
-def test_one_token_prompt_has_no_prefix(tiny: LanguageModel, measure: Any) -> None:
+def test_one_token_prompt_has_no_prefix(tiny: LanguageModel) -> None:
     # Nothing precedes the final position: no cache, and the same numbers as the reference.
     ids = torch.tensor([[7]])
     ref = Reference(tiny, ids)
@@ -99,7 +112,7 @@ def test_one_token_prompt_has_no_prefix(tiny: LanguageModel, measure: Any) -> No
     values = torch.randn(
         1, 2, tiny.n_layers, tiny.d_model, generator=torch.Generator().manual_seed(3)
     )
-    m = measure(tiny, ids, token, values)
+    m = measure_prompt(tiny, ids, token, values)
     run = ref.run((Block.MLP, 1, values[0, Block.MLP, 1]), token)
     expected = float(run["logit"][token] - clean["logit"][token])
     assert_close(m.ablated_logit[Block.MLP, 1, 0] - m.clean_logit, expected, reordered=True)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind, ActivationBank
 from scmnet.adapters.transformer.analysis import HydraResults, linear_fit
-from scmnet.adapters.transformer.engine import Block
+from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.measures import PromptMeasures, downstream_mask
 from scmnet.errors import InvalidIntervention
 from scmnet.testing import assert_close

@@ -57,13 +57,13 @@ def test_sweep_resumes_where_it_stopped(
     _, first = run_sweep(lm, PROMPTS, ablation, tmp_path)
     (tmp_path / "measures" / "00003.npz").unlink()  # as if interrupted before prompt 3
     calls: list[int] = []
-    real = measures_module.measure_prompt_traced
+    real = measures_module.measure_prompt
 
     def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(kwargs["prompt"])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("scmnet.adapters.transformer.sweep.measure_prompt_traced", counting)
+    monkeypatch.setattr("scmnet.adapters.transformer.sweep.measure_prompt", counting)
     _, second = run_sweep(lm, PROMPTS, ablation, tmp_path)
     assert calls == [3]
     for a, b in zip(first, second, strict=True):

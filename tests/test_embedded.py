@@ -24,9 +24,9 @@ from scmnet.adapters.transformer.causal import (
     traced_lm,
     unembedding_impact,
 )
-from scmnet.adapters.transformer.engine import Block
+from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
-from scmnet.adapters.transformer.measures import measure_prompt, measure_prompt_traced
+from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.testing import assert_close
 from tests.reference import Reference
@@ -58,7 +58,7 @@ def test_embedded_model_loads_offline(lm: LanguageModel) -> None:
     assert lm.tokenizer.decode([top]) == " Paris"
 
 
-def test_fast_path_agrees_with_hooks_and_traced_effects(lm: LanguageModel) -> None:
+def test_measures_agree_with_hooks_and_traced_effects(lm: LanguageModel) -> None:
     ids = lm.tokenizer("The Eiffel Tower is located in the city of", return_tensors="pt").input_ids
     ref = Reference(lm, ids)
     clean = ref.run(None)
@@ -66,11 +66,9 @@ def test_fast_path_agrees_with_hooks_and_traced_effects(lm: LanguageModel) -> No
     g = torch.Generator().manual_seed(0)
     values = torch.randn(1, 2, lm.n_layers, lm.d_model, generator=g) * 0.3
     fast = measure_prompt(lm, ids, token, values)
-    core = measure_prompt_traced(lm, ids, token, values)  # the same protocol on the core engine
-    for name in ("unembed", "ablated_logit", "ablated_unembed", "ablated_sigma"):
-        assert_close(getattr(core, name), getattr(fast, name), reordered=True)
     traced = traced_lm(lm, ids)
     assert_close(fast.unembed, clean["direct"], reordered=True)
+    assert_close(fast.clean_sigma, clean["sigma"], reordered=True)
     for b in Block:
         for layer in LAYERS:
             run = ref.run((b, layer, values[0, b, layer]), token)

@@ -6,10 +6,10 @@ Modules, bottom up:
 * :mod:`.families` -- typed specs of each supported family (where a^l, m^l, the final norm and
   the unembedding live; sequential or parallel blocks; post-block norms);
 * :mod:`.lm` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
-* :mod:`.engine` -- the fast path: every ablation as one batched one-token forward;
+* :mod:`.causal` -- the model traced once with the paper's variables (a^l, m^l, sigma, the
+  final norm), its clean and noised readings, and the measures as generic effects;
 * :mod:`.ablations`, :mod:`.measures` -- ablation values (eqs. 35-39) and per-prompt measures
-  (eqs. 9-13, 33-34);
-* :mod:`.causal` -- the same measures as generic effects on the traced model;
+  (eqs. 9-13, 33-34), every prompt one query of the core's engine;
 * :mod:`.prompts` -- the built-in factual-recall prompts and loaders for other formats;
 * :mod:`.sweep`, :mod:`.analysis`, :mod:`.report`, :mod:`.hydra` -- the resumable sweep, its
   statistics, the report, and the end-to-end run behind ``scmnet hydra``.

@@ -22,6 +22,7 @@ import torch
 
 from scmnet.errors import InvalidIntervention
 
+from .causal import noised_readings
 from .lm import LanguageModel
 
 __all__ = [
@@ -145,21 +146,10 @@ def noised_contributions(
 
     The noise is added to the input embeddings of every position of the prompt.
     """
-    from .engine import Recorder
-
-    embed = lm.model.get_submodule(lm.spec.embed)
-    base = lm.model.get_submodule(lm.spec.base)
     scale = ablation.noise_scale * embedding_std(lm)
     generator = torch.Generator().manual_seed(int(ablation.seed) * 1_000_003 + prompt)
-    k = ablation.patches
-    with torch.no_grad():
-        clean = embed(ids.to(lm.device)).float()  # (1, T, d)
-        eps = torch.randn((k, *clean.shape[1:]), generator=generator) * scale
-        noised = (clean.cpu() + eps).to(device=lm.device, dtype=clean.dtype)
-        recorder = Recorder(lm, k, torch.zeros(k, lm.d_model, device=lm.device), collect=True)
-        with recorder.attached():
-            base(inputs_embeds=noised)
-    return recorder.collected()
+    eps = torch.randn((ablation.patches, int(ids.shape[1]), lm.d_model), generator=generator)
+    return noised_readings(lm, ids, eps * scale)
 
 
 def embedding_std(lm: LanguageModel) -> float:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine import Block
+from .families import Block
 from .measures import PromptMeasures, downstream_mask
 
 __all__ = ["HydraResults", "LayerStats", "linear_fit"]

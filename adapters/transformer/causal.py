@@ -11,8 +11,11 @@ the layer while every other variable -- the final norm's scale sigma included --
   as its own submodule, so that sigma is a variable for every family (a fused LayerNorm has no
   separate scale to hold).
 
-The functions :func:`ablation_impact` and :func:`unembedding_impact` then compute the measures
-with the generic effect operators; the tests check that they equal the adapter's fast path.
+:func:`hydra_model` is that trace made once per model (dynamic sizes) with the variables the
+sweep reads; :func:`final_readings` and :func:`noised_readings` read it in the clean pass and
+in noise ablation, and :func:`~.measures.measure_prompt` runs every ablation of a prompt as one
+query of it. :func:`ablation_impact` and :func:`unembedding_impact` compute single measures
+with the generic effect operators; the tests check that both routes give the same numbers.
 """
 
 from __future__ import annotations
@@ -28,14 +31,16 @@ from torch import nn
 import scmnet as sn
 from scmnet.tracing import ByPath, Selector, TracedModel
 
-from .engine import Block
-from .families import NormKind
+from .families import Block, NormKind
 from .lm import LanguageModel
 
 __all__ = [
     "ScaleNorm",
     "ablation_impact",
+    "contribution_sites",
+    "final_readings",
     "hydra_model",
+    "noised_readings",
     "site",
     "traced_lm",
     "unembedding_impact",
@@ -124,22 +129,94 @@ _HYDRA_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.W
 def hydra_model(lm: LanguageModel) -> TracedModel:
     """``lm`` traced once with the variables the Hydra readouts need (cached per model).
 
-    The variables are every a^l and m^l, the final norm's scale sigma and the final norm's
-    output (whose final position, times ``W_U[i] - mean W_U``, is the centred logit of eq. 9).
-    The trace has dynamic batch and sequence sizes, so it serves every prompt.
+    The variables are the token embedding (where noise ablation adds its noise, eq. 37), every
+    a^l and m^l, the final norm's scale sigma and the final norm's output (whose final position,
+    times ``W_U[i] - mean W_U``, is the centred logit of eq. 9). The trace has dynamic batch and
+    sequence sizes, so it serves every prompt and every batch of prompts of one length.
     """
     found = _HYDRA_MODELS.get(lm)
     if found is None:
         example = torch.zeros(1, 8, dtype=torch.long)
         traced = traced_lm(lm, example)
         norm = lm.spec.final_norm.path
-        selector: Selector = ByPath(norm) | ByPath(f"{norm}.scale")
+        selector: Selector = ByPath(lm.spec.embed) | ByPath(norm) | ByPath(f"{norm}.scale")
         for layer in range(lm.n_layers):
             for b in Block:
                 selector = selector | ByPath(lm.module_path(layer, b.label))
         found = traced.with_variables(selector)
         _HYDRA_MODELS[lm] = found
     return found
+
+
+def contribution_sites(lm: LanguageModel, *, index: Any = (slice(None), -1)) -> list[sn.Site]:
+    """The sites of every a^l and m^l (attention first, then MLP), read at ``index``.
+
+    The default index is the final position of every row of a batch; ``(0, -1)`` is the final
+    position of the first row, one ``(d_model,)`` vector.
+    """
+    return [
+        sn.Site(lm.module_path(layer, b.label), index=index)
+        for b in Block
+        for layer in range(lm.n_layers)
+    ]
+
+
+def final_readings(lm: LanguageModel, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clean run of a batch of prompts of one length, read at the final position.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+        The model.
+    ids : tensor, shape (B, T)
+        Token ids, one prompt a row (no padding: each row computes what it would alone).
+
+    Returns
+    -------
+    contributions : tensor, shape (B, 2, L, d_model)
+        a^l_t and m^l_t of every row.
+    logits : tensor, shape (B, vocab)
+        The final position's logits (after any final-logit softcapping).
+    """
+    model = hydra_model(lm)
+    sites = contribution_sites(lm)
+    logits = sn.Site(model.outputs[0], index=(slice(None), -1))
+    with torch.no_grad():
+        values = model.evaluate({"input_ids": ids.to(lm.device)}, outputs=[*sites, logits])
+    model.clear_cache()  # one prompt batch's clean run is not read again
+    rows = int(ids.shape[0])
+    contributions = torch.stack([values[s] for s in sites], dim=1)  # (B, 2L, d)
+    return contributions.reshape(rows, 2, lm.n_layers, -1).float().cpu(), values[logits].float()
+
+
+def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """a^l_t and m^l_t of one prompt with noise added to its input embeddings (eq. 37).
+
+    Parameters
+    ----------
+    lm : LanguageModel
+        The model.
+    ids : tensor, shape (1, T)
+        The prompt's token ids.
+    noise : tensor, shape (K, T, d_model)
+        One draw of eps a row, added to the embedding of every position.
+
+    Returns
+    -------
+    tensor, shape (K, 2, L, d_model)
+        The final-position contributions of each noised run: the values A(u + eps).
+    """
+    model = hydra_model(lm)
+    embed = sn.Site(lm.spec.embed)
+    context = {"input_ids": ids.to(lm.device)}
+    with torch.no_grad():
+        clean = model.evaluate(context, outputs=[embed])[embed]  # (1, T, d)
+        noised = (clean.float().cpu() + noise).to(device=clean.device, dtype=clean.dtype)
+        sets = [{embed: noised[j : j + 1]} for j in range(int(noise.shape[0]))]
+        sites = contribution_sites(lm, index=(0, -1))
+        runs = model.evaluate_stacked(context, sets, outputs=sites)
+    stacked = torch.stack([runs[s] for s in sites], dim=1)  # (K, 2L, d)
+    return stacked.reshape(len(sets), 2, lm.n_layers, -1).float().cpu()
 
 
 def centred_logit(model: TracedModel, token: int) -> sn.Outcome:

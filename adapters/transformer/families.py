@@ -25,7 +25,25 @@ from typing import Any
 
 from scmnet.errors import UnsupportedModel, format_names
 
-__all__ = ["FAMILIES", "FamilySpec", "NormKind", "NormSpec", "spec_for"]
+__all__ = ["FAMILIES", "Block", "FamilySpec", "NormKind", "NormSpec", "spec_for"]
+
+
+class Block(enum.IntEnum):
+    """A residual contribution of a layer: the attention output a^l or the MLP output m^l.
+
+    Examples
+    --------
+    >>> [(int(b), b.label) for b in Block]
+    [(0, 'attn'), (1, 'mlp')]
+    """
+
+    ATTN = 0
+    MLP = 1
+
+    @property
+    def label(self) -> str:
+        """``"attn"`` or ``"mlp"``."""
+        return "attn" if self is Block.ATTN else "mlp"
 
 
 class NormKind(enum.Enum):

@@ -190,6 +190,16 @@ class LanguageModel:
         centred = w[tokens] - w.mean(0)
         return centred * self.norm_gain.to(centred.device)
 
+    def centred_bias(self, token: int) -> float:
+        """The unembedding bias's share of the centred logit of ``token``: ``b_i - mean_j b_j``.
+
+        A constant of the model (0.0 without a bias), added to ``h . row_i`` (eq. 9).
+        """
+        bias = self.unembedding_bias
+        if bias is None:
+            return 0.0
+        return float(bias[token] - bias.float().mean())
+
     def unembed(self, v: torch.Tensor, sigma: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """u(v)_i with the norm scale frozen at ``sigma`` (eqs. 7-10, 24-28).
 

@@ -1,9 +1,7 @@
 """The per-prompt measures of the Hydra-effect paper, for every layer at once.
 
-For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt_traced`
-computes, in one query of the core's engine on the traced model (the sweep uses it), and
-:func:`measure_prompt` in one batched one-token run of the adapter's earlier engine
-(:mod:`.engine`, kept as a reference until the clean pass leaves it too):
+For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
+one query of the core's engine on the traced model (:func:`~.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
   MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
@@ -24,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .engine import Block, RowPatch, _bias_term, final_position, prefix_cache
-from .families import NormKind
+from scmnet import Site
+
+from .causal import contribution_sites, hydra_model
+from .families import Block, NormKind
 from .lm import LanguageModel
 
-__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt", "measure_prompt_traced"]
+__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt"]
 
 
 def downstream_mask(n_layers: int, *, parallel: bool) -> np.ndarray:
@@ -178,9 +178,18 @@ def measure_prompt(
     values: torch.Tensor,
     *,
     prompt: int = 0,
-    chunk: int = 256,
+    chunk: int | None = None,
 ) -> PromptMeasures:
-    """Measure one prompt: the clean run and every ablation of every layer, in one batch.
+    """Measure one prompt: the clean run and every ablation of every layer, in one query.
+
+    The model is traced once (:func:`~.causal.hydra_model`); the clean run and every ablation
+    do(A^k_t = a~) are the rows of one :meth:`~scmnet.tracing.TracedModel.evaluate_stacked`
+    call, which recomputes only the final position of each row from its ablated layer on
+    (:mod:`scmnet.tracing.staircase`). Its outputs are the final-position sites of every
+    contribution, of sigma and of the final norm, and the readouts are their dot products:
+    the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
+    unembedding impact of a contribution (eqs. 10, 13) is the contribution times
+    ``G (W_U[i] - mean W_U)`` over the run's own sigma.
 
     Parameters
     ----------
@@ -194,60 +203,13 @@ def measure_prompt(
         The ablation values: ``values[j, b, k]`` replaces contribution (b, k) in draw j.
     prompt : int
         The prompt's index, recorded in the result.
-    chunk : int
-        Rows per forward.
-
-    Returns
-    -------
-    PromptMeasures
-    """
-    n, k = lm.n_layers, int(values.shape[0])
-    patches: list[RowPatch | None] = [None]
-    for b in Block:
-        for layer in range(n):
-            patches.extend(RowPatch(b, layer, values[j, b, layer]) for j in range(k))
-    readout = final_position(lm, ids, token, patches, cache=prefix_cache(lm, ids), chunk=chunk)
-    direct = readout.direct.numpy().astype(np.float64)
-    logit = readout.logit.numpy().astype(np.float64)
-    sigma = readout.sigma.numpy().astype(np.float64)
-    return PromptMeasures.from_rows(prompt, token, logit, direct, sigma)
-
-
-def measure_prompt_traced(
-    lm: LanguageModel,
-    ids: torch.Tensor,
-    token: int,
-    values: torch.Tensor,
-    *,
-    prompt: int = 0,
-    chunk: int | None = None,
-) -> PromptMeasures:
-    """:func:`measure_prompt` through the generic engine of the core.
-
-    The model is traced once (:func:`~.causal.hydra_model`); the clean run and every ablation
-    do(A^k_t = a~) are the rows of one :meth:`~scmnet.tracing.TracedModel.evaluate_stacked`
-    call, which recomputes only the final position of each row from its ablated layer on
-    (:mod:`scmnet.tracing.staircase`). Its outputs are the final-position sites of every
-    contribution, of sigma and of the final norm, and the readouts are their dot products:
-    the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
-    unembedding impact of a contribution (eqs. 10, 13) is the contribution times
-    ``G (W_U[i] - mean W_U)`` over the run's own sigma.
-
-    Parameters
-    ----------
-    lm, ids, token, values, prompt
-        As for :func:`measure_prompt`.
     chunk : int, optional
-        At most this many rows per batched execution.
+        At most this many rows per batched execution (bounds memory); default all at once.
 
     Returns
     -------
     PromptMeasures
     """
-    from scmnet import Site
-
-    from .causal import hydra_model
-
     model = hydra_model(lm)
     n, k = lm.n_layers, int(values.shape[0])
     last = (slice(None), -1)
@@ -257,9 +219,7 @@ def measure_prompt_traced(
             path = lm.module_path(layer, b.label)
             sets += [{Site(path, index=last): values[j, b, layer]} for j in range(k)]
     read = (0, -1)
-    contributions = [
-        Site(lm.module_path(layer, b.label), index=read) for b in Block for layer in range(n)
-    ]
+    contributions = contribution_sites(lm, index=read)
     sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
     normed = Site(lm.spec.final_norm.path, index=read)
     runs = model.evaluate_stacked(
@@ -267,11 +227,11 @@ def measure_prompt_traced(
     )
     readout = lm.centred_readout(torch.tensor([token]))[0].to(lm.device)  # G (W_U[i] - mean)
     w_bar = (lm.unembedding.float()[token] - lm.unembedding.float().mean(0)).to(lm.device)
-    c = torch.stack([runs[s] for s in contributions], dim=1).float()  # (rows, 2L, d)
     if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
-        c = c - c.mean(-1, keepdim=True)
+        readout = readout - readout.mean()  # (c - mean c) . r = c . (r - mean r)
+    dots = torch.stack([runs[s].float() @ readout for s in contributions], dim=1)  # (rows, 2L)
     s = runs[sigma].reshape(len(sets)).float()
-    logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + _bias_term(lm, token)
-    direct = ((c @ readout) / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
+    logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + lm.centred_bias(token)
+    direct = (dots / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
     sigmas = s.cpu().double().numpy()
     return PromptMeasures.from_rows(prompt, token, logit, direct, sigmas)

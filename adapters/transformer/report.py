@@ -33,7 +33,7 @@ import numpy as np
 from scmnet.errors import require
 
 from .analysis import HydraResults
-from .engine import Block
+from .families import Block
 from .measures import PromptMeasures
 from .prompts import PromptSet
 from .sweep import CleanRun, SweepSettings

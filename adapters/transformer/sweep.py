@@ -5,7 +5,7 @@
 1. a clean pass over every prompt: the top-1 token i at the final position; the prompts whose
    top-1 token is the expected object are kept (as the paper does); their final-position
    contributions fill the :class:`~.ablations.ActivationBank` for mean and resample ablation;
-2. for every kept prompt, :func:`~.measures.measure_prompt_traced`: the clean readouts and
+2. for every kept prompt, :func:`~.measures.measure_prompt`: the clean readouts and
    every ablation of every layer as the rows of one query of the core's engine on the traced
    model, saved at once to ``measures/NNNNN.npz`` in the output directory.
 
@@ -28,9 +28,9 @@ import torch
 from scmnet.errors import InvalidDataset, ScmnetError
 
 from .ablations import Ablation, AblationKind, ActivationBank, noised_contributions
-from .engine import Recorder
+from .causal import final_readings
 from .lm import LanguageModel
-from .measures import PromptMeasures, measure_prompt_traced
+from .measures import PromptMeasures, measure_prompt
 from .prompts import PromptSet
 
 __all__ = [
@@ -173,12 +173,10 @@ def _top_tokens(
 ) -> tuple[list[int], torch.Tensor]:
     """The clean top-1 token and contributions at the final position of every prompt.
 
-    Prompts of the same length run together (no padding, so each row computes exactly what it
-    would alone), and only the final position is projected onto the vocabulary. Returns the
-    tokens and the contributions, shape (prompts, 2, L, d_model).
+    Prompts of the same length run together through the traced model (no padding, so each row
+    computes exactly what it would alone). Returns the tokens and the contributions, shape
+    (prompts, 2, L, d_model).
     """
-    base = lm.model.get_submodule(lm.spec.base)
-    head = lm.model.get_submodule(lm.spec.unembed)
     by_length: dict[int, list[int]] = {}
     for i, ids in enumerate(encoded):
         by_length.setdefault(int(ids.shape[1]), []).append(i)
@@ -190,13 +188,8 @@ def _top_tokens(
     top = [0] * len(encoded)
     contributions = torch.zeros(len(encoded), 2, lm.n_layers, lm.d_model)
     for group in progress(groups, "clean pass", len(groups)):
-        ids = torch.cat([encoded[i] for i in group]).to(lm.device)
-        readout = torch.zeros(len(group), lm.d_model, device=lm.device)
-        recorder = Recorder(lm, len(group), readout, collect=True)
-        with torch.no_grad(), recorder.attached():
-            hidden = base(input_ids=ids, use_cache=False).last_hidden_state[:, -1]
-            logits = head(hidden)  # (group, vocab): softcapping, if any, keeps the argmax
-        contributions[torch.tensor(group)] = recorder.collected()
+        found, logits = final_readings(lm, torch.cat([encoded[i] for i in group]))
+        contributions[torch.tensor(group)] = found
         for i, t in zip(group, logits.argmax(-1).tolist(), strict=True):
             top[i] = int(t)
     return top, contributions
@@ -277,7 +270,7 @@ def run_sweep(
             values = noised_contributions(lm, ids, j, ablation)
         else:
             values = bank.values_for(j, ablation)
-        measures = measure_prompt_traced(lm, ids, tok, values, prompt=j, chunk=chunk)
+        measures = measure_prompt(lm, ids, tok, values, prompt=j, chunk=chunk)
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)
         tmp.replace(path)  # atomic: an interrupted write leaves no half file behind

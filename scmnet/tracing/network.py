@@ -49,6 +49,7 @@ from typing import Any
 
 import networkx as nx
 import numpy as np
+import torch
 from torch import fx, nn
 
 from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
@@ -386,16 +387,19 @@ class TracedModel:
         for o in wanted:
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
-            out = base.unsqueeze(0).repeat(len(envs), *[1] * base.dim())
-            for i, env in enumerate(envs):
-                if i not in in_batch and env:
-                    out[i] = self._read(o, inputs, clean, env)
+            out = base.new_empty((len(envs), *base.shape))
+            done = torch.zeros(len(envs), dtype=torch.bool)
             node = variables.get(name)
             for group, run in batches:
                 found = None if node is None else run.stacked(node, index)
                 if found is not None:  # rows are numbered within their chunk
                     rows, values = found
-                    out[[group[r] for r in rows]] = values
+                    at = torch.tensor([group[r] for r in rows], dtype=torch.long)
+                    out[at] = values
+                    done[at] = True
+            for i, (env, found_row) in enumerate(zip(envs, done.tolist(), strict=True)):
+                if not found_row:  # a row that left this output clean, or ran alone
+                    out[i] = self._read(o, inputs, clean, env if i not in in_batch else {})
             result[o] = out
         return result
 

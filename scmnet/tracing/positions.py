@@ -46,7 +46,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
 import torch
 from torch import fx
@@ -54,6 +54,7 @@ from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
 from scmnet.tracing.executor import Executor, module_path
+from scmnet.tracing.prefix_attention import prefix_attention
 
 __all__ = [
     "FULL",
@@ -100,21 +101,37 @@ class Recipe:
     ``causal`` marks a causal attention (``scaled_dot_product_attention(..., is_causal=True)``)
     computed for the suffix of its queries: its mask, aligned to the first query, is replaced
     by the explicit mask of the suffix's positions (query t + i sees keys up to t + i).
+
+    ``resize`` marks a shape-taking operation (``view``, ``reshape``, ``expand``) whose shape
+    names the number of positions: ``(entry, size)`` replaces that entry of the shape by the
+    suffix's size (the graph's sizes are the whole sequence's).
+
+    ``prefix`` marks an attention computed by
+    :func:`~scmnet.tracing.prefix_attention.prefix_attention`: its queries, keys and values are
+    the rows' suffixes, and the keys and values before ``t`` (along axis ``prefix``) are read
+    once from the clean run, shared by every row instead of copied into each.
     """
 
     form: Form
     args: Mapping[fx.Node, ArgUse]
     causal: bool = False
+    resize: tuple[int, int] | None = None
+    prefix: int | None = None
 
 
 _SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
 
 
-def _is_causal_attention(node: fx.Node) -> bool:
+def _attention_args(node: fx.Node) -> dict[str, Any] | None:
+    """The bound arguments of a ``scaled_dot_product_attention`` node (None for other nodes)."""
     if node.op != "call_function" or "scaled_dot_product_attention" not in str(node.target):
-        return False
-    bound = dict(zip(_SDPA_PARAMS, node.args, strict=False)) | dict(node.kwargs)
-    return bound.get("is_causal") is True and bound.get("attn_mask") is None
+        return None
+    return dict(zip(_SDPA_PARAMS, node.args, strict=False)) | dict(node.kwargs)
+
+
+def _is_causal_attention(node: fx.Node) -> bool:
+    bound = _attention_args(node)
+    return bound is not None and bound.get("is_causal") is True and bound.get("attn_mask") is None
 
 
 def compute(
@@ -123,8 +140,18 @@ def compute(
     recipe: Recipe | None,
     lookup: Callable[[fx.Node], Any],
     inputs: Mapping[str, Any],
+    clean_prefix: Callable[[fx.Node, int], Any] | None = None,
 ) -> Any:
-    """The value of ``node`` with its arguments read by ``lookup``, as ``recipe`` says."""
+    """The value of ``node`` with its arguments read by ``lookup``, as ``recipe`` says.
+
+    ``clean_prefix(node, axis)`` gives a node's clean positions before ``t`` along ``axis``,
+    for a recipe that reads a shared prefix.
+    """
+    if recipe is not None and recipe.resize is not None:
+        return _resized(executor, node, recipe.resize, lookup)
+    if recipe is not None and recipe.prefix is not None:
+        assert clean_prefix is not None
+        return _shared_prefix(node, recipe.prefix, lookup, clean_prefix)
     if recipe is None or not recipe.causal:
         return executor.compute(node, lookup, inputs)
     args = map_arg(node.args, lookup)
@@ -140,6 +167,78 @@ def compute(
         raise MechanismError(
             f"the causal attention {node.name!r} in module {module_path(node)!r} raised "
             f"{type(e).__name__} on the suffix of its queries: {e}"
+        ) from e
+
+
+def _shared_prefix(
+    node: fx.Node,
+    axis: int,
+    lookup: Callable[[fx.Node], Any],
+    clean_prefix: Callable[[fx.Node, int], Any],
+) -> Any:
+    """An attention node over the rows' suffixes and the one clean prefix of its keys/values."""
+    bound = _attention_args(node)
+    assert bound is not None
+    key, value = bound["key"], bound["value"]
+    args = dict(map_arg(bound, lookup))
+    try:
+        return prefix_attention(
+            args["query"],
+            args["key"],
+            args["value"],
+            clean_prefix(key, axis),
+            clean_prefix(value, axis),
+            causal=args.get("is_causal") is True,
+            mask=args.get("attn_mask"),
+            scale=args.get("scale"),
+        )
+    except Exception as e:
+        raise MechanismError(
+            f"the attention {node.name!r} in module {module_path(node)!r} raised "
+            f"{type(e).__name__} over the shared prefix of its keys and values: {e}"
+        ) from e
+
+
+# Shape-taking operations: (call_function target names, call_method names). Their shape is
+# args[1] (a list) or, for methods, the arguments after the tensor.
+_SHAPED = ("aten.view.default", "aten.reshape.default", "aten._unsafe_view.default")
+_SHAPED_EXPAND = ("aten.expand.default",)
+_SHAPED_METHODS = ("view", "reshape", "expand")
+
+
+def _shape_entries(node: fx.Node) -> tuple[int, bool] | None:
+    """Where a shape-taking node's shape is: (first argument index, given as one list?)."""
+    if node.op == "call_function" and str(node.target) in _SHAPED + _SHAPED_EXPAND:
+        return 1, True
+    if node.op == "call_method" and node.target in _SHAPED_METHODS and len(node.args) >= 2:
+        return (1, True) if isinstance(node.args[1], list | tuple) else (1, False)
+    return None
+
+
+def _resized(
+    executor: Executor, node: fx.Node, resize: tuple[int, int], lookup: Callable[[fx.Node], Any]
+) -> Any:
+    """A shape-taking node with entry ``resize[0]`` of its shape set to ``resize[1]``."""
+    entry, size = resize
+    args = list(cast(tuple[Any, ...], map_arg(node.args, lookup)))
+    found = _shape_entries(node)
+    assert found is not None
+    start, as_list = found
+    if as_list:
+        shape = list(args[start])
+        shape[entry] = size
+        args[start] = shape
+    else:
+        args[start + entry] = size
+    kwargs = dict(map_arg(node.kwargs, lookup))
+    try:
+        if node.op == "call_function":
+            return executor.call_function(node, tuple(args), kwargs)
+        return executor.call_method(node, tuple(args), kwargs)
+    except Exception as e:
+        raise MechanismError(
+            f"the operation {node.name!r} in module {module_path(node)!r} raised "
+            f"{type(e).__name__} on the suffix of its positions: {e}"
         ) from e
 
 
@@ -402,7 +501,10 @@ class _Search:
                 return self.variant(a, is_cut)
             return self.clean[a]
 
-        return compute(self.executor, node, recipe, lookup, self.inputs)
+        def clean_prefix(a: fx.Node, axis: int) -> Any:
+            return cut_prefix(self.clean[a], axis, self.plan.t)
+
+        return compute(self.executor, node, recipe, lookup, self.inputs, clean_prefix)
 
     # the search ----------------------------------------------------------------------------------
 
@@ -459,6 +561,8 @@ class _Search:
         return options
 
     def _candidates(self, node: fx.Node, form: Form) -> Iterator[Recipe]:
+        if isinstance(form, Cut):  # an attention over the shared prefix: the cheapest
+            yield from self._shared(node, form)
         args = [a for a in node.all_input_nodes if tensorish(self._any_value(a))]
         try:
             options = [self._options(a, form) for a in args]
@@ -471,8 +575,57 @@ class _Search:
         )
         for uses in combos[:64]:
             yield Recipe(form, dict(zip(args, uses, strict=True)))
+        if isinstance(form, Cut) and _shape_entries(node) is not None:
+            yield from self._resized(node, form, args, options)
         if isinstance(form, Cut) and _is_causal_attention(node):
             yield from self._causal(node, form)
+
+    def _resized(
+        self, node: fx.Node, form: Cut, args: list[fx.Node], options: list[list[ArgUse]]
+    ) -> Iterator[Recipe]:
+        """A view, reshape or expand of cut arguments, its shape's positions entry cut too."""
+        found = _shape_entries(node)
+        assert found is not None
+        start, as_list = found
+        shape = node.args[start] if as_list else node.args[start:]
+        if not isinstance(shape, list | tuple) or form.axis >= len(shape):
+            return
+        uses = {a: next(iter(o)) for a, o in zip(args, options, strict=True) if o}
+        if len(uses) != len(args) or any(u.how not in ("own", "cut") for u in uses.values()):
+            return
+        yield Recipe(form, uses, resize=(form.axis, self.plan.length - self.plan.t))
+
+    def _shared(self, node: fx.Node, form: Cut) -> Iterator[Recipe]:
+        """An attention over the rows' suffixes and the clean prefix (no copy of it per row).
+
+        Its keys and values must be cut along their position axis (the one before the last),
+        their positions before ``t`` clean; a mask must be clean (it is cut to the suffix's
+        queries); no dropout.
+        """
+        bound = _attention_args(node)
+        if bound is None or bound.get("dropout_p", 0.0):
+            return
+        mask = bound.get("attn_mask")
+        if mask is not None and (not isinstance(mask, fx.Node) or mask in self.plan.region):
+            return
+        q, k, v = (bound.get(name) for name in ("query", "key", "value"))
+        nodes = [a for a in (q, k, v) if isinstance(a, fx.Node) and a in self.plan.region]
+        if len(nodes) != 3:
+            return
+        q, k, v = nodes
+        forms = [self.form(a) for a in nodes]
+        axes = {f.axis if isinstance(f, Cut) else None for f in forms}
+        rank = self._any_value(k).dim()
+        if axes != {rank - 2} or any(rank - 2 not in self.plan.confined.get(a, ()) for a in (k, v)):
+            return
+        own = ArgUse("own")
+        uses = {q: own, k: own, v: own}
+        if isinstance(mask, fx.Node):
+            shape = tuple(self.clean[mask].shape)
+            if len(shape) < 2 or shape[-2:] != (self.plan.length, self.plan.length):
+                return
+            uses[mask] = ArgUse("cut", len(shape) - 2)
+        yield Recipe(form, uses, prefix=rank - 2)
 
     def _causal(self, node: fx.Node, form: Cut) -> Iterator[Recipe]:
         """A causal attention with its queries cut and its keys and values whole."""

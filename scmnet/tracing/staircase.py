@@ -322,7 +322,10 @@ class _Run:
                 return self.arg(a, k, how, None, is_cut)
             return self.arg(a, k, use.how, use.axis, is_cut)
 
-        return compute(self.executor, node, recipe, lookup, self.inputs)
+        def clean_prefix(a: fx.Node, axis: int) -> Any:
+            return cut_prefix(self.clean[a], axis, self.t)
+
+        return compute(self.executor, node, recipe, lookup, self.inputs, clean_prefix)
 
 
 @dataclass(frozen=True)
@@ -611,7 +614,10 @@ def _step(
     if uniform is not None and clean_form.dim():  # one indexed value per row: one assignment
         index, values = uniform
         base = natural if natural is not None else clean_form[:0]
-        out = _pad(base, k_args if natural is not None else 0, k, clean_form).clone()
+        k_base = k_args if natural is not None else 0
+        out = _pad(base, k_base, k, clean_form)
+        if k_base == k:  # not padded (a new tensor): copy before assigning into it
+            out = out.clone()
         blocks_view = out.view(k, size, *out.shape[1:])
         target = blocks_view[(0, *index)]
         values = values.to(dtype=out.dtype, device=out.device)
