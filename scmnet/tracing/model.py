@@ -11,14 +11,14 @@ A context is a mapping from input names to tensors (``{"input_ids": ids}``). Eva
 and incremental:
 
 * the **clean run** of a context (no interventions) executes the whole graph once and keeps
-  every node's value; it is cached (:class:`~scmnet.tracing.source.TraceSource`);
+  every node's value; it is cached (:class:`~scmnet.tracing.capture.source.TraceSource`);
 * an **intervened run** recomputes only the graph nodes downstream of the intervened
   variables (and only those needed for the requested ``outputs``), reading everything else
   from the clean cache, with each intervened value substituted at its variable's node.
 
 * **batched** runs (:meth:`TracedModel.evaluate_many`) evaluate many intervention sets as the
   rows of one execution of the graph, where the graph keeps the rows of a batch apart
-  (:mod:`scmnet.tracing.batched`), and one by one where it does not.
+  (:mod:`scmnet.tracing.engine.batched`), and one by one where it does not.
 
 The result equals re-running the eager model with the same values patched in by forward hooks.
 Returned tensors are shared with the cache: treat them as read-only.
@@ -43,8 +43,7 @@ tensor(-1.5000)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import networkx as nx
@@ -54,67 +53,13 @@ from torch import fx, nn
 from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
 from scmnet.interventions import Interventions, Site, normalize
 from scmnet.model import Context, Output, output_names
-from scmnet.tracing.executor import Executor
-from scmnet.tracing.patching import fit
-from scmnet.tracing.positions import Partial
-from scmnet.tracing.records import NodeRecord, TraceInfo
-from scmnet.tracing.source import TraceSource
-from scmnet.tracing.variables import Selector
+from scmnet.tracing.capture.records import NodeRecord, TraceInfo
+from scmnet.tracing.engine.patching import fit
+from scmnet.tracing.engine.positions import Partial
+from scmnet.tracing.variables.network import TracedNetwork, build_network
+from scmnet.tracing.variables.selectors import Selector
 
-__all__ = ["TracedModel", "TracedNetwork"]
-
-
-@dataclass(frozen=True, eq=False)
-class TracedNetwork:
-    """A traced model with its variables chosen; shared by all its intervened versions.
-
-    Built by :func:`scmnet.tracing.trace`; a :class:`TracedModel` adds interventions to it.
-
-    Attributes
-    ----------
-    source : TraceSource
-        The traced graph, its clean-run cache and what the inputs must look like.
-    variables : mapping of str to torch.fx.Node
-        Each endogenous variable's node, in topological order.
-    records : mapping of str to NodeRecord
-        One record per node of the causal graph.
-    outputs : tuple of str
-        The variables that carry the model's outputs, in the order the model returns them.
-    graph : networkx.DiGraph
-        The unintervened causal graph (frozen).
-    dataset : tuple of dict, optional
-        Contexts that :meth:`TracedModel.sample_contexts` draws from.
-    """
-
-    source: TraceSource
-    variables: Mapping[str, fx.Node]
-    records: Mapping[str, NodeRecord]
-    outputs: tuple[str, ...]
-    graph: nx.DiGraph
-    dataset: tuple[dict[str, Any], ...] | None = None
-    _downstream: dict[frozenset[fx.Node], frozenset[fx.Node]] = field(
-        init=False, repr=False, default_factory=dict
-    )
-
-    @property
-    def inputs(self) -> Mapping[str, fx.Node]:
-        """Each exogenous variable's placeholder."""
-        return self.source.inputs
-
-    @property
-    def executor(self) -> Executor:
-        """Runs the traced graph."""
-        return self.source.executor
-
-    def downstream(self, nodes: frozenset[fx.Node]) -> frozenset[fx.Node]:
-        """The graph nodes that read ``nodes`` (memoised per set)."""
-        found = self._downstream.get(nodes)
-        if found is None:
-            found = frozenset(self.executor.downstream(nodes))
-            if len(self._downstream) > 512:
-                self._downstream.clear()
-            self._downstream[nodes] = found
-        return found
+__all__ = ["TracedModel"]
 
 
 class TracedModel:
@@ -247,12 +192,13 @@ class TracedModel:
         """:meth:`evaluate` for several intervention sets in one context, batched where exact.
 
         The sets share one clean run of ``context``; an empty set is read from it. The others
-        run as the rows of one batched execution of the graph (:mod:`scmnet.tracing.batched`):
-        the context is stacked along the leading batch axis, each block of rows carries one
-        set's interventions, and only the descendants of the intervened variables run. Where
-        that would not be exact -- the graph was specialised to the example's batch size, an
-        operation mixes the rows of a batch, a variable has no batch axis -- the sets are
-        evaluated one by one. :attr:`info` (``.batching``) records which path ran, and why.
+        run as the rows of one batched execution of the graph
+        (:mod:`scmnet.tracing.engine.batched`): the context is stacked along the leading batch
+        axis, each block of rows carries one set's interventions, and only the descendants of
+        the intervened variables run. Where that would not be exact -- the graph was
+        specialised to the example's batch size, an operation mixes the rows of a batch, a
+        variable has no batch axis -- the sets are evaluated one by one. :attr:`info`
+        (``.batching``) records which path ran, and why.
 
         Parameters
         ----------
@@ -513,8 +459,6 @@ class TracedModel:
         >>> m.endogenous, m.with_variables(ByType(nn.Linear)).endogenous
         (('0', '1'), ('0', '1'))
         """
-        from scmnet.tracing.build import build_network
-
         return TracedModel(build_network(self._net.source, variables, self._net.dataset))
 
     def __repr__(self) -> str:
@@ -598,32 +542,3 @@ class TracedModel:
             old = g.nodes[site.node]["intervention"]
             g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
         return nx.freeze(g)
-
-
-class _Chain(Mapping[fx.Node, Any]):
-    """Two mappings read as one, the first taking precedence (no copies)."""
-
-    def __init__(self, first: Mapping[fx.Node, Any], second: Mapping[fx.Node, Any]) -> None:
-        self._first = first
-        self._second = second
-
-    def __getitem__(self, key: fx.Node) -> Any:
-        if key in self._first:
-            return self._first[key]
-        return self._second[key]
-
-    def __iter__(self) -> Iterator[fx.Node]:
-        return iter({**self._second, **self._first})
-
-    def __len__(self) -> int:
-        return len({**self._second, **self._first})
-
-
-def build_graph(name: str, records: Mapping[str, NodeRecord]) -> nx.DiGraph:
-    """The frozen causal graph of a trace from its records (inputs, variables, parents)."""
-    g = nx.DiGraph(name=name)
-    for record in records.values():
-        g.add_node(record.name, kind=record.kind, intervention=None, record=record)
-    for record in records.values():
-        g.add_edges_from((p, record.name) for p in record.parents)
-    return nx.freeze(g)

@@ -1,15 +1,15 @@
 """What tracing produced for one model: the verified graph, its contexts and clean runs.
 
 A :class:`TraceSource` holds everything about a traced model that does not depend on which
-nodes are variables: the graph and its :class:`~scmnet.tracing.executor.Executor`, the module
-calls, which nodes depend on input values, the shape and dtype of every node in the example
-run, what the inputs must look like -- and the cache of **clean runs**. A clean run executes
-the whole graph for one context and keeps every node's value; it is cached in a small LRU keyed
-by the identity and version of the context's tensors and invalidated when a parameter or buffer
-of the model changes in place. It also holds the :class:`~scmnet.tracing.batched.Batcher` that
-runs many intervention sets as one batch (and remembers whether the graph can). Choosing other
-variables (:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its caches
-included.
+nodes are variables: the graph and its :class:`~scmnet.tracing.engine.executor.Executor`, the
+module calls, which nodes depend on input values, the shape and dtype of every node in the
+example run, what the inputs must look like -- and the cache of **clean runs**. A clean run
+executes the whole graph for one context and keeps every node's value; it is cached in a small
+LRU keyed by the identity and version of the context's tensors and invalidated when a parameter
+or buffer of the model changes in place. It also holds the
+:class:`~scmnet.tracing.engine.batched.Batcher` that runs many intervention sets as one batch
+(and remembers whether the graph can). Choosing other variables
+(:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its caches included.
 
 Examples
 --------
@@ -37,10 +37,10 @@ from torch import fx, nn
 
 from scmnet.errors import InvalidContext, format_names, unknown_node
 from scmnet.model import Context
-from scmnet.tracing.batched import Batcher
-from scmnet.tracing.calls import CallIndex
-from scmnet.tracing.executor import Executor
-from scmnet.tracing.records import TraceInfo
+from scmnet.tracing.capture.calls import CallIndex
+from scmnet.tracing.capture.records import TraceInfo
+from scmnet.tracing.engine.batched import Batcher
+from scmnet.tracing.engine.executor import Executor
 
 __all__ = ["InputSpec", "TensorMeta", "TraceSource"]
 

@@ -6,7 +6,7 @@ intervention need to be recomputed for positions t, t+1, ... only -- for the fin
 for one position -- while everything they read about earlier positions (the keys and values of
 the prefix included) is the clean run's value. This module finds, for every node of a traced
 graph, how to compute that **suffix** of its value from suffixes of its arguments, and proves
-it on the clean run; :mod:`scmnet.tracing.staircase` then executes the plan.
+it on the clean run; :mod:`scmnet.tracing.engine.staircase` then executes the plan.
 
 A node's value in such a run is held in one **form**:
 
@@ -53,7 +53,7 @@ from torch import fx
 from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
-from scmnet.tracing.executor import Executor, module_path
+from scmnet.tracing.engine.executor import Executor, module_path
 
 __all__ = [
     "FULL",
