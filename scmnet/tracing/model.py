@@ -46,14 +46,14 @@ import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import networkx as nx
 import numpy as np
 from torch import fx, nn
 
-from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
-from scmnet.interventions import Interventions, Site, normalize
-from scmnet.model import Context, Output, output_names
+from scmnet.errors import InvalidArgument, InvalidContext, unknown_node
+from scmnet.interventions import Interventions, Site
+from scmnet.model import CausalModelBase, Context, Output, output_names
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
+from scmnet.tracing.capture.source import INPUTS
 from scmnet.tracing.engine.patching import fit
 from scmnet.tracing.engine.positions import Partial
 from scmnet.tracing.variables.network import TracedNetwork, build_network
@@ -62,14 +62,16 @@ from scmnet.tracing.variables.selectors import Selector
 __all__ = ["TracedModel"]
 
 
-class TracedModel:
+class TracedModel(CausalModelBase):
     """A neural network as a structural causal model.
 
     Build one with :func:`scmnet.tracing.trace`. It implements :class:`~scmnet.CausalModel`:
     :attr:`graph`, :attr:`exogenous` (the input names), :attr:`endogenous` (the variables, in
     topological order), :meth:`evaluate`, :meth:`evaluate_many`, :meth:`sample_contexts` and
-    :meth:`intervene`. Interventions may target an index of a variable, e.g.
-    ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the last position.
+    :meth:`intervene` (a new model sharing this one's trace and cache). Interventions may target
+    an index of a variable, e.g. ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the
+    last position. The nodes of :attr:`graph` also carry ``record`` (a :class:`NodeRecord`); an
+    edge X -> V means that V's mechanism reads X through operations that are not variables.
 
     Examples
     --------
@@ -84,25 +86,13 @@ class TracedModel:
     {'y': tensor([1., 2., 3.])}
     """
 
+    _terms = INPUTS
+
     def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
+        super().__init__(network.graph, interventions)
         self._net = network
-        self._interventions = interventions if interventions is not None else Interventions()
-        self._graph: nx.DiGraph | None = None if self._interventions else network.graph
 
-    # -- the CausalModel protocol ---------------------------------------------------------------
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """The causal graph (frozen).
-
-        Nodes carry ``kind`` (``"exogenous"`` for inputs, ``"endogenous"`` for variables),
-        ``intervention`` (a label, or ``None``) and ``record`` (a :class:`NodeRecord`). An edge
-        X -> V means that V's mechanism reads X through operations that are not variables.
-        Hard interventions remove in-edges.
-        """
-        if self._graph is None:  # built when first read: validating a treatment needs none
-            self._graph = self._intervened_graph()
-        return self._graph
+    # -- the CausalModel protocol (graph, interventions and intervene: CausalModelBase) ----------
 
     @property
     def exogenous(self) -> tuple[str, ...]:
@@ -113,19 +103,6 @@ class TracedModel:
     def endogenous(self) -> tuple[str, ...]:
         """The variable names V, in topological (graph) order."""
         return tuple(self._net.variables)
-
-    @property
-    def interventions(self) -> Interventions:
-        """The interventions this model carries (empty unless made by :func:`~scmnet.do`)."""
-        return self._interventions
-
-    def intervene(self, interventions: Interventions | Mapping[Any, Any]) -> TracedModel:
-        """The intervened model (a new object sharing this one's trace and cache).
-
-        See :func:`scmnet.do`.
-        """
-        iv = self._validated(interventions)
-        return TracedModel(self._net, self._interventions.merged(iv))
 
     def evaluate(
         self,
@@ -172,7 +149,7 @@ class TracedModel:
         >>> m.evaluate({"u": torch.ones(2)}, {sn.Site("f", index=0): 5.0}, outputs=["y"])
         {'y': tensor([6., 0.])}
         """
-        iv = self._interventions.merged(self._validated(interventions))
+        iv = self._merged(interventions)
         wanted = self._wanted(outputs)
         inputs, clean = self._net.source.clean(context)
         if not iv:
@@ -272,7 +249,7 @@ class TracedModel:
             isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1
         ):
             raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
-        sets = [self._interventions.merged(self._validated(iv)) for iv in interventions]
+        sets = [self._merged(iv) for iv in interventions]
         inputs, clean = self._net.source.clean(context)
         variables = self._net.variables
         fitted = [fit(iv, {v: clean[variables[v]] for v in iv.nodes}) for iv in sets]
@@ -414,14 +391,6 @@ class TracedModel:
         """The trace shared by this model and its intervened versions."""
         return self._net
 
-    @property
-    def removed_edges(self) -> tuple[tuple[str, str], ...]:
-        """The in-edges that this model's hard interventions cut from the causal graph."""
-        base = self._net.graph
-        return tuple(
-            (p, v) for v in sorted(self._interventions.hard_nodes()) for p in base.predecessors(v)
-        )
-
     def parents(self, node: str) -> tuple[str, ...]:
         """The parents of ``node`` in the unintervened graph (inputs first)."""
         if node not in self._net.records:
@@ -462,26 +431,13 @@ class TracedModel:
         return TracedModel(build_network(self._net.source, variables, self._net.dataset))
 
     def __repr__(self) -> str:
-        sites = ", ".join(str(s) for s in self._interventions.sites)
-        iv = f", do({sites})" if sites else ""
         return (
             f"TracedModel({type(self.module).__name__!r}, frontend={self.info.frontend!r}, "
-            f"exogenous={list(self.exogenous)}, {len(self.endogenous)} endogenous variables{iv})"
+            f"exogenous={list(self.exogenous)}, {len(self.endogenous)} endogenous "
+            f"variables{self._do_label()})"
         )
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _validated(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
-        iv = normalize(interventions)
-        for site in iv.sites:
-            if site.node in self._net.inputs:
-                raise InvalidIntervention(
-                    f"{site.node!r} is an input (exogenous) and cannot be intervened on; pass "
-                    f"its value in the context, or intervene on a variable"
-                )
-            if site.node not in self._net.variables:
-                raise unknown_node(site.node, self._net.variables, what="variables")
-        return iv
 
     def _wanted(self, outputs: Collection[Output] | None) -> tuple[Output, ...]:
         if outputs is None:
@@ -533,12 +489,3 @@ class TracedModel:
             [variables[w] for w in output_names(wanted) if w in variables],
             self._net.downstream,
         )
-
-    def _intervened_graph(self) -> nx.DiGraph:
-        g = nx.DiGraph(self._net.graph)
-        g.remove_edges_from(self.removed_edges)
-        for site, rule in self._interventions:
-            label = f"{site} {rule.label()}"
-            old = g.nodes[site.node]["intervention"]
-            g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
-        return nx.freeze(g)

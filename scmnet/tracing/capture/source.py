@@ -35,14 +35,23 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from scmnet.errors import InvalidContext, format_names, unknown_node
-from scmnet.model import Context
+from scmnet.errors import InvalidContext
+from scmnet.model import Context, Terms, check_context
 from scmnet.tracing.capture.calls import CallIndex
 from scmnet.tracing.capture.records import TraceInfo
 from scmnet.tracing.engine.batched import Batcher
 from scmnet.tracing.engine.executor import Executor
 
-__all__ = ["InputSpec", "TensorMeta", "TraceSource"]
+__all__ = ["INPUTS", "InputSpec", "TensorMeta", "TraceSource"]
+
+INPUTS = Terms(
+    exogenous="inputs",
+    one="an input (exogenous)",
+    missing="the input(s)",
+    model="the traced model",
+    example="tensor",
+)
+"""How messages about a traced model name its exogenous variables: its inputs."""
 
 TensorMeta: TypeAlias = tuple[tuple[int, ...], torch.dtype]
 """The shape and dtype of a node's value in the example run."""
@@ -149,23 +158,7 @@ class TraceSource:
         InvalidContext
             If an input is missing or unknown, or a value does not fit the trace.
         """
-        if not isinstance(context, Mapping):
-            raise InvalidContext(
-                f"a context must be a mapping from input names to tensors, got "
-                f"{type(context).__name__}; e.g. {{{next(iter(self.inputs))!r}: tensor}}"
-            )
-        missing = [u for u in self.inputs if u not in context]
-        if missing:
-            raise InvalidContext(
-                f"the context misses the input(s) {format_names(missing)}; it must give a value "
-                f"for each of {format_names(self.inputs)}"
-            )
-        unknown = [k for k in context if k not in self.inputs]
-        if unknown:
-            raise InvalidContext(
-                f"the context names {format_names(unknown)}, which are not inputs of the traced "
-                f"model; {unknown_node(unknown[0], self.inputs, what='inputs')}"
-            )
+        check_context(context, self.inputs, INPUTS)
         values: dict[str, Any] = {}
         key: list[Hashable] = []
         pinned: list[Any] = []
