@@ -5,17 +5,20 @@ Sub-commands:
 * ``scmnet toys [--out DIR] [--samples N] [--seed S]`` -- the toy-model report
   (:func:`scmnet.demo.toy_report`): effects of the erasure and self-repair motifs of Section 3.3,
   checked against the paper's identities, with graph pictures.
-* ``scmnet hydra [--model M] [--prompts FILE] [--ablation zero|mean|noise|resample]
-  [--patches K] [--limit N] [--seed S] [--device D] [--out DIR]`` -- the Hydra-effect analysis
-  of a language model (default: the embedded SmolLM2-135M-Instruct), written as a report
-  directory; an interrupted run resumes. Needs the ``hf`` extra; the generic core never imports
-  transformers, only this sub-command does.
 * ``scmnet graph MODEL [--inputs SPEC] [--variables GLOB ...] [--collapse DEPTH|auto|none]
   [--format png,graphml,dot] [--seed S] [--out DIR]`` -- trace a network and save its causal
   graph (:mod:`scmnet.export`): GraphML, DOT and a PNG picture, collapsed by block when large.
   MODEL is a Python import path ``package.module:factory`` (a callable returning an
-  ``nn.Module``, or a module object) or a local Hugging Face model directory (the ``hf``
-  extra; transformers is imported only then).
+  ``nn.Module``, or a module object) or a local model directory, which an installed loader
+  reads (a Hugging Face model directory: the transformer adapter, with the ``hf`` extra).
+
+Other packages add sub-commands and directory loaders through entry points
+(:mod:`scmnet.commands`); the command line loads them only when it needs them, and never imports
+a package by name. The transformer adapter adds ``scmnet hydra [--model M] [--prompts FILE]
+[--ablation zero|mean|noise|resample] [--patches K] [--limit N] [--seed S] [--device D]
+[--out DIR]`` -- the Hydra-effect analysis of a language model (default: the embedded
+SmolLM2-135M-Instruct), written as a report directory; an interrupted run resumes. It needs the
+``hf`` extra; the generic core never imports transformers.
 
 Every sub-command prints where it wrote its results and exits non-zero with a one-line message
 on a user error (any :class:`~scmnet.ScmnetError`).
@@ -27,32 +30,38 @@ import argparse
 import contextlib
 import importlib
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any
 
+from scmnet.commands import (
+    COMMANDS,
+    DIRECTORY_LOADERS,
+    Command,
+    DirectoryLoader,
+    positive_int,
+)
 from scmnet.errors import (
     InvalidArgument,
+    MissingDependency,
     ScmnetError,
     UnsupportedModel,
     did_you_mean,
     require,
 )
 from scmnet.export import MAX_NODES
+from scmnet.random_inputs import is_random_spec, random_inputs
 
 __all__ = ["main"]
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+_BUILT_IN = ("toys", "graph")
+"""The sub-commands of the command line itself; the others come from entry points."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(plugins: Sequence[Command]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="scmnet",
         description="Structural causal models for neural networks.",
@@ -65,42 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         "motifs in a grid of contexts and averaged over P(u), with graph pictures.",
     )
     toys.add_argument("--out", type=Path, default=Path("reports/toys"), help="report directory")
-    toys.add_argument("--samples", type=_positive, default=2000, help="draws of P(u)")
+    toys.add_argument("--samples", type=positive_int, default=2000, help="draws of P(u)")
     toys.add_argument("--seed", type=int, default=0, help="seed of the draws")
-
-    hydra = sub.add_parser(
-        "hydra",
-        help="the Hydra-effect analysis of a language model (Sections 2 and 4 of the paper)",
-        description="Unembedding vs ablation impact, self-repair and erasure of every attention "
-        "and MLP layer on a factual-recall prompt set, written as a report directory (figures, "
-        "CSV tables, summary.json, summary.md). Resumes an interrupted run in the same --out.",
-    )
-    hydra.add_argument(
-        "--model",
-        default=None,
-        help="a local Hugging Face model directory (or hub name where a hub is reachable); "
-        "default: the embedded SmolLM2-135M-Instruct",
-    )
-    hydra.add_argument(
-        "--prompts",
-        type=Path,
-        default=None,
-        help="ROME known-facts JSON, CounterFact JSON, JSONL or text; default: the built-in set",
-    )
-    hydra.add_argument(
-        "--ablation", choices=("resample", "zero", "mean", "noise"), default="resample"
-    )
-    hydra.add_argument(
-        "--patches", type=_positive, default=15, help="draws per ablation (resample, noise)"
-    )
-    hydra.add_argument(
-        "--limit", type=_positive, default=None, help="analyse at most N correct prompts"
-    )
-    hydra.add_argument("--seed", type=int, default=0, help="seed of every draw")
-    hydra.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
-    hydra.add_argument("--threads", type=_positive, default=None, help="torch CPU threads")
-    hydra.add_argument("--out", type=Path, default=Path("reports/hydra"), help="report directory")
-    hydra.add_argument("--quiet", action="store_true", help="no progress bars")
 
     graph = sub.add_parser(
         "graph",
@@ -148,29 +123,79 @@ def _parser() -> argparse.ArgumentParser:
     )
     graph.add_argument("--seed", type=int, default=0, help="seed of random example inputs")
     graph.add_argument("--out", type=Path, default=Path("reports/graph"), help="output directory")
+
+    for command in plugins:
+        plugin = sub.add_parser(command.name, help=command.help, description=command.description)
+        command.add_arguments(plugin)
+        plugin.set_defaults(plugin=command)
     return parser
+
+
+# -- sub-commands and loaders of other packages ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Unavailable:
+    """A sub-command whose entry point failed to load: listed, and its error said when run."""
+
+    name: str
+    error: str
+
+    @property
+    def help(self) -> str:
+        return f"(unavailable: {self.error})"
+
+    @property
+    def description(self) -> str:
+        return f"The {self.name} command could not be loaded: {self.error}."
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        pass  # whatever options follow, running it says why it is unavailable
+
+    def run(self, args: argparse.Namespace) -> int:
+        raise MissingDependency(f"the {self.name} command could not be loaded: {self.error}")
+
+
+def _entry_points(group: str) -> list[EntryPoint]:
+    return sorted(entry_points(group=group), key=lambda ep: ep.name)
+
+
+def _load_command(entry: EntryPoint) -> Command:
+    try:
+        found = entry.load()
+    except ImportError as e:
+        return _Unavailable(entry.name, f"{type(e).__name__}: {e}")
+    if not isinstance(found, Command):
+        return _Unavailable(entry.name, f"{entry.value} is not an scmnet sub-command")
+    return found
+
+
+def _plugins(argv: Sequence[str]) -> list[Command]:
+    """The sub-commands of installed packages, unless ``argv`` runs a built-in one."""
+    if argv and argv[0] in _BUILT_IN:
+        return []  # loading the others would only cost time
+    return [_load_command(entry) for entry in _entry_points(COMMANDS)]
+
+
+def _directory_loaders() -> list[DirectoryLoader]:
+    loaders = []
+    for entry in _entry_points(DIRECTORY_LOADERS):
+        try:
+            found = entry.load()
+        except ImportError as e:
+            raise MissingDependency(
+                f"the model-directory loader {entry.name!r} could not be loaded: "
+                f"{type(e).__name__}: {e}"
+            ) from e
+        if isinstance(found, DirectoryLoader):
+            loaders.append(found)
+    return loaders
 
 
 # -- scmnet graph -----------------------------------------------------------------------------
 
 _AUTO_NODES = MAX_NODES
 _FORMATS = ("png", "graphml", "dot")
-_DTYPES = {
-    "float": "float32",
-    "float32": "float32",
-    "double": "float64",
-    "float64": "float64",
-    "half": "float16",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-    "long": "int64",
-    "int64": "int64",
-    "int": "int32",
-    "int32": "int32",
-    "bool": "bool",
-}
-_SHAPE = re.compile(r"[0-9]+(x[0-9]+)*")
-_SENTENCE = "The Eiffel Tower is located in the city of"
 
 
 def _collapse_option(text: str) -> int | str:
@@ -266,51 +291,11 @@ def _module_from_import(spec: str) -> Any:
     return found.eval()
 
 
-def _vocabulary(model: Any) -> int:
-    """How many token ids random ``long`` inputs draw from: the model's vocabulary, else 10."""
-    from torch import nn
-
-    size = getattr(getattr(model, "config", None), "vocab_size", None)
-    if isinstance(size, int) and size > 0:
-        return size
-    embeddings = [m for m in model.modules() if isinstance(m, nn.Embedding)]
-    return int(embeddings[0].num_embeddings) if embeddings else 10
-
-
-def _random_inputs(spec: str, model: Any, seed: int) -> tuple[Any, ...]:
-    """Seeded random tensors for ``DTYPE:SHAPE[,DTYPE:SHAPE...]``."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    tensors = []
-    for part in spec.split(","):
-        name, _, shape_text = part.strip().partition(":")
-        if name not in _DTYPES:
-            raise InvalidArgument(
-                f"unknown dtype {name!r} in --inputs {spec!r}{did_you_mean(name, _DTYPES)}; "
-                f"the dtypes are {', '.join(_DTYPES)}"
-            )
-        if not _SHAPE.fullmatch(shape_text):
-            raise InvalidArgument(
-                f"bad shape {shape_text!r} in --inputs {spec!r}; write the sizes joined by 'x', "
-                f"e.g. {name}:1x4"
-            )
-        shape = tuple(int(d) for d in shape_text.split("x"))
-        dtype = getattr(torch, _DTYPES[name])
-        if dtype.is_floating_point:
-            tensors.append(torch.randn(shape, generator=generator).to(dtype))
-        else:
-            high = 2 if dtype == torch.bool else _vocabulary(model)
-            tensors.append(torch.randint(0, high, shape, generator=generator).to(dtype))
-    return tuple(tensors)
-
-
 def _inputs(spec: str, model: Any, seed: int) -> tuple[Any, str]:
     """Example inputs from ``--inputs`` (random tensors, or what an import path returns), and
     what they are."""
-    head, _, tail = spec.partition(":")
-    if head in _DTYPES or _SHAPE.fullmatch(tail.partition(",")[0]):
-        return _random_inputs(spec, model, seed), f"random inputs {spec} (seed {seed})"
+    if is_random_spec(spec):
+        return random_inputs(spec, model, seed), f"random inputs {spec} (seed {seed})"
     found = _import_object(spec, "--inputs")
     if callable(found):
         try:
@@ -323,26 +308,27 @@ def _inputs(spec: str, model: Any, seed: int) -> tuple[Any, str]:
     return found, f"the inputs of {spec}"
 
 
-def _load_hf(folder: Path, inputs: str | None, seed: int) -> tuple[Any, Any, str]:
-    """A causal LM from a local Hugging Face directory, and example inputs for it."""
-    if not (folder / "config.json").is_file():
+def _load_directory(folder: Path, inputs: str | None, seed: int) -> tuple[Any, Any, str]:
+    """The network saved in ``folder`` (read by the first installed loader that reads it), and
+    example inputs for it."""
+    loaders = _directory_loaders()
+    if not loaders:
         raise InvalidArgument(
-            f"{str(folder)!r} has no config.json, so it is not a Hugging Face model directory; "
-            f"write one with model.save_pretrained(dir), or give MODEL as "
-            f"'package.module:factory'"
+            f"{str(folder)!r} is a directory, but no installed package loads models from "
+            f"directories (the transformer adapter loads Hugging Face ones: pip install "
+            f"'scmnet[hf]'); or give MODEL as 'package.module:factory'"
         )
-    require("transformers", "hf")
-    # The command line is the one floor above the adapters (the core never imports them);
-    # imported by name, as the type checker sees ``adapters/`` under its folder name.
-    lm = importlib.import_module("scmnet.adapters.transformer.lm")
-    model, tokenizer = lm.load_directory(folder)
-    if inputs is not None:
-        return model, *_inputs(inputs, model, seed)
-    if tokenizer is not None:
-        ids = tokenizer(_SENTENCE, return_tensors="pt")["input_ids"]
-        return model, {"input_ids": ids}, f"the tokenized sentence {_SENTENCE!r}"
-    (ids,) = _random_inputs("long:1x8", model, seed)
-    return model, {"input_ids": ids}, f"random token ids long:1x8 (seed {seed}; no tokenizer)"
+    refusals: list[InvalidArgument] = []
+    for loader in loaders:
+        try:
+            loaded = loader.load(folder, seed=seed)
+        except InvalidArgument as e:  # not a directory of its kind
+            refusals.append(e)
+            continue
+        if inputs is not None:
+            return loaded.module, *_inputs(inputs, loaded.module, seed)
+        return loaded.module, loaded.example, loaded.described
+    raise refusals[0]
 
 
 def _load(spec: str, inputs: str | None, seed: int) -> tuple[Any, Any, str]:
@@ -350,7 +336,7 @@ def _load(spec: str, inputs: str | None, seed: int) -> tuple[Any, Any, str]:
     require("torch", "torch")
     folder = Path(spec).expanduser()
     if folder.is_dir():
-        return _load_hf(folder, inputs, seed)
+        return _load_directory(folder, inputs, seed)
     if folder.exists():
         raise InvalidArgument(
             f"MODEL {spec!r} is a file; give a Hugging Face model directory (with "
@@ -436,7 +422,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     scmnet toys: wrote ...
     0
     """
-    args = _parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser(_plugins(arguments))
+    args, extra = parser.parse_known_args(arguments)
+    if extra and not isinstance(getattr(args, "plugin", None), _Unavailable):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command == "toys":
             from scmnet.demo import toy_report
@@ -445,34 +435,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             status = "all identities hold" if summary["all_identities_hold"] else "IDENTITY FAILED"
             print(f"scmnet toys: wrote {args.out} ({summary['rows']} rows, {status})")
             return 0 if summary["all_identities_hold"] else 1
-        if args.command == "hydra":
-            # Imported by name, as in _load_hf: the command line is the floor above the adapters.
-            hydra = importlib.import_module("scmnet.adapters.transformer.hydra")
-            summary = hydra.run_hydra(
-                model=args.model,
-                prompts=args.prompts,
-                ablation=args.ablation,
-                patches=args.patches,
-                limit=args.limit,
-                seed=args.seed,
-                device=args.device,
-                out=args.out,
-                threads=args.threads,
-                progress=not args.quiet,
-            )
-            print(
-                f"scmnet hydra: wrote {args.out} ({summary['prompts_kept']} of "
-                f"{summary['prompts_total']} prompts analysed, {summary['seconds']} s); "
-                f"see {args.out / 'summary.md'}"
-            )
-            return 0
         if args.command == "graph":
             print("\n".join(_graph(args)))
             return 0
+        plugin: Command = args.plugin
+        return plugin.run(args)
     except ScmnetError as e:
         print(f"scmnet {args.command}: error: {e}", file=sys.stderr)
         return 2
-    return 2  # pragma: no cover - argparse rejects unknown commands
 
 
 if __name__ == "__main__":

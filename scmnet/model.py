@@ -13,22 +13,32 @@ for the purposes of the effect operators, four things:
 implements it with Python callables; a traced network implements it with its compute graph.
 :func:`do` and the effect operators in :mod:`scmnet.effects` only use the protocol, so they
 work unchanged on both.
+
+What the two implementations do alike is written once, here: :func:`check_context` checks a
+context against the exogenous variables, and :class:`CausalModelBase` keeps the interventions a
+model carries, checks new ones, and builds the intervened model and its graph.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast, runtime_checkable
 
 import networkx as nx
 
-from scmnet.interventions import Interventions, Site
+from scmnet.errors import InvalidContext, InvalidIntervention, format_names, unknown_node
+from scmnet.interventions import Interventions, Site, normalize
 
 __all__ = [
     "CausalModel",
+    "CausalModelBase",
     "Context",
     "Output",
+    "Terms",
     "causal_graph",
+    "check_context",
     "do",
     "output_names",
     "pick_outputs",
@@ -138,6 +148,207 @@ class CausalModel(Protocol):
 
 
 M = TypeVar("M", bound=CausalModel)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """How a kind of causal model names its exogenous variables in error messages.
+
+    Attributes
+    ----------
+    exogenous : str
+        Their plural name: ``"exogenous variables"``, or ``"inputs"`` for a traced network.
+    one : str
+        What one of them is: ``"exogenous"``, ``"an input (exogenous)"``.
+    missing : str
+        What a context misses, said before the names: ``"exogenous"``, ``"the input(s)"``.
+    model : str
+        The model: ``"this model"``, ``"the traced model"``.
+    example : str
+        A value in an example context: ``"0.0"``, ``"tensor"``.
+    """
+
+    exogenous: str = "exogenous variables"
+    one: str = "exogenous"
+    missing: str = "exogenous"
+    model: str = "this model"
+    example: str = "0.0"
+
+
+def check_context(context: object, exogenous: Collection[str], terms: Terms = Terms()) -> Context:
+    """``context``, checked to be a mapping with a value for each exogenous variable and no other.
+
+    Parameters
+    ----------
+    context : object
+        What was given as a context.
+    exogenous : collection of str
+        The exogenous variable names, in order (a mapping's keys will do).
+    terms : Terms
+        How the messages name the exogenous variables.
+
+    Raises
+    ------
+    InvalidContext
+        If ``context`` is not a mapping, misses an exogenous variable or names another one.
+
+    Examples
+    --------
+    >>> check_context({"u": 1.0}, ["u"])
+    {'u': 1.0}
+    >>> check_context({"u": 1.0, "w": 0.0}, ["u"])
+    Traceback (most recent call last):
+    ...
+    scmnet.errors.InvalidContext: the context names 'w', which are not exogenous variables of \
+this model; unknown node 'w'; the exogenous variables are 'u'
+    """
+    if not isinstance(context, Mapping):
+        first = next(iter(exogenous), None)
+        example = f"; e.g. {{{first!r}: {terms.example}}}" if first is not None else ""
+        raise InvalidContext(
+            f"a context must be a mapping from the names of the {terms.exogenous} to values, "
+            f"got {type(context).__name__}{example}"
+        )
+    missing = [u for u in exogenous if u not in context]
+    if missing:
+        raise InvalidContext(
+            f"the context misses {terms.missing} {format_names(missing)}; it must give a value "
+            f"for each of {format_names(exogenous)}"
+        )
+    unknown = [k for k in context if k not in exogenous]
+    if unknown:
+        raise InvalidContext(
+            f"the context names {format_names(unknown)}, which are not {terms.exogenous} of "
+            f"{terms.model}; {unknown_node(unknown[0], exogenous, what=terms.exogenous)}"
+        )
+    return context
+
+
+B = TypeVar("B", bound="CausalModelBase")
+
+
+class CausalModelBase:
+    """What every causal model of scmnet does alike, written once.
+
+    A subclass passes its unintervened causal graph (frozen; each node carries ``kind``,
+    ``"exogenous"`` or ``"endogenous"``, and ``intervention``, ``None``) to ``__init__``, names
+    its exogenous variables in ``_terms``, and implements the rest of :class:`CausalModel`:
+    :attr:`exogenous`, :attr:`endogenous`, ``evaluate``, ``evaluate_many`` and
+    ``sample_contexts``. This class keeps the interventions
+    the model carries, checks new ones against the graph (:meth:`_merged`), and builds the
+    intervened model (:meth:`intervene`, a shallow copy carrying more interventions) and its
+    graph. :class:`~scmnet.SCM` and :class:`~scmnet.tracing.TracedModel` derive from it.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        The unintervened causal graph.
+    interventions : Interventions, optional
+        The interventions the model carries (checked by the caller).
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> import scmnet as sn
+    >>> class Pair(CausalModelBase):
+    ...     exogenous, endogenous = ("u",), ("x",)
+    >>> g = nx.DiGraph([("u", "x")])
+    >>> g.add_nodes_from([("u", {"kind": "exogenous"}), ("x", {"kind": "endogenous"})],
+    ...                  intervention=None)
+    >>> m = Pair(nx.freeze(g)).intervene({"x": 1.0})
+    >>> m.removed_edges, m.graph.nodes["x"]["intervention"]
+    ((('u', 'x'),), 'x = 1.0')
+    >>> m.intervene({"u": 0.0})
+    Traceback (most recent call last):
+    ...
+    scmnet.errors.InvalidIntervention: 'u' is exogenous and cannot be intervened on; intervene \
+on an endogenous variable ('x'), or pass a value of 'u' in the context
+    """
+
+    _terms: ClassVar[Terms] = Terms()
+    """How error messages name the exogenous variables."""
+
+    def __init__(self, graph: nx.DiGraph, interventions: Interventions | None = None) -> None:
+        self._base_graph = graph
+        self._interventions = interventions if interventions is not None else Interventions()
+        self._graph: nx.DiGraph | None = None if self._interventions else graph
+
+    @property
+    def exogenous(self) -> tuple[str, ...]:
+        """The exogenous variable names U."""
+        raise NotImplementedError
+
+    @property
+    def endogenous(self) -> tuple[str, ...]:
+        """The endogenous variable names V, in topological order."""
+        raise NotImplementedError
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The causal graph (frozen): an edge X -> V for every parent X of V.
+
+        Nodes carry ``kind`` (``"exogenous"`` or ``"endogenous"``) and ``intervention`` (the
+        label of the rules acting on the node, or ``None``). Hard interventions remove
+        in-edges.
+        """
+        if self._graph is None:  # built when first read: checking a treatment needs none
+            g = nx.DiGraph(self._base_graph)
+            g.remove_edges_from(self.removed_edges)
+            for site, rule in self._interventions:
+                label = f"{site} {rule.label()}"
+                old = g.nodes[site.node]["intervention"]
+                g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
+            self._graph = nx.freeze(g)
+        return self._graph
+
+    @property
+    def interventions(self) -> Interventions:
+        """The interventions this model carries (empty unless made by :func:`~scmnet.do`)."""
+        return self._interventions
+
+    @property
+    def removed_edges(self) -> tuple[tuple[str, str], ...]:
+        """The in-edges that this model's hard interventions cut from the unintervened graph."""
+        base = self._base_graph
+        return tuple(
+            (p, v) for v in sorted(self._interventions.hard_nodes()) for p in base.predecessors(v)
+        )
+
+    def intervene(self: B, interventions: Interventions | Mapping[Any, Any]) -> B:
+        """The intervened model: a new object of the same type; see :func:`scmnet.do`."""
+        new = copy.copy(self)
+        new._interventions = self._merged(interventions)
+        new._graph = None
+        return new
+
+    def _merged(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
+        """The interventions this model carries, then ``interventions``, checked.
+
+        Raises
+        ------
+        NodeNotFound
+            If an intervention names a node the model does not have.
+        InvalidIntervention
+            If an intervention names an exogenous variable.
+        """
+        iv = normalize(interventions)
+        base = self._base_graph
+        for site in iv.sites:
+            if site.node not in base:
+                raise unknown_node(site.node, self.endogenous, what="endogenous nodes")
+            if base.nodes[site.node]["kind"] == "exogenous":
+                raise InvalidIntervention(
+                    f"{site.node!r} is {self._terms.one} and cannot be intervened on; intervene "
+                    f"on an endogenous variable ({format_names(self.endogenous)}), or pass a "
+                    f"value of {site.node!r} in the context"
+                )
+        return self._interventions.merged(iv)
+
+    def _do_label(self) -> str:
+        """``", do(x, v[1])"`` for the interventions carried, ``""`` for none (for reprs)."""
+        if not self._interventions:
+            return ""
+        return f", do({', '.join(str(s) for s in self._interventions.sites)})"
 
 
 def do(model: M, interventions: Interventions | Mapping[Any, Any]) -> M:

@@ -20,8 +20,8 @@ go to the model in **one** :meth:`~scmnet.CausalModel.evaluate_many` call per st
 for total effects; the reference world, then the held-fixed world, for direct and indirect
 ones). A traced network evaluates such a call as the rows of one batched execution of the
 graph, recomputing only what the interventions change
-(:mod:`scmnet.tracing.batched`); a plain :class:`~scmnet.SCM` loops. Rows draw their ablation
-values from the same random streams (draw j of every row uses the generator seeded by
+(:mod:`scmnet.tracing.engine.batched`); a plain :class:`~scmnet.SCM` loops. Rows draw their
+ablation values from the same random streams (draw j of every row uses the generator seeded by
 ``(seed, context, j)``), so the rows of one draw compare like with like, and a row's numbers do
 not depend on which other rows are in the table.
 

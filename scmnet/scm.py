@@ -46,7 +46,6 @@ import numpy as np
 from scmnet.distributions import Distribution
 from scmnet.errors import (
     InvalidContext,
-    InvalidIntervention,
     InvalidMechanism,
     MechanismError,
     NotADag,
@@ -54,8 +53,8 @@ from scmnet.errors import (
     format_names,
     unknown_node,
 )
-from scmnet.interventions import Interventions, normalize
-from scmnet.model import Context, Output, output_names, pick_outputs
+from scmnet.interventions import Interventions
+from scmnet.model import CausalModelBase, Context, Output, check_context, output_names, pick_outputs
 
 __all__ = ["SCM"]
 
@@ -93,7 +92,7 @@ def _signature_parents(
     return tuple(parents)
 
 
-class SCM:
+class SCM(CausalModelBase):
     """A structural causal model M = <U, V, F, P(u)> with Python callables as mechanisms.
 
     Parameters
@@ -181,15 +180,13 @@ class SCM:
         rank = {v: i for i, v in enumerate(variables)}
         order = nx.lexicographical_topological_sort(graph, key=rank.__getitem__)
 
+        super().__init__(nx.freeze(graph))
         self._name = name or "SCM"
         self._distributions = MappingProxyType(distributions)
         self._mechanisms = MappingProxyType(dict(mechanisms))
         self._parents = MappingProxyType(parent_map)
         self._explicit = frozenset(explicit)
         self._order = tuple(v for v in order if v in mechanisms)
-        self._base_graph = nx.freeze(graph)
-        self._interventions = Interventions()
-        self._graph = self._base_graph
 
     @staticmethod
     def _explicit_parents(
@@ -222,16 +219,7 @@ class SCM:
                     )
         return given
 
-    # -- the CausalModel protocol -------------------------------------------------------------
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """The causal graph (frozen): an edge X -> V for every parent X of V.
-
-        Nodes carry ``kind`` (``"exogenous"`` or ``"endogenous"``) and ``intervention`` (the
-        label of the rule acting on the node, or ``None``). Hard interventions remove in-edges.
-        """
-        return self._graph
+    # -- the CausalModel protocol (graph, interventions and intervene: CausalModelBase) --------
 
     @property
     def exogenous(self) -> tuple[str, ...]:
@@ -244,11 +232,6 @@ class SCM:
         return self._order
 
     @property
-    def interventions(self) -> Interventions:
-        """The interventions this model carries (empty unless made by :func:`~scmnet.do`)."""
-        return self._interventions
-
-    @property
     def name(self) -> str:
         """The model's name."""
         return self._name
@@ -258,26 +241,10 @@ class SCM:
         """P(u): the distribution of each exogenous variable (``None`` if not given)."""
         return self._distributions
 
-    @property
-    def removed_edges(self) -> tuple[tuple[str, str], ...]:
-        """The in-edges that this model's hard interventions cut from the unintervened graph."""
-        return tuple(
-            (p, v) for v in sorted(self._interventions.hard_nodes()) for p in self._parents[v]
-        )
-
     def parents(self, node: str) -> tuple[str, ...]:
         """The parents of ``node`` in the unintervened model, in mechanism-argument order."""
         self._check_node(node)
         return self._parents.get(node, ())
-
-    def intervene(self, interventions: Interventions | Mapping[Any, Any]) -> SCM:
-        """The intervened model; see :func:`scmnet.do`."""
-        iv = self._validated(interventions)
-        new = object.__new__(SCM)
-        new.__dict__.update(self.__dict__)
-        new._interventions = self._interventions.merged(iv)
-        new._graph = new._intervened_graph()
-        return new
 
     def evaluate(
         self,
@@ -316,8 +283,8 @@ class SCM:
         >>> sn.toys.self_repair().evaluate({"u": 2.0}, {"x": 0.0})
         {'u': 2.0, 'x': 0.0, 'f': 2.0, 'y': 2.0}
         """
-        iv = self._interventions.merged(self._validated(interventions))
-        values: dict[str, Any] = dict(self._validated_context(context))
+        iv = self._merged(interventions)
+        values: dict[str, Any] = dict(check_context(context, self._distributions))
         needed = self._needed(iv, None if outputs is None else output_names(outputs))
         for var in self._order:
             if var not in needed:
@@ -433,55 +400,14 @@ class SCM:
     # -- helpers ------------------------------------------------------------------------------
 
     def __repr__(self) -> str:
-        iv = (
-            f", do({', '.join(str(s) for s in self._interventions.sites)})"
-            if (self._interventions)
-            else ""
-        )
         return (
             f"SCM({self._name!r}, exogenous={list(self.exogenous)}, "
-            f"endogenous={list(self._order)}{iv})"
+            f"endogenous={list(self._order)}{self._do_label()})"
         )
 
     def _check_node(self, node: str) -> None:
         if node not in self._base_graph:
             raise unknown_node(node, self._base_graph.nodes, what="nodes")
-
-    def _validated(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
-        iv = normalize(interventions)
-        for site in iv.sites:
-            if site.node in self._distributions:
-                raise InvalidIntervention(
-                    f"{site.node!r} is exogenous and cannot be intervened on; intervene on an "
-                    f"endogenous variable ({format_names(self._order)}), or pass a value of "
-                    f"{site.node!r} in the context"
-                )
-            if site.node not in self._mechanisms:
-                raise unknown_node(site.node, self._order, what="endogenous nodes")
-        return iv
-
-    def _validated_context(self, context: Context) -> Context:
-        if not isinstance(context, Mapping):
-            raise InvalidContext(
-                f"a context must be a mapping from exogenous names to values, got "
-                f"{type(context).__name__}; e.g. {{{self.exogenous[0]!r}: 0.0}}"
-                if self.exogenous
-                else f"a context must be a mapping, got {type(context).__name__}"
-            )
-        missing = [u for u in self._distributions if u not in context]
-        if missing:
-            raise InvalidContext(
-                f"the context misses exogenous {format_names(missing)}; it must give a value "
-                f"for each of {format_names(self.exogenous)}"
-            )
-        unknown = [k for k in context if k not in self._distributions]
-        if unknown:
-            close = unknown_node(unknown[0], self.exogenous)
-            raise InvalidContext(
-                f"the context names {format_names(unknown)}, which are not exogenous variables "
-                f"of this model; {close}"
-            )
-        return context
 
     def _needed(self, iv: Interventions, outputs: Collection[str] | None) -> frozenset[str]:
         if outputs is None:
@@ -529,15 +455,6 @@ class SCM:
             raise MechanismError(
                 f"the mechanism of {var!r} raised {type(e).__name__}: {e} (parents: {shown})"
             ) from e
-
-    def _intervened_graph(self) -> nx.DiGraph:
-        g = nx.DiGraph(self._base_graph)
-        g.remove_edges_from(self.removed_edges)
-        for site, rule in self._interventions:
-            label = f"{site} {rule.label()}"
-            old = g.nodes[site.node]["intervention"]
-            g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
-        return nx.freeze(g)
 
 
 def _item(value: Any) -> Any:

@@ -88,15 +88,16 @@ def test_import_paths_from_the_current_directory(
         sys.modules.pop("scmnet_cli_graph_net", None)
 
 
-def test_core_does_not_import_transformers(tmp_path: Path) -> None:
+def test_core_does_not_import_transformers_or_the_adapters(tmp_path: Path) -> None:
     code = (
         "import sys; from scmnet.cli import main; "
         f"main(['graph', 'scmnet.toys.modules:ErasureNet', '--inputs', 'float:2', "
         f"'--format', 'dot', '--out', {str(tmp_path)!r}]); "
-        "print('transformers' in sys.modules)"
+        "print('transformers' in sys.modules, "
+        "[m for m in sys.modules if m.startswith('scmnet.adapters')])"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.splitlines()[-1] == "False"
+    assert run.stdout.splitlines()[-1] == "False []"
 
 
 # -- Hugging Face model directories ---------------------------------------------------------------

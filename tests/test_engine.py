@@ -1,12 +1,13 @@
 """The run plan of traced graphs: suffixes of positions and the staircase of rows.
 
 An intervention at position t of a causal sequence model recomputes positions t: only
-(:mod:`scmnet.tracing.positions`), and rows join a batch where their intervention sits
-(:mod:`scmnet.tracing.staircase`). Both must be exact: every value equals the eager model run
-with the same activation patched in by a forward hook. Property tests first (random positions and
-values on a GPT written in plain PyTorch), then models where a suffix must not be used (an
-encoder that attends both ways, interventions at several positions), then the staircase with
-held variables, then reading part of an output (``Site`` outputs), then tiny Hugging Face models.
+(:mod:`scmnet.tracing.engine.positions`), and rows join a batch where their intervention sits
+(:mod:`scmnet.tracing.engine.staircase`). Both must be exact: every value equals the eager
+model run with the same activation patched in by a forward hook. Property tests first (random
+positions and values on a GPT written in plain PyTorch), then models where a suffix must not be
+used (an encoder that attends both ways, interventions at several positions), then the
+staircase with held variables, then reading part of an output (``Site`` outputs), then tiny
+Hugging Face models.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from torch.nn import functional as nnf
 
 import scmnet as sn
 from scmnet.testing import assert_close
-from scmnet.tracing.positions import Partial
+from scmnet.tracing.engine.positions import Partial
 from tests.plain_models import TinyGPT
 
 SEQ = 7

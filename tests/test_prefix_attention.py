@@ -15,7 +15,7 @@ from torch.nn.functional import scaled_dot_product_attention as sdpa
 
 import scmnet as sn
 from scmnet.testing import assert_close
-from scmnet.tracing.prefix_attention import prefix_attention
+from scmnet.tracing.engine.prefix_attention import prefix_attention
 from tests.plain_models import TinyGPT
 
 

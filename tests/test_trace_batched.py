@@ -21,7 +21,8 @@ from torch import nn
 import scmnet as sn
 from scmnet.interventions import Interventions, normalize
 from scmnet.testing import assert_close
-from scmnet.tracing import TracedModel, batched, trace
+from scmnet.tracing import TracedModel, trace
+from scmnet.tracing.engine import batched
 from tests.test_trace_parity import TinyGPT
 from tests.tiny_models import VOCAB, tiny_model
 

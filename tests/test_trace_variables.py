@@ -22,7 +22,7 @@ from scmnet.tracing import (
     TracedModel,
     trace,
 )
-from scmnet.tracing._glob import path_matches
+from scmnet.tracing.capture._glob import path_matches
 from tests.tiny_models import VOCAB, tiny_model
 
 IDS = torch.arange(6).reshape(1, 6) % VOCAB

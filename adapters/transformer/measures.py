@@ -185,7 +185,7 @@ def measure_prompt(
     The model is traced once (:func:`~.causal.hydra_model`); the clean run and every ablation
     do(A^k_t = a~) are the rows of one :meth:`~scmnet.tracing.TracedModel.evaluate_stacked`
     call, which recomputes only the final position of each row from its ablated layer on
-    (:mod:`scmnet.tracing.staircase`). Its outputs are the final-position sites of every
+    (:mod:`scmnet.tracing.engine.staircase`). Its outputs are the final-position sites of every
     contribution, of sigma and of the final norm, and the readouts are their dot products:
     the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
     unembedding impact of a contribution (eqs. 10, 13) is the contribution times

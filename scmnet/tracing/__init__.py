@@ -7,22 +7,31 @@ collapsed into the mechanisms of the variables downstream of it. :func:`~scmnet.
 :func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` and
 :func:`~scmnet.indirect_effect` then work on it as on any SCM.
 
-The pipeline, one module each:
+Three subpackages, one concept each, bottom up:
 
-1. :mod:`~scmnet.tracing.frontends` -- ``torch.fx`` for plain modules, ``torch.export`` where fx
-   fails (every Hugging Face model); models must be in eval mode. :mod:`~scmnet.tracing.cleanup`
-   then drops no-op conversions and refuses random operations;
-2. :mod:`~scmnet.tracing.calls` -- which operations each module call computed;
-3. :mod:`~scmnet.tracing.variables` -- the variables: module outputs at a sensible depth by
-   default, or typed selectors (:class:`ByPath`, :class:`ByType`, :class:`ByPredicate`);
-4. :mod:`~scmnet.tracing.collapse` -- the causal graph: non-variable operations collapsed,
-   shape-only reads and constants of the context (masks, positions) ignored;
-5. :mod:`~scmnet.tracing.executor` and :mod:`~scmnet.tracing.network` -- exact evaluation: one
-   cached clean run per context, and only the descendants of an intervention recomputed;
-   :mod:`~scmnet.tracing.staircase` is the one run plan of every intervened run: rows join a
-   batch where their intervention sits, and :mod:`~scmnet.tracing.positions` recomputes only
-   positions t: of a causal sequence model for interventions at position t;
-   :mod:`~scmnet.tracing.batched` proves that the rows of a batch stay apart.
+* :mod:`scmnet.tracing.engine` -- running a traced graph: the
+  :mod:`~scmnet.tracing.engine.executor` recomputes only the descendants of an intervention
+  from one cached clean run per context; :mod:`~scmnet.tracing.engine.staircase` is the one
+  run plan of every intervened run: rows join a batch where their intervention sits, and
+  :mod:`~scmnet.tracing.engine.positions` recomputes only positions t: of a causal sequence
+  model for interventions at position t; :mod:`~scmnet.tracing.engine.batched` proves that
+  the rows of a batch stay apart, and :mod:`~scmnet.tracing.engine.patching` fits
+  intervention values to their variables;
+* :mod:`scmnet.tracing.capture` -- getting a graph out of a model:
+  :mod:`~scmnet.tracing.capture.frontends` (``torch.fx`` for plain modules, ``torch.export``
+  where fx fails, as for every Hugging Face model; models must be in eval mode),
+  :mod:`~scmnet.tracing.capture.cleanup` (no-op conversions dropped, random operations
+  refused), :mod:`~scmnet.tracing.capture.calls` (which operations each module call computed),
+  :mod:`~scmnet.tracing.capture.collapse` (which variables a variable reads through operations
+  that are not variables), and
+  :mod:`~scmnet.tracing.capture.build`, which verifies the graph against the eager model and
+  indexes it once into a :class:`TraceSource`;
+* :mod:`scmnet.tracing.variables` -- choosing the variables on a trace: typed
+  :mod:`~scmnet.tracing.variables.selectors` (:class:`ByPath`, :class:`ByType`,
+  :class:`ByPredicate`, :class:`Default`), and the :class:`TracedNetwork` they make, with its
+  causal graph (:mod:`~scmnet.tracing.variables.network`).
+
+:class:`TracedModel` (:mod:`scmnet.tracing.model`) is a traced network as a causal model.
 
 Examples
 --------
@@ -58,10 +67,10 @@ from scmnet.errors import (
     UnsupportedModel,
     UntraceableModel,
 )
-from scmnet.tracing.build import build_network, make_source, verify
-from scmnet.tracing.calls import CallIndex, ModuleCall
-from scmnet.tracing.cleanup import check_deterministic, drop_no_ops
-from scmnet.tracing.frontends import (
+from scmnet.tracing.capture.build import make_source, verify
+from scmnet.tracing.capture.calls import CallIndex, ModuleCall
+from scmnet.tracing.capture.cleanup import check_deterministic, drop_no_ops
+from scmnet.tracing.capture.frontends import (
     Frontend,
     LeafSpec,
     bind_example,
@@ -69,10 +78,12 @@ from scmnet.tracing.frontends import (
     check_eval_mode,
     check_leaves,
 )
-from scmnet.tracing.network import TracedModel, TracedNetwork
-from scmnet.tracing.records import BatchingInfo, NodeRecord, TraceInfo
-from scmnet.tracing.source import TraceSource
-from scmnet.tracing.variables import (
+from scmnet.tracing.capture.records import NodeRecord, TraceInfo
+from scmnet.tracing.capture.source import TraceSource
+from scmnet.tracing.engine.batched import BatchingInfo
+from scmnet.tracing.model import TracedModel
+from scmnet.tracing.variables.network import TracedNetwork, build_network
+from scmnet.tracing.variables.selectors import (
     AllOf,
     AnyOf,
     ByPath,

@@ -20,9 +20,10 @@ Examples
 --------
 >>> import torch
 >>> from scmnet.toys.modules import ErasureNet
->>> from scmnet.tracing.frontends import bind_example, capture
+>>> from scmnet.tracing.capture.frontends import bind_example, capture
 >>> net = ErasureNet().eval()
->>> ex = Executor(capture(net, bind_example(net, torch.zeros(2))), net)
+>>> cap = capture(net, bind_example(net, torch.zeros(2)))
+>>> ex = Executor(cap.graph_module, cap.feeds, net)
 >>> clean = ex.run({"u": torch.tensor([1.0, 2.0])})
 >>> clean[ex.node("add")]
 tensor([0., 0.])
@@ -35,42 +36,60 @@ tensor([1., 2.])
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, cast
 
 from torch import fx, nn
 from torch.fx.node import map_arg
 
 from scmnet.errors import InvalidContext, MechanismError
-from scmnet.tracing.frontends import Capture, Feed
 
-__all__ = ["Executor", "Override", "module_path"]
+__all__ = ["Executor", "Feed", "Override", "module_path"]
 
 Override = Callable[[Callable[[], Any]], Any]
 """An override point: called with a thunk computing the natural value, returns the value."""
 
 
+@dataclass(frozen=True)
+class Feed:
+    """Where the value of one placeholder of the graph comes from.
+
+    ``kind`` is ``"input"`` (a context value, looked up by ``name``), ``"parameter"`` or
+    ``"buffer"`` (read from the live model by its path ``name`` at every clean run), or
+    ``"constant"`` (``value``, fixed at trace time).
+    """
+
+    node: str
+    name: str
+    kind: Literal["input", "parameter", "buffer", "constant"]
+    value: Any = None
+
+
 class Executor:
-    """Executes the nodes of a captured graph (see the module docs).
+    """Executes the nodes of a traced graph (see the module docs).
 
     Parameters
     ----------
-    capture : Capture
-        The traced graph and its feeds.
+    graph_module : torch.fx.GraphModule
+        The graph; ``get_attr`` and ``call_module`` targets live on it.
+    feeds : sequence of Feed
+        How each placeholder gets its value.
     model : torch.nn.Module
         The live model; parameters and buffers of an exported graph are read from it.
     """
 
-    def __init__(self, capture: Capture, model: nn.Module) -> None:
-        self.capture = capture
+    def __init__(
+        self, graph_module: fx.GraphModule, feeds: Sequence[Feed], model: nn.Module
+    ) -> None:
         self.model = model
-        self.graph_module = capture.graph_module
+        self.graph_module = graph_module
         self.order: tuple[fx.Node, ...] = tuple(
-            n for n in capture.graph_module.graph.nodes if n.op != "output"
+            n for n in graph_module.graph.nodes if n.op != "output"
         )
         self.position: dict[fx.Node, int] = {n: i for i, n in enumerate(self.order)}
         self._by_name: dict[str, fx.Node] = {n.name: n for n in self.order}
-        self._feeds: dict[str, Feed] = {f.node: f for f in capture.feeds}
+        self._feeds: dict[str, Feed] = {f.node: f for f in feeds}
 
     def node(self, name: str) -> fx.Node:
         """The graph node called ``name``."""

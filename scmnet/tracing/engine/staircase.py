@@ -7,18 +7,18 @@ batch -- is executed here, in three steps (DESIGN.md, "one engine"):
    variable, in graph order, that its interventions change. A variable held at its clean value
    before the start is a no-op and is dropped (the row is clean there); after the start it
    clamps the variable.
-2. **positions** (:mod:`scmnet.tracing.positions`): where every changing intervention sits at
-   one position t of its variable (``Site(..., index=(slice(None), t))``), the run computes
-   only positions t, t+1, ... of the nodes downstream, reading the clean prefix -- on a causal
-   decoder, one position for an intervention at the final one.
+2. **positions** (:mod:`scmnet.tracing.engine.positions`): where every changing intervention
+   sits at one position t of its variable (``Site(..., index=(slice(None), t))``), the run
+   computes only positions t, t+1, ... of the nodes downstream, reading the clean prefix -- on
+   a causal decoder, one position for an intervention at the final one.
 3. **the staircase** (:func:`run_rows`): rows are sorted by start and go through the graph as
    the blocks of one batch that grows: a node is computed for the rows that have joined by then
    (those whose start is at or before it), and the clean value stands in for the others. A row
    that ablates the last layer costs one layer, not the whole network.
 
 Values are exact: each row equals the single-set run of its interventions, up to the order of
-floating-point operations. The batch probe (:mod:`scmnet.tracing.batched`) has checked that the
-graph keeps the rows of a batch apart before a plan with more than one row runs.
+floating-point operations. The batch probe (:mod:`scmnet.tracing.engine.batched`) has checked
+that the graph keeps the rows of a batch apart before a plan with more than one row runs.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from torch import fx
 
 from scmnet.ablations import Zero
 from scmnet.interventions import Interventions, Rule, Set, Site
-from scmnet.tracing.executor import Executor
-from scmnet.tracing.patching import check_result
-from scmnet.tracing.positions import (
+from scmnet.tracing.engine.executor import Executor
+from scmnet.tracing.engine.patching import check_result
+from scmnet.tracing.engine.positions import (
     FULL,
     Cut,
     Form,
@@ -272,7 +272,7 @@ class _Run:
     def arg(self, a: fx.Node, k: int, how: str, axis: int | None, is_cut: bool) -> Any:
         """Argument ``a`` for a node computed at ``k`` rows, read as its recipe says.
 
-        ``how`` is an :class:`~scmnet.tracing.positions.ArgUse` kind; ``is_cut`` says whether
+        ``how`` is an :class:`~scmnet.tracing.engine.positions.ArgUse` kind; ``is_cut`` says whether
         the reading node is cut (which variant of a size or shape it reads).
         """
         if a in self.env:  # a recomputed tensor: pad it with clean rows, then read it
@@ -426,21 +426,21 @@ def run_rows(
     downstream : callable
         The nodes that read a set of nodes.
     layouts : mapping, optional
-        The batch layout of each node (:class:`~scmnet.tracing.batched.Probe`); needed for more
-        than one row.
+        The batch layout of each node (:class:`~scmnet.tracing.engine.batched.Probe`); needed
+        for more than one row.
     suffixes : callable, optional
         ``suffixes(starts, t, length, needed, constant)`` returns the
-        :class:`~scmnet.tracing.positions.SuffixPlan` of a position (cached by the caller);
-        ``None`` runs every node in full.
+        :class:`~scmnet.tracing.engine.positions.SuffixPlan` of a position (cached by the
+        caller); ``None`` runs every node in full.
 
     Returns
     -------
     RowsRun, str
         The batch of every ``wanted`` node the interventions may change (the others are
         clean), read per row (:meth:`RowsRun.per_row`: tensors, or
-        :class:`~scmnet.tracing.positions.Partial` values where only a suffix of positions was
-        recomputed) or stacked (:meth:`RowsRun.stacked`); and how positions ran (``"all
-        positions"`` or the suffix).
+        :class:`~scmnet.tracing.engine.positions.Partial` values where only a suffix of
+        positions was recomputed) or stacked (:meth:`RowsRun.stacked`); and how positions ran
+        (``"all positions"`` or the suffix).
     """
     # rows that change nothing go last: no node is ever computed for them
     order = sorted(range(len(rows)), key=lambda i: (rows[i].start < 0, rows[i].start))

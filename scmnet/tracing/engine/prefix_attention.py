@@ -1,10 +1,11 @@
 """Attention of many rows' suffix queries over one shared clean prefix, without copying it.
 
-In a suffix run (:mod:`scmnet.tracing.positions`) every row recomputes the positions ``t:`` of
-a causal sequence model, and its attention reads the keys and values of the positions before
-``t`` from the clean run: the same prefix for every row. Giving each row its own copy of that
-prefix (the clean prefix concatenated with the row's suffix) costs ``rows x heads x t x d`` of
-memory traffic per attention, which dominates a sweep of thousands of rows on a long prompt.
+In a suffix run (:mod:`scmnet.tracing.engine.positions`) every row recomputes the positions
+``t:`` of a causal sequence model, and its attention reads the keys and values of the
+positions before ``t`` from the clean run: the same prefix for every row. Giving each row its
+own copy of that prefix (the clean prefix concatenated with the row's suffix) costs
+``rows x heads x t x d`` of memory traffic per attention, which dominates a sweep of
+thousands of rows on a long prompt.
 
 :func:`prefix_attention` computes the same scaled dot-product attention from the suffix
 queries, keys and values of the rows and the one prefix: the scores against the prefix are one

@@ -2,8 +2,9 @@
 
 Tracing records, for every node of the causal graph, where it comes from in the network and what
 its values look like (:class:`NodeRecord`), for the whole trace how it was made
-(:class:`TraceInfo`), and how :meth:`~scmnet.tracing.TracedModel.evaluate_many` ran its
-intervention sets (:class:`BatchingInfo`). They are frozen dataclasses, attached to the graph
+(:class:`TraceInfo`, with the :class:`~scmnet.tracing.BatchingInfo` of how
+:meth:`~scmnet.tracing.TracedModel.evaluate_many` last ran its intervention sets). They are
+frozen dataclasses, attached to the graph
 nodes as the attribute ``record``, so that a query can be checked against them and a picture
 can label nodes without string-keyed metadata.
 
@@ -27,7 +28,9 @@ from typing import Literal
 
 import torch
 
-__all__ = ["BatchingInfo", "NodeRecord", "TraceInfo"]
+from scmnet.tracing.engine.batched import BatchingInfo
+
+__all__ = ["NodeRecord", "TraceInfo"]
 
 
 @dataclass(frozen=True)
@@ -72,46 +75,6 @@ class NodeRecord:
     shape: tuple[int, ...]
     dtype: torch.dtype
     parents: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class BatchingInfo:
-    """How the last :meth:`~scmnet.tracing.TracedModel.evaluate_many` call on a trace ran.
-
-    Intervention sets run as rows of one batched execution where that is exact, and one by one
-    otherwise (:mod:`scmnet.tracing.batched`); this record says which, and why.
-
-    Attributes
-    ----------
-    path : {"none", "clean", "batched", "looped", "mixed"}
-        ``"none"`` before any call; ``"clean"`` if every set was empty (read from the clean
-        run); ``"batched"`` or ``"looped"`` if every non-empty set ran that way; ``"mixed"`` if
-        some of each.
-    sets : int
-        The number of intervention sets in the call.
-    batched : int
-        How many of them ran as rows of a batched execution.
-    looped : int
-        How many ran one by one.
-    runs : int
-        The number of batched executions (one per chunk).
-    reason : str
-        Why sets were looped (``""`` if none was): the operation that mixes the rows of a
-        batch, the node that does not run with a larger batch, ``batched=False``, ...
-    positions : str
-        How the positions of a sequence ran in the last execution: ``"suffix from position t
-        of T"`` where every intervention sat at position t of a causal model (only positions
-        t: were recomputed, :mod:`scmnet.tracing.positions`), otherwise ``"all positions"``
-        and why.
-    """
-
-    path: Literal["none", "clean", "batched", "looped", "mixed"] = "none"
-    sets: int = 0
-    batched: int = 0
-    looped: int = 0
-    runs: int = 0
-    reason: str = ""
-    positions: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ Examples
 --------
 >>> import torch
 >>> from torch import nn
->>> from scmnet.tracing.frontends import bind_example, capture
+>>> from scmnet.tracing.capture.frontends import bind_example, capture
 >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.1), nn.Identity()).eval()
 >>> gm = capture(net, bind_example(net, torch.zeros(1, 2))).graph_module
 >>> drop_no_ops(gm, {})

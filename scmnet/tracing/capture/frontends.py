@@ -13,8 +13,8 @@ Two tracers are tried in order, and the one that ran is recorded:
    in-place operations are functionalised with ``run_decompositions({})``.
 
 Every node of both graphs carries ``nn_module_stack``, the module calls it belongs to, which is
-what :mod:`scmnet.tracing.calls` groups variables by. A model that neither front end can trace
-raises :class:`~scmnet.tracing.errors.UntraceableModel`, naming the construct that failed (file,
+what :mod:`scmnet.tracing.capture.calls` groups variables by. A model that neither front end
+can trace raises :class:`~scmnet.UntraceableModel`, naming the construct that failed (file,
 line and module) and what to do about it.
 
 Models must be in eval mode (:func:`check_eval_mode`): BatchNorm in training mode normalises
@@ -25,7 +25,7 @@ Examples
 --------
 >>> import torch
 >>> from scmnet.toys.modules import ErasureNet
->>> from scmnet.tracing.frontends import bind_example, capture
+>>> from scmnet.tracing.capture.frontends import bind_example, capture
 >>> cap = capture(ErasureNet().eval(), bind_example(ErasureNet(), torch.zeros(3)))
 >>> cap.frontend, [f.name for f in cap.feeds if f.kind == "input"]
 ('fx', ['u'])
@@ -54,12 +54,12 @@ from scmnet.errors import (
     UntraceableModel,
     format_names,
 )
-from scmnet.tracing._glob import path_matches
+from scmnet.tracing.capture._glob import path_matches
+from scmnet.tracing.engine.executor import Feed
 
 __all__ = [
     "BoundInputs",
     "Capture",
-    "Feed",
     "Frontend",
     "LeafSpec",
     "bind_example",
@@ -95,21 +95,6 @@ class BoundInputs:
     def tensors(self) -> dict[str, torch.Tensor]:
         """The tensor-valued arguments: the exogenous variables of the traced model."""
         return {k: v for k, v in self.arguments.items() if isinstance(v, torch.Tensor)}
-
-
-@dataclass(frozen=True)
-class Feed:
-    """Where the value of one placeholder of the graph comes from.
-
-    ``kind`` is ``"input"`` (a context value, looked up by ``name``), ``"parameter"`` or
-    ``"buffer"`` (read from the live model by its path ``name`` at every clean run), or
-    ``"constant"`` (``value``, fixed at trace time).
-    """
-
-    node: str
-    name: str
-    kind: Literal["input", "parameter", "buffer", "constant"]
-    value: Any = None
 
 
 @dataclass(frozen=True, eq=False)

@@ -17,7 +17,7 @@ Examples
 --------
 >>> import torch
 >>> from scmnet.toys.modules import SelfRepairNet
->>> from scmnet.tracing.frontends import bind_example, capture
+>>> from scmnet.tracing.capture.frontends import bind_example, capture
 >>> net = SelfRepairNet().eval()
 >>> gm = capture(net, bind_example(net, torch.zeros(2))).graph_module
 >>> parents = collapse(gm, {"clone": "x", "where": "f", "add": "y"}, {"u": "u"})

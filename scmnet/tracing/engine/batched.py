@@ -7,7 +7,7 @@ variable the value that set i gives it, and read block i of every output. Only t
 of the union of the intervened variables run; the cached clean values of the other nodes they
 read are repeated along the batch axis. Block i then equals what ``evaluate`` computes for set
 i, up to the order of floating-point operations (a batch of n may use other matrix kernels than
-a batch of one). The run itself follows the one run plan of :mod:`scmnet.tracing.staircase`:
+a batch of one). The run itself follows the one run plan of :mod:`scmnet.tracing.engine.staircase`:
 rows join the batch where their interventions sit, and interventions at one position of a
 causal sequence model recompute only the positions from it on.
 
@@ -28,7 +28,7 @@ perturbed copy alone. Node by node, the probe records
 A group of sets runs as one batch if every node it recomputes ran and keeps its rows apart, and
 every value that crosses into or out of the batch (the clean values it reads, the intervened
 variables, the outputs) has a known layout. Otherwise the sets are evaluated one by one, and
-:class:`~scmnet.tracing.records.BatchingInfo` says why. Each node is judged on its own (its
+:class:`BatchingInfo` says why. Each node is judged on its own (its
 arguments rebuilt from clean values), so an operation that mixes rows only stops the batching
 of interventions upstream of it. The probe costs about three runs of the graph, once per input
 shape; it is a check on one context, not a proof: a model whose rows interact only for some
@@ -85,23 +85,61 @@ from torch import fx
 
 from scmnet.errors import MechanismError
 from scmnet.interventions import Interventions
-from scmnet.tracing.executor import Executor, module_path
-from scmnet.tracing.positions import NoSuffixPlan, SuffixPlan, close, plan_suffix
-from scmnet.tracing.records import BatchingInfo
-from scmnet.tracing.staircase import RowsRun, plan_rows, run_rows
+from scmnet.tracing.engine.executor import Executor, module_path
+from scmnet.tracing.engine.positions import NoSuffixPlan, SuffixPlan, close, plan_suffix
+from scmnet.tracing.engine.staircase import RowsRun, plan_rows, run_rows
 
-__all__ = ["Batcher", "Layout", "NotBatchable", "Probe", "probe"]
+__all__ = ["Batcher", "BatchingInfo", "Layout", "NotBatchable", "Probe", "probe"]
 
 Layout: TypeAlias = "Literal['free', 'batched', 'scaled', 'other'] | tuple[Layout, ...]"
 """How a node's value grows when the batch grows (see the module docs)."""
+
+
+@dataclass(frozen=True)
+class BatchingInfo:
+    """How the last :meth:`~scmnet.tracing.TracedModel.evaluate_many` call on a trace ran.
+
+    Intervention sets run as rows of one batched execution where that is exact, and one by one
+    otherwise (see the module docs); this record says which, and why.
+
+    Attributes
+    ----------
+    path : {"none", "clean", "batched", "looped", "mixed"}
+        ``"none"`` before any call; ``"clean"`` if every set was empty (read from the clean
+        run); ``"batched"`` or ``"looped"`` if every non-empty set ran that way; ``"mixed"`` if
+        some of each.
+    sets : int
+        The number of intervention sets in the call.
+    batched : int
+        How many of them ran as rows of a batched execution.
+    looped : int
+        How many ran one by one.
+    runs : int
+        The number of batched executions (one per chunk).
+    reason : str
+        Why sets were looped (``""`` if none was): the operation that mixes the rows of a
+        batch, the node that does not run with a larger batch, ``batched=False``, ...
+    positions : str
+        How the positions of a sequence ran in the last execution: ``"suffix from position t
+        of T"`` where every intervention sat at position t of a causal model (only positions
+        t: were recomputed, :mod:`scmnet.tracing.engine.positions`), otherwise
+        ``"all positions"`` and why.
+    """
+
+    path: Literal["none", "clean", "batched", "looped", "mixed"] = "none"
+    sets: int = 0
+    batched: int = 0
+    looped: int = 0
+    runs: int = 0
+    reason: str = ""
+    positions: str = ""
 
 
 class NotBatchable(Exception):
     """Why a group of intervention sets cannot run as one batch.
 
     Internal control flow: :meth:`~scmnet.tracing.TracedModel.evaluate_many` catches it and
-    evaluates the sets one by one, recording the message in
-    :class:`~scmnet.tracing.records.BatchingInfo`.
+    evaluates the sets one by one, recording the message in :class:`BatchingInfo`.
     """
 
 
@@ -307,7 +345,7 @@ class Batcher:
     """Runs groups of intervention sets as batches; one per trace, shared by its models.
 
     It keeps a :class:`Probe` per input shape (so a graph that cannot batch is found out once)
-    and the :class:`~scmnet.tracing.records.BatchingInfo` of the last call.
+    and the :class:`BatchingInfo` of the last call.
 
     Parameters
     ----------
@@ -334,7 +372,7 @@ class Batcher:
         self._probes: OrderedDict[Hashable, Probe] = OrderedDict()
         self._suffixes: OrderedDict[Hashable, SuffixPlan | str] = OrderedDict()
         self.info = BatchingInfo()
-        #: How positions ran in the last execution (see :mod:`scmnet.tracing.positions`).
+        #: How positions ran in the last execution (see :mod:`scmnet.tracing.engine.positions`).
         self.positions = ""
 
     def _shape_key(self, inputs: Mapping[str, Any]) -> Hashable:
@@ -533,7 +571,7 @@ class Batcher:
             Every node's value in the clean run of the context.
         rows : sequence of Interventions
             Non-empty intervention sets, fitted to their variables
-            (:func:`~scmnet.tracing.patching.fit`).
+            (:func:`~scmnet.tracing.engine.patching.fit`).
         variables : mapping of str to torch.fx.Node
             Each variable's node.
         wanted : collection of torch.fx.Node

@@ -6,7 +6,7 @@ intervention need to be recomputed for positions t, t+1, ... only -- for the fin
 for one position -- while everything they read about earlier positions (the keys and values of
 the prefix included) is the clean run's value. This module finds, for every node of a traced
 graph, how to compute that **suffix** of its value from suffixes of its arguments, and proves
-it on the clean run; :mod:`scmnet.tracing.staircase` then executes the plan.
+it on the clean run; :mod:`scmnet.tracing.engine.staircase` then executes the plan.
 
 A node's value in such a run is held in one **form**:
 
@@ -53,8 +53,8 @@ from torch import fx
 from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
-from scmnet.tracing.executor import Executor, module_path
-from scmnet.tracing.prefix_attention import prefix_attention
+from scmnet.tracing.engine.executor import Executor, module_path
+from scmnet.tracing.engine.prefix_attention import prefix_attention
 
 __all__ = [
     "FULL",
@@ -107,9 +107,9 @@ class Recipe:
     suffix's size (the graph's sizes are the whole sequence's).
 
     ``prefix`` marks an attention computed by
-    :func:`~scmnet.tracing.prefix_attention.prefix_attention`: its queries, keys and values are
-    the rows' suffixes, and the keys and values before ``t`` (along axis ``prefix``) are read
-    once from the clean run, shared by every row instead of copied into each.
+    :func:`~scmnet.tracing.engine.prefix_attention.prefix_attention`: its queries, keys and
+    values are the rows' suffixes, and the keys and values before ``t`` (along axis
+    ``prefix``) are read once from the clean run, shared by every row instead of copied.
     """
 
     form: Form

@@ -1,9 +1,10 @@
-"""Choosing the variables of a traced network (its granularity).
+"""Selectors: which nodes of a traced graph are the variables (the granularity).
 
 The variables of the SCM are a chosen subset of the traced graph's nodes; every other operation
-is collapsed into the mechanisms of the variables downstream of it (:mod:`scmnet.tracing.collapse`).
-The choice decides what "direct" means: a direct effect holds every *other variable* at its
-natural value and lets a change flow only through the collapsed operations.
+is collapsed into the mechanisms of the variables downstream of it
+(:mod:`scmnet.tracing.capture.collapse`). The choice decides what "direct" means: a direct
+effect holds every *other variable* at its natural value and lets a change flow only through
+the collapsed operations.
 
 Selectors say which nodes are variables. They are typed values that combine with ``|``
 (union), ``&`` (intersection) and ``-`` (difference), and ``.expect(n)`` makes a selection
@@ -49,8 +50,8 @@ import torch
 from torch import fx, nn
 
 from scmnet.errors import InvalidSelection, did_you_mean, format_names
-from scmnet.tracing._glob import path_matches
-from scmnet.tracing.calls import CallIndex, ModuleCall
+from scmnet.tracing.capture._glob import path_matches
+from scmnet.tracing.capture.calls import CallIndex, ModuleCall
 
 __all__ = [
     "AllOf",

@@ -1,15 +1,15 @@
 """What tracing produced for one model: the verified graph, its contexts and clean runs.
 
 A :class:`TraceSource` holds everything about a traced model that does not depend on which
-nodes are variables: the graph and its :class:`~scmnet.tracing.executor.Executor`, the module
-calls, which nodes depend on input values, the shape and dtype of every node in the example
-run, what the inputs must look like -- and the cache of **clean runs**. A clean run executes
-the whole graph for one context and keeps every node's value; it is cached in a small LRU keyed
-by the identity and version of the context's tensors and invalidated when a parameter or buffer
-of the model changes in place. It also holds the :class:`~scmnet.tracing.batched.Batcher` that
-runs many intervention sets as one batch (and remembers whether the graph can). Choosing other
-variables (:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its caches
-included.
+nodes are variables: the graph and its :class:`~scmnet.tracing.engine.executor.Executor`, the
+module calls, which nodes depend on input values, the shape and dtype of every node in the
+example run, what the inputs must look like -- and the cache of **clean runs**. A clean run
+executes the whole graph for one context and keeps every node's value; it is cached in a small
+LRU keyed by the identity and version of the context's tensors and invalidated when a parameter
+or buffer of the model changes in place. It also holds the
+:class:`~scmnet.tracing.engine.batched.Batcher` that runs many intervention sets as one batch
+(and remembers whether the graph can). Choosing other variables
+(:meth:`~scmnet.tracing.TracedModel.with_variables`) reuses the source, its caches included.
 
 Examples
 --------
@@ -35,14 +35,23 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from scmnet.errors import InvalidContext, format_names, unknown_node
-from scmnet.model import Context
-from scmnet.tracing.batched import Batcher
-from scmnet.tracing.calls import CallIndex
-from scmnet.tracing.executor import Executor
-from scmnet.tracing.records import TraceInfo
+from scmnet.errors import InvalidContext
+from scmnet.model import Context, Terms, check_context
+from scmnet.tracing.capture.calls import CallIndex
+from scmnet.tracing.capture.records import TraceInfo
+from scmnet.tracing.engine.batched import Batcher
+from scmnet.tracing.engine.executor import Executor
 
-__all__ = ["InputSpec", "TensorMeta", "TraceSource"]
+__all__ = ["INPUTS", "InputSpec", "TensorMeta", "TraceSource"]
+
+INPUTS = Terms(
+    exogenous="inputs",
+    one="an input (exogenous)",
+    missing="the input(s)",
+    model="the traced model",
+    example="tensor",
+)
+"""How messages about a traced model name its exogenous variables: its inputs."""
 
 TensorMeta: TypeAlias = tuple[tuple[int, ...], torch.dtype]
 """The shape and dtype of a node's value in the example run."""
@@ -149,23 +158,7 @@ class TraceSource:
         InvalidContext
             If an input is missing or unknown, or a value does not fit the trace.
         """
-        if not isinstance(context, Mapping):
-            raise InvalidContext(
-                f"a context must be a mapping from input names to tensors, got "
-                f"{type(context).__name__}; e.g. {{{next(iter(self.inputs))!r}: tensor}}"
-            )
-        missing = [u for u in self.inputs if u not in context]
-        if missing:
-            raise InvalidContext(
-                f"the context misses the input(s) {format_names(missing)}; it must give a value "
-                f"for each of {format_names(self.inputs)}"
-            )
-        unknown = [k for k in context if k not in self.inputs]
-        if unknown:
-            raise InvalidContext(
-                f"the context names {format_names(unknown)}, which are not inputs of the traced "
-                f"model; {unknown_node(unknown[0], self.inputs, what='inputs')}"
-            )
+        check_context(context, self.inputs, INPUTS)
         values: dict[str, Any] = {}
         key: list[Hashable] = []
         pinned: list[Any] = []

@@ -11,14 +11,14 @@ A context is a mapping from input names to tensors (``{"input_ids": ids}``). Eva
 and incremental:
 
 * the **clean run** of a context (no interventions) executes the whole graph once and keeps
-  every node's value; it is cached (:class:`~scmnet.tracing.source.TraceSource`);
+  every node's value; it is cached (:class:`~scmnet.tracing.capture.source.TraceSource`);
 * an **intervened run** recomputes only the graph nodes downstream of the intervened
   variables (and only those needed for the requested ``outputs``), reading everything else
   from the clean cache, with each intervened value substituted at its variable's node.
 
 * **batched** runs (:meth:`TracedModel.evaluate_many`) evaluate many intervention sets as the
   rows of one execution of the graph, where the graph keeps the rows of a batch apart
-  (:mod:`scmnet.tracing.batched`), and one by one where it does not.
+  (:mod:`scmnet.tracing.engine.batched`), and one by one where it does not.
 
 The result equals re-running the eager model with the same values patched in by forward hooks.
 Returned tensors are shared with the cache: treat them as read-only.
@@ -43,89 +43,36 @@ tensor(-1.5000)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-import networkx as nx
 import numpy as np
 import torch
 from torch import fx, nn
 
-from scmnet.errors import InvalidArgument, InvalidContext, InvalidIntervention, unknown_node
-from scmnet.interventions import Interventions, Site, normalize
-from scmnet.model import Context, Output, output_names
-from scmnet.tracing.executor import Executor
-from scmnet.tracing.patching import fit
-from scmnet.tracing.positions import Partial
-from scmnet.tracing.records import NodeRecord, TraceInfo
-from scmnet.tracing.source import TraceSource
-from scmnet.tracing.variables import Selector
+from scmnet.errors import InvalidArgument, InvalidContext, unknown_node
+from scmnet.interventions import Interventions, Site
+from scmnet.model import CausalModelBase, Context, Output, output_names
+from scmnet.tracing.capture.records import NodeRecord, TraceInfo
+from scmnet.tracing.capture.source import INPUTS
+from scmnet.tracing.engine.patching import fit
+from scmnet.tracing.engine.positions import Partial
+from scmnet.tracing.variables.network import TracedNetwork, build_network
+from scmnet.tracing.variables.selectors import Selector
 
-__all__ = ["TracedModel", "TracedNetwork"]
-
-
-@dataclass(frozen=True, eq=False)
-class TracedNetwork:
-    """A traced model with its variables chosen; shared by all its intervened versions.
-
-    Built by :func:`scmnet.tracing.trace`; a :class:`TracedModel` adds interventions to it.
-
-    Attributes
-    ----------
-    source : TraceSource
-        The traced graph, its clean-run cache and what the inputs must look like.
-    variables : mapping of str to torch.fx.Node
-        Each endogenous variable's node, in topological order.
-    records : mapping of str to NodeRecord
-        One record per node of the causal graph.
-    outputs : tuple of str
-        The variables that carry the model's outputs, in the order the model returns them.
-    graph : networkx.DiGraph
-        The unintervened causal graph (frozen).
-    dataset : tuple of dict, optional
-        Contexts that :meth:`TracedModel.sample_contexts` draws from.
-    """
-
-    source: TraceSource
-    variables: Mapping[str, fx.Node]
-    records: Mapping[str, NodeRecord]
-    outputs: tuple[str, ...]
-    graph: nx.DiGraph
-    dataset: tuple[dict[str, Any], ...] | None = None
-    _downstream: dict[frozenset[fx.Node], frozenset[fx.Node]] = field(
-        init=False, repr=False, default_factory=dict
-    )
-
-    @property
-    def inputs(self) -> Mapping[str, fx.Node]:
-        """Each exogenous variable's placeholder."""
-        return self.source.inputs
-
-    @property
-    def executor(self) -> Executor:
-        """Runs the traced graph."""
-        return self.source.executor
-
-    def downstream(self, nodes: frozenset[fx.Node]) -> frozenset[fx.Node]:
-        """The graph nodes that read ``nodes`` (memoised per set)."""
-        found = self._downstream.get(nodes)
-        if found is None:
-            found = frozenset(self.executor.downstream(nodes))
-            if len(self._downstream) > 512:
-                self._downstream.clear()
-            self._downstream[nodes] = found
-        return found
+__all__ = ["TracedModel"]
 
 
-class TracedModel:
+class TracedModel(CausalModelBase):
     """A neural network as a structural causal model.
 
     Build one with :func:`scmnet.tracing.trace`. It implements :class:`~scmnet.CausalModel`:
     :attr:`graph`, :attr:`exogenous` (the input names), :attr:`endogenous` (the variables, in
     topological order), :meth:`evaluate`, :meth:`evaluate_many`, :meth:`sample_contexts` and
-    :meth:`intervene`. Interventions may target an index of a variable, e.g.
-    ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the last position.
+    :meth:`intervene` (a new model sharing this one's trace and cache). Interventions may target
+    an index of a variable, e.g. ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the
+    last position. The nodes of :attr:`graph` also carry ``record`` (a :class:`NodeRecord`); an
+    edge X -> V means that V's mechanism reads X through operations that are not variables.
 
     Examples
     --------
@@ -140,25 +87,13 @@ class TracedModel:
     {'y': tensor([1., 2., 3.])}
     """
 
+    _terms = INPUTS
+
     def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
+        super().__init__(network.graph, interventions)
         self._net = network
-        self._interventions = interventions if interventions is not None else Interventions()
-        self._graph: nx.DiGraph | None = None if self._interventions else network.graph
 
-    # -- the CausalModel protocol ---------------------------------------------------------------
-
-    @property
-    def graph(self) -> nx.DiGraph:
-        """The causal graph (frozen).
-
-        Nodes carry ``kind`` (``"exogenous"`` for inputs, ``"endogenous"`` for variables),
-        ``intervention`` (a label, or ``None``) and ``record`` (a :class:`NodeRecord`). An edge
-        X -> V means that V's mechanism reads X through operations that are not variables.
-        Hard interventions remove in-edges.
-        """
-        if self._graph is None:  # built when first read: validating a treatment needs none
-            self._graph = self._intervened_graph()
-        return self._graph
+    # -- the CausalModel protocol (graph, interventions and intervene: CausalModelBase) ----------
 
     @property
     def exogenous(self) -> tuple[str, ...]:
@@ -169,19 +104,6 @@ class TracedModel:
     def endogenous(self) -> tuple[str, ...]:
         """The variable names V, in topological (graph) order."""
         return tuple(self._net.variables)
-
-    @property
-    def interventions(self) -> Interventions:
-        """The interventions this model carries (empty unless made by :func:`~scmnet.do`)."""
-        return self._interventions
-
-    def intervene(self, interventions: Interventions | Mapping[Any, Any]) -> TracedModel:
-        """The intervened model (a new object sharing this one's trace and cache).
-
-        See :func:`scmnet.do`.
-        """
-        iv = self._validated(interventions)
-        return TracedModel(self._net, self._interventions.merged(iv))
 
     def evaluate(
         self,
@@ -228,7 +150,7 @@ class TracedModel:
         >>> m.evaluate({"u": torch.ones(2)}, {sn.Site("f", index=0): 5.0}, outputs=["y"])
         {'y': tensor([6., 0.])}
         """
-        iv = self._interventions.merged(self._validated(interventions))
+        iv = self._merged(interventions)
         wanted = self._wanted(outputs)
         inputs, clean = self._net.source.clean(context)
         if not iv:
@@ -248,12 +170,13 @@ class TracedModel:
         """:meth:`evaluate` for several intervention sets in one context, batched where exact.
 
         The sets share one clean run of ``context``; an empty set is read from it. The others
-        run as the rows of one batched execution of the graph (:mod:`scmnet.tracing.batched`):
-        the context is stacked along the leading batch axis, each block of rows carries one
-        set's interventions, and only the descendants of the intervened variables run. Where
-        that would not be exact -- the graph was specialised to the example's batch size, an
-        operation mixes the rows of a batch, a variable has no batch axis -- the sets are
-        evaluated one by one. :attr:`info` (``.batching``) records which path ran, and why.
+        run as the rows of one batched execution of the graph
+        (:mod:`scmnet.tracing.engine.batched`): the context is stacked along the leading batch
+        axis, each block of rows carries one set's interventions, and only the descendants of
+        the intervened variables run. Where that would not be exact -- the graph was
+        specialised to the example's batch size, an operation mixes the rows of a batch, a
+        variable has no batch axis -- the sets are evaluated one by one. :attr:`info`
+        (``.batching``) records which path ran, and why.
 
         Parameters
         ----------
@@ -327,7 +250,7 @@ class TracedModel:
             isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1
         ):
             raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
-        sets = [self._interventions.merged(self._validated(iv)) for iv in interventions]
+        sets = [self._merged(iv) for iv in interventions]
         inputs, clean = self._net.source.clean(context)
         variables = self._net.variables
         fitted = [fit(iv, {v: clean[variables[v]] for v in iv.nodes}) for iv in sets]
@@ -472,14 +395,6 @@ class TracedModel:
         """The trace shared by this model and its intervened versions."""
         return self._net
 
-    @property
-    def removed_edges(self) -> tuple[tuple[str, str], ...]:
-        """The in-edges that this model's hard interventions cut from the causal graph."""
-        base = self._net.graph
-        return tuple(
-            (p, v) for v in sorted(self._interventions.hard_nodes()) for p in base.predecessors(v)
-        )
-
     def parents(self, node: str) -> tuple[str, ...]:
         """The parents of ``node`` in the unintervened graph (inputs first)."""
         if node not in self._net.records:
@@ -517,31 +432,16 @@ class TracedModel:
         >>> m.endogenous, m.with_variables(ByType(nn.Linear)).endogenous
         (('0', '1'), ('0', '1'))
         """
-        from scmnet.tracing.build import build_network
-
         return TracedModel(build_network(self._net.source, variables, self._net.dataset))
 
     def __repr__(self) -> str:
-        sites = ", ".join(str(s) for s in self._interventions.sites)
-        iv = f", do({sites})" if sites else ""
         return (
             f"TracedModel({type(self.module).__name__!r}, frontend={self.info.frontend!r}, "
-            f"exogenous={list(self.exogenous)}, {len(self.endogenous)} endogenous variables{iv})"
+            f"exogenous={list(self.exogenous)}, {len(self.endogenous)} endogenous "
+            f"variables{self._do_label()})"
         )
 
     # -- helpers --------------------------------------------------------------------------------
-
-    def _validated(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
-        iv = normalize(interventions)
-        for site in iv.sites:
-            if site.node in self._net.inputs:
-                raise InvalidIntervention(
-                    f"{site.node!r} is an input (exogenous) and cannot be intervened on; pass "
-                    f"its value in the context, or intervene on a variable"
-                )
-            if site.node not in self._net.variables:
-                raise unknown_node(site.node, self._net.variables, what="variables")
-        return iv
 
     def _wanted(self, outputs: Collection[Output] | None) -> tuple[Output, ...]:
         if outputs is None:
@@ -593,41 +493,3 @@ class TracedModel:
             [variables[w] for w in output_names(wanted) if w in variables],
             self._net.downstream,
         )
-
-    def _intervened_graph(self) -> nx.DiGraph:
-        g = nx.DiGraph(self._net.graph)
-        g.remove_edges_from(self.removed_edges)
-        for site, rule in self._interventions:
-            label = f"{site} {rule.label()}"
-            old = g.nodes[site.node]["intervention"]
-            g.nodes[site.node]["intervention"] = label if old is None else f"{old}; {label}"
-        return nx.freeze(g)
-
-
-class _Chain(Mapping[fx.Node, Any]):
-    """Two mappings read as one, the first taking precedence (no copies)."""
-
-    def __init__(self, first: Mapping[fx.Node, Any], second: Mapping[fx.Node, Any]) -> None:
-        self._first = first
-        self._second = second
-
-    def __getitem__(self, key: fx.Node) -> Any:
-        if key in self._first:
-            return self._first[key]
-        return self._second[key]
-
-    def __iter__(self) -> Iterator[fx.Node]:
-        return iter({**self._second, **self._first})
-
-    def __len__(self) -> int:
-        return len({**self._second, **self._first})
-
-
-def build_graph(name: str, records: Mapping[str, NodeRecord]) -> nx.DiGraph:
-    """The frozen causal graph of a trace from its records (inputs, variables, parents)."""
-    g = nx.DiGraph(name=name)
-    for record in records.values():
-        g.add_node(record.name, kind=record.kind, intervention=None, record=record)
-    for record in records.values():
-        g.add_edges_from((p, record.name) for p in record.parents)
-    return nx.freeze(g)

@@ -15,7 +15,7 @@ Examples
 --------
 >>> import torch
 >>> from scmnet.toys.modules import ErasureNet
->>> from scmnet.tracing.frontends import bind_example, capture
+>>> from scmnet.tracing.capture.frontends import bind_example, capture
 >>> net = ErasureNet().eval()
 >>> index = CallIndex.build(capture(net, bind_example(net, torch.zeros(2))).graph_module, net)
 >>> [(c.key, c.outputs) for c in index.children("")]

@@ -1,0 +1,144 @@
+"""The adapter's part of the ``scmnet`` command line: ``scmnet hydra`` and ``scmnet graph DIR``.
+
+Two plug-ins, registered as entry points in ``pyproject.toml`` and checked against the
+protocols of :mod:`scmnet.commands`:
+
+* :data:`HYDRA` -- the sub-command ``scmnet hydra``, which runs
+  :func:`~scmnet.adapters.transformer.hydra.run_hydra` and prints where the report went;
+* :data:`HUGGING_FACE` -- the loader behind ``scmnet graph DIR`` for a local Hugging Face model
+  directory: the causal LM in it, and a tokenized sentence (or random token ids, without a
+  tokenizer) as example inputs.
+
+Examples
+--------
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="scmnet hydra")
+>>> HYDRA.add_arguments(parser)
+>>> args = parser.parse_args(["--ablation", "zero", "--limit", "5"])
+>>> args.ablation, args.limit, args.patches, str(args.out)
+('zero', 5, 15, 'reports/hydra')
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from scmnet.commands import Command, DirectoryLoader, LoadedModel, positive_int
+from scmnet.errors import InvalidArgument, require
+from scmnet.random_inputs import random_inputs
+
+from .hydra import run_hydra
+from .lm import load_directory
+
+__all__ = ["HUGGING_FACE", "HYDRA", "HuggingFaceDirectory", "HydraCommand"]
+
+SENTENCE = "The Eiffel Tower is located in the city of"
+"""What ``scmnet graph DIR`` traces a model with a tokenizer on."""
+
+
+class HydraCommand:
+    """``scmnet hydra``: the Hydra-effect analysis of a language model, as a report directory."""
+
+    name = "hydra"
+    help = "the Hydra-effect analysis of a language model (Sections 2 and 4 of the paper)"
+    description = (
+        "Unembedding vs ablation impact, self-repair and erasure of every attention and MLP "
+        "layer on a factual-recall prompt set, written as a report directory (figures, CSV "
+        "tables, summary.json, summary.md). Resumes an interrupted run in the same --out."
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """The options of ``scmnet hydra``."""
+        parser.add_argument(
+            "--model",
+            default=None,
+            help="a local Hugging Face model directory (or hub name where a hub is reachable); "
+            "default: the embedded SmolLM2-135M-Instruct",
+        )
+        parser.add_argument(
+            "--prompts",
+            type=Path,
+            default=None,
+            help="ROME known-facts JSON, CounterFact JSON, JSONL or text; default: the built-in "
+            "set",
+        )
+        parser.add_argument(
+            "--ablation", choices=("resample", "zero", "mean", "noise"), default="resample"
+        )
+        parser.add_argument(
+            "--patches", type=positive_int, default=15, help="draws per ablation (resample, noise)"
+        )
+        parser.add_argument(
+            "--limit", type=positive_int, default=None, help="analyse at most N correct prompts"
+        )
+        parser.add_argument("--seed", type=int, default=0, help="seed of every draw")
+        parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+        parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
+        parser.add_argument(
+            "--out", type=Path, default=Path("reports/hydra"), help="report directory"
+        )
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run the analysis and print where the report went; returns 0."""
+        summary = run_hydra(
+            model=args.model,
+            prompts=args.prompts,
+            ablation=args.ablation,
+            patches=args.patches,
+            limit=args.limit,
+            seed=args.seed,
+            device=args.device,
+            out=args.out,
+            threads=args.threads,
+            progress=not args.quiet,
+        )
+        print(
+            f"scmnet hydra: wrote {args.out} ({summary['prompts_kept']} of "
+            f"{summary['prompts_total']} prompts analysed, {summary['seconds']} s); "
+            f"see {args.out / 'summary.md'}"
+        )
+        return 0
+
+
+class HuggingFaceDirectory:
+    """A causal LM from a local Hugging Face model directory, for ``scmnet graph DIR``."""
+
+    name = "huggingface"
+
+    def load(self, folder: Path, *, seed: int) -> LoadedModel:
+        """The model in ``folder`` and its example inputs: the tokenized :data:`SENTENCE`, or
+        random token ids ``long:1x8`` drawn with ``seed`` where there is no tokenizer.
+
+        Raises
+        ------
+        InvalidArgument
+            If ``folder`` has no ``config.json``.
+        MissingDependency
+            If transformers (extra ``hf``) is missing.
+        UnsupportedModel
+            If transformers cannot load the model or its tokenizer.
+        """
+        if not (folder / "config.json").is_file():
+            raise InvalidArgument(
+                f"{str(folder)!r} has no config.json, so it is not a Hugging Face model "
+                f"directory; write one with model.save_pretrained(dir), or give MODEL as "
+                f"'package.module:factory'"
+            )
+        require("transformers", "hf")
+        model, tokenizer = load_directory(folder)
+        if tokenizer is not None:
+            ids = tokenizer(SENTENCE, return_tensors="pt")["input_ids"]
+            return LoadedModel(model, {"input_ids": ids}, f"the tokenized sentence {SENTENCE!r}")
+        (ids,) = random_inputs("long:1x8", model, seed)
+        described = f"random token ids long:1x8 (seed {seed}; no tokenizer)"
+        return LoadedModel(model, {"input_ids": ids}, described)
+
+
+HYDRA: Command = HydraCommand()
+"""The sub-command ``scmnet hydra`` (entry point ``hydra`` of group ``scmnet.commands``)."""
+
+HUGGING_FACE: DirectoryLoader = HuggingFaceDirectory()
+"""The loader of Hugging Face model directories (entry point ``huggingface`` of group
+``scmnet.directory_loaders``)."""
