@@ -45,11 +45,27 @@ def tiny_config(family: str) -> Any:
         "phi": lambda: tf.PhiConfig(
             **common, hidden_size=32, intermediate_size=64, max_position_embeddings=64
         ),
+        # Families outside the table, whose structure the finder reads from the model.
+        "qwen3": lambda: tf.Qwen3Config(**llama_like, head_dim=8),
+        "phi3": lambda: tf.Phi3Config(**llama_like, pad_token_id=0, bos_token_id=0, eos_token_id=0),
+        "olmo2": lambda: tf.Olmo2Config(**llama_like, pad_token_id=0, eos_token_id=0),
+        "falcon": lambda: tf.FalconConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4
+        ),
+        # Refused: the logits are softcapped (a small cap, so that tiny logits feel it) ...
+        "gemma2": lambda: tf.Gemma2Config(**llama_like, head_dim=8, final_logit_softcapping=0.5),
+        # ... and a state-space model has one contribution per layer, not two.
+        "mamba": lambda: tf.MambaConfig(
+            vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=4
+        ),
     }
     return configs[family]()
 
 
 FAMILIES = ("llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox", "phi")
+# Decoders outside the table that the finder supports, and models it refuses.
+FOUND_FAMILIES = ("qwen3", "phi3", "olmo2", "falcon")
+REFUSED_FAMILIES = ("gemma2", "mamba")
 
 
 def tiny_model(family: str, seed: int = 0) -> Any:

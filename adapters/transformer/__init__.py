@@ -3,8 +3,10 @@ analyses of McGrath et al. (2023) on them (Sections 2 and 4 of the paper).
 
 Modules, bottom up:
 
-* :mod:`.families` -- typed specs of each supported family (where a^l, m^l, the final norm and
+* :mod:`.families` -- typed specs of each known family (where a^l, m^l, the final norm and
   the unembedding live; sequential or parallel blocks; post-block norms);
+* :mod:`.finder` -- the same spec read from the model itself, for decoders of other families,
+  and the check that the logits are a linear readout of the final norm;
 * :mod:`.lm` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
 * :mod:`.causal` -- the model traced once with the paper's variables (a^l, m^l, sigma, the
   final norm), its clean and noised readings, and the measures as generic effects;
@@ -17,6 +19,7 @@ Modules, bottom up:
 
 from .ablations import Ablation, AblationKind
 from .families import FAMILIES, FamilySpec, NormKind, NormSpec, spec_for
+from .finder import find_spec, spec_of
 from .lm import LanguageModel, load_model
 from .prompts import FORMATS, Prompt, PromptSet, builtin_prompts, load_prompts
 
@@ -32,7 +35,9 @@ __all__ = [
     "Prompt",
     "PromptSet",
     "builtin_prompts",
+    "find_spec",
     "load_model",
     "load_prompts",
     "spec_for",
+    "spec_of",
 ]

@@ -13,8 +13,10 @@ pieces live and how they are wired:
   (which also centres its input).
 
 :class:`FamilySpec` declares these facts per family; :func:`spec_for` picks the spec from a
-model's ``config.model_type`` and refuses, with the list of supported families, any other.
-Nothing here is guessed from module names at run time.
+model's ``config.model_type`` and refuses, with the list of known families, any other.
+Nothing here is guessed from module names at run time. For a decoder of any other family,
+:func:`~.finder.find_spec` establishes the same facts numerically from one forward pass of the
+model (and finds exactly these specs on the families declared here).
 """
 
 from __future__ import annotations

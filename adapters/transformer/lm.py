@@ -21,7 +21,8 @@ from torch import nn
 
 from scmnet.errors import MissingDependency, UnsupportedModel
 
-from .families import FamilySpec, NormKind, spec_for
+from .families import FamilySpec, NormKind
+from .finder import spec_of
 
 __all__ = [
     "EMBEDDED_GGUF",
@@ -73,9 +74,13 @@ class LanguageModel:
 
     @classmethod
     def from_pretrained_model(cls, model: nn.Module, tokenizer: Any, name: str) -> LanguageModel:
-        """Wrap a loaded model (put in eval mode); refuses unsupported families."""
-        spec = spec_for(model)
-        return cls(model.eval(), tokenizer, spec, name)
+        """Wrap a loaded model (put in eval mode); refuses models whose structure is unknown.
+
+        A known family uses its declared spec; any other decoder-only causal LM the spec found
+        from the model itself (:func:`~.finder.spec_of`).
+        """
+        model.eval()
+        return cls(model, tokenizer, spec_of(model), name)
 
     # -- structure ----------------------------------------------------------------------------
 

@@ -1,0 +1,162 @@
+"""The finder: the residual structure read from the model itself, on known and new families.
+
+On the seven declared families the finder must find exactly the declared spec; on decoders
+outside the table (Qwen3, Phi-3, OLMo2, Falcon) the adapter's measures must equal the hooked
+reference; models the analyses would get wrong are refused, naming what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from scmnet.adapters.transformer.families import Block, spec_for
+from scmnet.adapters.transformer.finder import find_spec, spec_of
+from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.measures import measure_prompt
+from scmnet.errors import UnsupportedModel
+from scmnet.testing import assert_close
+from tests.reference import Reference
+from tests.tiny_models import FAMILIES, FOUND_FAMILIES, VOCAB, tiny_config, tiny_model
+
+PATHS = ("base", "embed", "layers", "attention", "mlp", "attention_out", "mlp_out", "unembed")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_finder_finds_the_declared_spec(family: str) -> None:
+    model = tiny_model(family)
+    declared, found = spec_for(model), find_spec(model)
+    assert {p: getattr(found, p) for p in PATHS} == {p: getattr(declared, p) for p in PATHS}
+    assert found.final_norm.path == declared.final_norm.path
+    assert found.final_norm.kind is declared.final_norm.kind
+    assert found.final_norm.weight_offset == declared.final_norm.weight_offset
+    assert found.parallel is declared.is_parallel(model.config)
+    norm = model.get_submodule(found.final_norm.path)
+    declared_eps = next(getattr(norm, a) for a in declared.final_norm.eps_attr if hasattr(norm, a))
+    assert getattr(norm, found.final_norm.eps_attr[0]) == declared_eps
+    assert found.name == found.model_types[0] == model.config.model_type
+
+
+@pytest.fixture(scope="module", params=FOUND_FAMILIES)
+def found(request: pytest.FixtureRequest) -> LanguageModel:
+    """A tiny model of a family outside the table, wrapped through the finder."""
+    return LanguageModel.from_pretrained_model(tiny_model(request.param), None, request.param)
+
+
+def test_found_structure(found: LanguageModel) -> None:
+    post_norms = found.name == "olmo2"
+    assert found.spec.name == found.config.model_type
+    assert found.parallel is (found.name == "falcon")
+    assert (found.spec.attention_out != found.spec.attention) is post_norms
+    assert (found.n_layers, found.d_model) == (3, 32)
+
+
+def test_found_measures_equal_hooked_reference(found: LanguageModel) -> None:
+    """As tests/test_adapter_engine.py::test_measures_equal_hooked_reference, on found specs."""
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, VOCAB, (1, 6), generator=g)
+    ref = Reference(found, ids)
+    clean = ref.run(None)
+    token = clean["token"]
+    values = torch.randn(2, 2, found.n_layers, found.d_model, generator=g)
+    m = measure_prompt(found, ids, token, values, chunk=5)  # several staircases
+    whole = measure_prompt(found, ids, token, values)
+    assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
+    assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
+    assert_close(m.unembed, clean["direct"], reordered=True)
+    assert_close(m.clean_sigma, clean["sigma"], reordered=True)
+    for b in Block:
+        for k in range(found.n_layers):
+            for j in range(2):
+                run = ref.run((b, k, values[j, b, k]), token)
+                assert_close(m.ablated_logit[b, k, j], float(run["logit"][token]), reordered=True)
+                assert_close(m.ablated_unembed[b, k, j], run["direct"], reordered=True)
+                assert_close(m.ablated_sigma[b, k, j], run["sigma"], reordered=True)
+
+
+def test_softcapped_logits_are_refused() -> None:
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'gemma2' is not supported by the transformer adapter: the logits "
+        r"are not a linear readout of the final norm's output model\.norm through the "
+        r"unembedding lm_head \(max difference [0-9.e-]+; final-logit softcapping at 0\.5\).*"
+        r"known model types: 'gemma3', .*'llama'",
+    ):
+        LanguageModel.from_pretrained_model(tiny_model("gemma2"), None, "gemma2")
+
+
+def test_known_family_with_softcapping_is_refused() -> None:
+    # The readout check holds for declared families too: Gemma 3 with a logit cap is refused.
+    import transformers as tf
+
+    config = tiny_config("gemma3")
+    config.final_logit_softcapping = 0.5
+    torch.manual_seed(0)
+    model = tf.AutoModelForCausalLM.from_config(config)
+    with pytest.raises(UnsupportedModel, match=r"'gemma3_text' .*final-logit softcapping at 0.5"):
+        spec_of(model)
+
+
+def test_state_space_model_is_refused() -> None:
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'mamba' is not supported by the transformer adapter: found no pair "
+        r"of modules per layer whose outputs sum to the layer's change of the residual stream "
+        r"\(an attention and an MLP contribution, eqs\. 3-6\); tried the submodules of "
+        r"backbone\.layers\.\* with outputs of the residual's shape: 'mixer', "
+        r"'mixer\.out_proj', 'norm'; known model types: ",
+    ):
+        LanguageModel.from_pretrained_model(tiny_model("mamba"), None, "mamba")
+
+
+def test_encoder_is_refused_as_not_causal() -> None:
+    import transformers as tf
+
+    torch.manual_seed(0)
+    bert = tf.BertForMaskedLM(
+        tf.BertConfig(
+            vocab_size=50,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+        )
+    )
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"'bert' is not supported by the transformer adapter: it is not a causal "
+        r"decoder-only language model: changing the last token changed the logits of earlier "
+        r"positions",
+    ):
+        find_spec(bert)
+    assert bert.training  # the finder restores the mode it found
+
+
+def test_hydra_command_on_a_found_family(tmp_path: Path) -> None:
+    """``scmnet hydra --model DIR`` end to end on a saved tiny Qwen3 (a family outside the
+    table) with a word-level tokenizer built offline."""
+    import transformers as tf
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from scmnet.cli import main
+
+    folder = tmp_path / "tiny-qwen3"
+    tiny_model("qwen3").save_pretrained(folder)
+    words = ["[UNK]", "the", "eiffel", "tower", "is", "located", "in", "city", "of"]
+    tokenizer = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    tf.PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="[UNK]").save_pretrained(
+        folder
+    )
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the eiffel tower is located in the city of\nthe tower is in\nthe city of\n")
+    out = tmp_path / "report"
+    args = ["hydra", "--model", str(folder), "--prompts", str(prompts), "--out", str(out)]
+    assert main([*args, "--limit", "2", "--patches", "2", "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["settings"]["model"] == str(folder)
+    assert summary["prompts_kept"] == 2
+    assert len(list((out / "measures").iterdir())) == 2
