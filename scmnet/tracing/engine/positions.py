@@ -613,7 +613,10 @@ class _Search:
         if len(nodes) != 3:
             return
         q, k, v = nodes
-        forms = [self.form(a) for a in nodes]
+        try:
+            forms = [self.form(a) for a in nodes]
+        except NoSuffixPlan:  # an argument has no recipe: the node has none either
+            return
         axes = {f.axis if isinstance(f, Cut) else None for f in forms}
         rank = self._any_value(k).dim()
         if axes != {rank - 2} or any(rank - 2 not in self.plan.confined.get(a, ()) for a in (k, v)):
