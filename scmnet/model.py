@@ -21,6 +21,7 @@ model carries, checks new ones, and builds the intervened model and its graph.
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -227,7 +228,7 @@ this model; unknown node 'w'; the exogenous variables are 'u'
 B = TypeVar("B", bound="CausalModelBase")
 
 
-class CausalModelBase:
+class CausalModelBase(abc.ABC):
     """What every causal model of scmnet does alike, written once.
 
     A subclass passes its unintervened causal graph (frozen; each node carries ``kind``,
@@ -274,14 +275,14 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
         self._graph: nx.DiGraph | None = None if self._interventions else graph
 
     @property
+    @abc.abstractmethod
     def exogenous(self) -> tuple[str, ...]:
         """The exogenous variable names U."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def endogenous(self) -> tuple[str, ...]:
         """The endogenous variable names V, in topological order."""
-        raise NotImplementedError
 
     @property
     def graph(self) -> nx.DiGraph:

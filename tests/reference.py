@@ -97,3 +97,34 @@ class Reference:
             "sigma": float(sigma),
             "contributions": contributions,  # (2, L, d_model) at the final position
         }
+
+
+def check_measures(lm: LanguageModel, seed: int = 1) -> None:
+    """:func:`measure_prompt` on a random 6-token prompt equals one hooked forward per run.
+
+    Two draws per site, chunked into several staircases and whole; every clean and ablated
+    readout (eqs. 9, 10, 12, 13) and sigma is compared with :class:`Reference`.
+    """
+    from scmnet.adapters.transformer.measures import measure_prompt
+    from scmnet.testing import assert_close
+
+    g = torch.Generator().manual_seed(seed)
+    vocab = int(lm.unembedding.shape[0])
+    ids = torch.randint(0, vocab, (1, 6), generator=g)
+    ref = Reference(lm, ids)
+    clean = ref.run(None)
+    token = clean["token"]
+    values = torch.randn(2, 2, lm.n_layers, lm.d_model, generator=g)
+    m = measure_prompt(lm, ids, token, values, chunk=5)  # several staircases
+    whole = measure_prompt(lm, ids, token, values)
+    assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
+    assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
+    assert_close(m.unembed, clean["direct"], reordered=True)
+    assert_close(m.clean_sigma, clean["sigma"], reordered=True)
+    for b in Block:
+        for k in range(lm.n_layers):
+            for j in range(2):
+                run = ref.run((b, k, values[j, b, k]), token)
+                assert_close(m.ablated_logit[b, k, j], float(run["logit"][token]), reordered=True)
+                assert_close(m.ablated_unembed[b, k, j], run["direct"], reordered=True)
+                assert_close(m.ablated_sigma[b, k, j], run["sigma"], reordered=True)

@@ -18,31 +18,13 @@ from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
-from tests.reference import Reference
+from tests.reference import Reference, check_measures
 from tests.tiny_models import VOCAB
 
 
 def test_measures_equal_hooked_reference(tiny: LanguageModel) -> None:
     """One query of the core's engine gives the numbers of one hooked forward per run."""
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, VOCAB, (1, 6), generator=g)
-    ref = Reference(tiny, ids)
-    clean = ref.run(None)
-    token = clean["token"]
-    values = torch.randn(2, 2, tiny.n_layers, tiny.d_model, generator=g)
-    m = measure_prompt(tiny, ids, token, values, chunk=5)  # several staircases
-    whole = measure_prompt(tiny, ids, token, values)
-    assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
-    assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
-    assert_close(m.unembed, clean["direct"], reordered=True)
-    assert_close(m.clean_sigma, clean["sigma"], reordered=True)
-    for b in Block:
-        for k in range(tiny.n_layers):
-            for j in range(2):
-                run = ref.run((b, k, values[j, b, k]), token)
-                assert_close(m.ablated_logit[b, k, j], float(run["logit"][token]), reordered=True)
-                assert_close(m.ablated_unembed[b, k, j], run["direct"], reordered=True)
-                assert_close(m.ablated_sigma[b, k, j], run["sigma"], reordered=True)
+    check_measures(tiny)
 
 
 def test_clean_and_noised_readings_equal_hooked_reference(tiny: LanguageModel) -> None:

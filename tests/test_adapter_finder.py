@@ -13,14 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scmnet.adapters.transformer.families import Block, spec_for
+from scmnet.adapters.transformer.families import spec_for
 from scmnet.adapters.transformer.finder import find_spec, spec_of
 from scmnet.adapters.transformer.lm import LanguageModel
-from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.errors import UnsupportedModel
-from scmnet.testing import assert_close
-from tests.reference import Reference
-from tests.tiny_models import FAMILIES, FOUND_FAMILIES, VOCAB, tiny_config, tiny_model
+from tests.reference import check_measures
+from tests.tiny_models import FAMILIES, FOUND_FAMILIES, tiny_config, tiny_model
 
 PATHS = ("base", "embed", "layers", "attention", "mlp", "attention_out", "mlp_out", "unembed")
 
@@ -56,25 +54,7 @@ def test_found_structure(found: LanguageModel) -> None:
 
 def test_found_measures_equal_hooked_reference(found: LanguageModel) -> None:
     """As tests/test_adapter_engine.py::test_measures_equal_hooked_reference, on found specs."""
-    g = torch.Generator().manual_seed(1)
-    ids = torch.randint(0, VOCAB, (1, 6), generator=g)
-    ref = Reference(found, ids)
-    clean = ref.run(None)
-    token = clean["token"]
-    values = torch.randn(2, 2, found.n_layers, found.d_model, generator=g)
-    m = measure_prompt(found, ids, token, values, chunk=5)  # several staircases
-    whole = measure_prompt(found, ids, token, values)
-    assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
-    assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
-    assert_close(m.unembed, clean["direct"], reordered=True)
-    assert_close(m.clean_sigma, clean["sigma"], reordered=True)
-    for b in Block:
-        for k in range(found.n_layers):
-            for j in range(2):
-                run = ref.run((b, k, values[j, b, k]), token)
-                assert_close(m.ablated_logit[b, k, j], float(run["logit"][token]), reordered=True)
-                assert_close(m.ablated_unembed[b, k, j], run["direct"], reordered=True)
-                assert_close(m.ablated_sigma[b, k, j], run["sigma"], reordered=True)
+    check_measures(found)
 
 
 def test_softcapped_logits_are_refused() -> None:

@@ -225,8 +225,9 @@ def measure_prompt(
     runs = model.evaluate_stacked(
         {"input_ids": ids.to(lm.device)}, sets, outputs=[*contributions, sigma, normed], chunk=chunk
     )
-    readout = lm.centred_readout(torch.tensor([token]))[0].to(lm.device)  # G (W_U[i] - mean)
-    w_bar = (lm.unembedding.float()[token] - lm.unembedding.float().mean(0)).to(lm.device)
+    w = lm.unembedding.float()
+    w_bar = (w[token] - w.mean(0)).to(lm.device)  # W_U[i] - mean W_U, computed once
+    readout = w_bar * lm.norm_gain.to(lm.device)  # G (W_U[i] - mean W_U): eq. 10's readout
     if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
         readout = readout - readout.mean()  # (c - mean c) . r = c . (r - mean r)
     dots = torch.stack([runs[s].float() @ readout for s in contributions], dim=1)  # (rows, 2L)
