@@ -22,7 +22,7 @@ Examples
 from typing import TYPE_CHECKING, Any
 
 from scmnet import ablations, distributions, draw, export, interventions, toys
-from scmnet.ablations import mean, noise, patch, resample, resolve, zero
+from scmnet.ablations import SiteValues, mean, noise, patch, resample, resolve, zero
 from scmnet.distributions import (
     Bernoulli,
     Choice,
@@ -112,6 +112,7 @@ __all__ = [
     "ScmnetError",
     "Set",
     "Site",
+    "SiteValues",
     "TracedModel",
     "Transform",
     "Uniform",

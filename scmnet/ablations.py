@@ -125,18 +125,55 @@ class SiteValues:
 
     Ablation values come from other contexts (resample, patch, mean): when many treatments
     draw from the same contexts, each context's variables are evaluated once for all of them.
-    Contexts are matched by identity.
+    Values already known -- a sweep's clean pass over its data set -- are given with
+    :meth:`record`, and are then never computed. Contexts are matched by identity: record and
+    use the same mapping objects.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> m = sn.toys.erasure()
+    >>> donor = {"u": 4.0}
+    >>> memo = SiteValues(m)
+    >>> memo.record(donor, sn.Site("x"), 4.0)
+    >>> t = sn.effect_table(m, [{"x": sn.patch(donor)}], "f", context={"u": 1.0}, values=memo)
+    >>> t.values.tolist()
+    [-3.0]
     """
 
     def __init__(self, model: CausalModel | None = None) -> None:
         self._model = model
         self._runs: dict[int, tuple[Context, dict[str, Any]]] = {}
+        self._known: dict[tuple[int, Site], tuple[Context, Any]] = {}
+        self._means: dict[tuple[int, Site], tuple[Sequence[Context], Any]] = {}
+
+    def record(self, context: Context, site: Site | str, value: Any) -> None:
+        """Give ``site``'s value in ``context`` (e.g. read in a clean pass already done).
+
+        Raises
+        ------
+        InvalidIntervention
+            If the memo has no model (it would not be used) or the context is not a mapping.
+        """
+        if self._model is None:
+            raise InvalidIntervention(
+                "this SiteValues has no model; make it with SiteValues(model) to record values"
+            )
+        if not isinstance(context, Mapping):
+            raise InvalidIntervention(
+                f"record() needs the context as a mapping, got {type(context).__name__}"
+            )
+        key = site if isinstance(site, Site) else Site(site)
+        self._known[(id(context), key)] = (context, value)
 
     def __call__(self, model: CausalModel, site: Site, context: Context) -> Any:
         """``site``'s value in ``context``."""
         if self._model is None or model is not self._model:
             values = model.evaluate(context, outputs=[site.node])
         else:
+            known = self._known.get((id(context), site))
+            if known is not None and known[0] is context:
+                return known[1]
             entry = self._runs.get(id(context))
             if entry is None or entry[0] is not context:
                 entry = (context, model.evaluate(context))
@@ -144,6 +181,17 @@ class SiteValues:
             values = entry[1]
         value = values[site.node]
         return value if site.index is None else value[site.index]
+
+    def mean(self, model: CausalModel, site: Site, contexts: Sequence[Context]) -> Any:
+        """The mean of ``site``'s value over ``contexts`` (eq. 36), computed once per memo."""
+        key = (id(contexts), site)
+        found = self._means.get(key)
+        if found is not None and found[0] is contexts:
+            return found[1]
+        value = _values.mean([self(model, site, c) for c in contexts])
+        if self._model is model:
+            self._means[key] = (contexts, value)
+        return value
 
 
 _site_value = SiteValues()
@@ -174,11 +222,8 @@ class Mean(Resolvable):
         values: SiteValues | None = None,
     ) -> Any:
         """The mean of the site's value over the contexts."""
-        read = values or _site_value
-        found = [
-            read(model, site, c) for c in _contexts(model, self.contexts, self.samples, self.seed)
-        ]
-        return _values.mean(found)
+        contexts = _contexts(model, self.contexts, self.samples, self.seed)
+        return (values or _site_value).mean(model, site, contexts)
 
     def label(self) -> str:
         """``'= mean'``."""
@@ -352,6 +397,9 @@ def noise(scale: float, *, on: Literal["input", "value"] = "input") -> Noise:
 def patch(source: Context) -> Patch:
     """Activation patching: z~ = Z(u'), the value in the ``source`` context.
 
+    The source is kept as given (not copied), so that values recorded for it in a
+    :class:`SiteValues` memo are found; do not modify it while a query uses it.
+
     Examples
     --------
     >>> import scmnet as sn
@@ -361,7 +409,7 @@ def patch(source: Context) -> Patch:
     """
     if not isinstance(source, Mapping):
         raise InvalidIntervention(f"patch() needs a source context (a mapping), got {source!r}")
-    return Patch(dict(source))
+    return Patch(source)
 
 
 def resolve(

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+from scmnet import _values
 from scmnet.errors import InvalidOutcome, did_you_mean, format_names, unknown_node
 from scmnet.interventions import Site
 from scmnet.model import CausalModel, output_names
@@ -49,6 +50,13 @@ class Outcome:
         The readout.
     name : str, optional
         A short label for tables and reports (default: the variable, or ``fn``'s name).
+    batched : bool
+        Whether ``fn`` is vectorised over runs: it gets each value stacked along a new leading
+        axis (one entry per run) and returns one result per run, stacked the same way. The
+        effect operators then read all the runs of a query at once -- on a traced network,
+        straight from the batch that computed them -- instead of calling ``fn`` run by run,
+        which is what a readout of thousands of ablated runs wants (dot products of every
+        run's activations with one readout vector are one matrix product).
 
     Examples
     --------
@@ -56,11 +64,18 @@ class Outcome:
     >>> m = sn.toys.erasure()
     >>> sn.total_effect(m, {"x": 1.0}, sn.Outcome(("x",), lambda x: 2 * x), context={"u": 0.0})
     2.0
+
+    A batched readout gets every run of a query at once:
+
+    >>> y = sn.Outcome(("x", "f"), lambda x, f: x - f, batched=True)
+    >>> sn.effect_table(m, [{"x": 1.0}, {"x": 3.0}], y, context={"u": 0.0}).values.tolist()
+    [2.0, 6.0]
     """
 
     of: tuple[str | Site, ...]
     fn: Callable[..., Any]
     name: str | None = None
+    batched: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.of, str):
@@ -70,10 +85,38 @@ class Outcome:
             )
         if not callable(self.fn):
             raise InvalidOutcome(f"Outcome.fn must be callable, got {self.fn!r}")
+        if not isinstance(self.batched, bool):
+            raise InvalidOutcome(f"Outcome.batched must be True or False, got {self.batched!r}")
 
     def __call__(self, values: Mapping[Any, Any]) -> Any:
-        """Apply the readout to the values of its variables (keyed as in ``of``)."""
+        """Apply the readout to the values of its variables in one run (keyed as in ``of``)."""
+        if self.batched:
+            return self.over_runs({v: _values.stack([values[v]]) for v in self.of}, runs=1)[0]
         return self.fn(*(values[v] for v in self.of))
+
+    def over_runs(self, values: Mapping[Any, Any], *, runs: int) -> Any:
+        """Apply the readout to the values of ``runs`` runs, stacked along a leading axis.
+
+        A :attr:`batched` readout reads them at once; any other is applied run by run.
+        The result is stacked the same way.
+
+        Raises
+        ------
+        InvalidOutcome
+            If a batched readout does not return one result per run.
+        """
+        if not self.batched:
+            return _values.stack([self.fn(*(values[v][r] for v in self.of)) for r in range(runs)])
+        result = self.fn(*(values[v] for v in self.of))
+        shape = getattr(result, "shape", None)
+        found = (shape[0] if len(shape) else None) if shape is not None else None
+        if found != runs:
+            raise InvalidOutcome(
+                f"the batched outcome {self.label!r} returned {_shape_text(result)} for {runs} "
+                f"run(s); a batched readout must return one result per run, stacked along the "
+                f"first axis (or pass batched=False)"
+            )
+        return result
 
     @property
     def variables(self) -> tuple[str, ...]:
@@ -87,6 +130,11 @@ class Outcome:
             return self.name
         fn_name = getattr(self.fn, "__name__", "f")
         return f"{fn_name}({', '.join(str(v) for v in self.of)})"
+
+
+def _shape_text(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    return f"a value of shape {tuple(shape)}" if shape is not None else f"{value!r}"
 
 
 def _identity(value: Any) -> Any:

@@ -39,7 +39,7 @@ from scmnet.errors import InvalidIntervention, format_names
 from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import OutcomeLike, as_outcome
-from scmnet.query import check_reference, check_treatment, hold_values, run_query
+from scmnet.query import RowSummary, check_reference, check_treatment, hold_values, run_query
 from scmnet.results import Estimate, plain_value
 from scmnet.scm import SCM
 
@@ -193,7 +193,7 @@ def path_specific_effect(
 
         def one(u: Context, active: Interventions, base: Interventions) -> Any:
             before, after = _two_worlds(model, u, active, base, allowed)
-            return y(after) - y(before)
+            return y(after), y(before)
 
     else:
         changed, outcome_reads_active = _emulation(model, iv.nodes, y.variables, allowed)
@@ -211,24 +211,17 @@ def path_specific_effect(
             (after,) = model.evaluate_many(
                 u, [final.merged(hold_values(moved, changed))], outputs=y.of
             )
-            return y(after) - y(before)
+            return y(after), y(before)
 
     def per_context(
         u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
-    ) -> list[Any]:
+    ) -> list[tuple[Any, Any]]:
         return [one(u, t, b) for t, b in zip(treated, base, strict=True)]
 
-    def finish(
-        values: list[Any],
-        errors: list[Any],
-        contexts: int,
-        draws: list[int],
-        used: int | None,
-        population: bool,
-    ) -> Any:
-        if population:
-            return Estimate(values[0], errors[0], contexts, used)
-        return plain_value(values[0])
+    def finish(found: RowSummary) -> Any:
+        if found.population:
+            return Estimate(found.values[0], found.errors[0], found.contexts, found.seed)
+        return plain_value(found.values[0])
 
     return run_query(
         per_context,

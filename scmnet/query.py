@@ -44,6 +44,7 @@ The erasure motif of Section 3.3 (eq. 31), in the context u = 2, for three treat
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, get_args
 
 import numpy as np
@@ -67,6 +68,7 @@ DEFAULT_DRAWS = 15
 
 __all__ = [
     "DEFAULT_DRAWS",
+    "RowSummary",
     "check_reference",
     "check_treatment",
     "effect_table",
@@ -92,6 +94,7 @@ def effect_table(
     seed: int = 0,
     draws: int | None = None,
     chunk: int | None = None,
+    values: SiteValues | None = None,
 ) -> EffectTable:
     """The effects of many treatments on one outcome, one row per treatment, in one query.
 
@@ -131,13 +134,21 @@ def effect_table(
         At most this many intervention sets per batched execution (bounds memory on traced
         networks, whose batch holds ``chunk`` copies of every recomputed activation). Default:
         all at once.
+    values : SiteValues, optional
+        Values of sites in other contexts that are already known -- a sweep's clean pass over
+        its data set, recorded with :meth:`SiteValues.record` -- from which
+        :func:`~scmnet.mean`, :func:`~scmnet.resample` and :func:`~scmnet.patch` read their
+        ablation values instead of running those contexts again. Pass the same memo to
+        several queries to run each source context once for all of them.
 
     Returns
     -------
     EffectTable
-        ``table.values`` has shape ``(len(treatments), *outcome shape)``; ``table.rows()`` is
-        the tidy form; ``table.result(r)`` is row ``r`` as :func:`~scmnet.total_effect` (or
-        the direct/indirect operator) returns it.
+        ``table.values`` has shape ``(len(treatments), *outcome shape)``; ``table.treated``
+        and ``table.reference`` are the outcome's values in the treated and reference worlds
+        (``values`` is their difference); ``table.rows()`` is the tidy form;
+        ``table.result(r)`` is row ``r`` as :func:`~scmnet.total_effect` (or the
+        direct/indirect operator) returns it.
 
     Raises
     ------
@@ -189,7 +200,7 @@ def effect_table(
 
     def per_context(
         u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
-    ) -> list[Any]:
+    ) -> Levels:
         return stage(_Many(model, u, chunk), treated, base, y, [held[r] for r in which])
 
     return run_query(
@@ -201,18 +212,21 @@ def effect_table(
         samples=samples,
         seed=seed,
         draws=draws,
-        finish=lambda values, errors, contexts, ks, used, population: EffectTable(
+        values=values,
+        finish=lambda found: EffectTable(
             kind=kind,
             outcome=y.label,
             treatments=tuple(rows),
             references=tuple(refs),
             held=held,
-            row_values=tuple(values),
-            row_stderr=tuple(errors),
-            contexts=contexts,
-            draws=tuple(ks),
-            seed=used,
-            population=population,
+            row_values=tuple(found.values),
+            row_stderr=tuple(found.errors),
+            contexts=found.contexts,
+            draws=tuple(found.draws),
+            seed=found.seed,
+            population=found.population,
+            row_treated=tuple(found.treated),
+            row_reference=tuple(found.reference),
         ),
     )
 
@@ -232,6 +246,42 @@ class _Many:
         if self.chunk is None:  # models that predate ``chunk`` in the protocol work too
             return self.model.evaluate_many(self.context, list(sets), outputs=outputs)
         return self.model.evaluate_many(self.context, list(sets), outputs=outputs, chunk=self.chunk)
+
+    def stacked(self, sets: Sequence[Interventions], outputs: Collection[Output]) -> dict[Any, Any]:
+        """Each output's values in every world of ``sets``, stacked along a leading axis.
+
+        A model with ``evaluate_stacked`` (a traced network) reads them straight from the
+        batch that computed them; any other model stacks its per-world results.
+        """
+        stacked = getattr(self.model, "evaluate_stacked", None)
+        if stacked is not None:
+            found: dict[Any, Any] = stacked(
+                self.context, list(sets), outputs=outputs, chunk=self.chunk
+            )
+            return found
+        results = self(sets, outputs)
+        return {o: _values.stack([r[o] for r in results]) for o in outputs}
+
+
+def _levels(
+    many: _Many, sets: Sequence[Interventions], y: Outcome, extra: Sequence[str] = ()
+) -> tuple[list[Any], list[Mapping[Any, Any]]]:
+    """Y in each world of ``sets``, and each world's values of ``extra`` (held variables).
+
+    A batched outcome reads every world at once (:meth:`Outcome.over_runs`).
+    """
+    if not sets:
+        return [], []
+    if not y.batched:
+        results = many(sets, (*y.of, *extra))
+        return [y(r) for r in results], results
+    if extra:
+        results = many(sets, (*y.of, *extra))
+        stacked = {o: _values.stack([r[o] for r in results]) for o in y.of}
+    else:
+        results, stacked = [{} for _ in sets], many.stacked(sets, y.of)
+    out = y.over_runs(stacked, runs=len(sets))
+    return [out[i] for i in range(len(sets))], results
 
 
 def _unique(sets: Sequence[Interventions]) -> tuple[list[Interventions], list[int]]:
@@ -260,17 +310,21 @@ def hold_values(values: Mapping[str, Any], nodes: Sequence[str]) -> Intervention
     return normalize({v: Set(values[v]) for v in nodes})
 
 
+Levels = list[tuple[Any, Any]]
+"""Y in each row's treated world and in its reference world, one pair per row."""
+
+
 def _total(
     many: _Many,
     treated: list[Interventions],
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
-) -> list[Any]:
+) -> Levels:
     refs, which = _unique(base)
-    results = many([*refs, *treated], y.of)
-    before, after = results[: len(refs)], results[len(refs) :]
-    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+    ys, _ = _levels(many, [*refs, *treated], y)
+    before, after = ys[: len(refs)], ys[len(refs) :]
+    return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 def _direct(
@@ -279,14 +333,14 @@ def _direct(
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
-) -> list[Any]:
+) -> Levels:
     refs, which, union = _reference_worlds(base, held)
-    before = many(refs, (*y.of, *union))
+    before, worlds = _levels(many, refs, y, union)
     fixed = [
-        iv.merged(hold_values(before[w], h)) for iv, w, h in zip(treated, which, held, strict=True)
+        iv.merged(hold_values(worlds[w], h)) for iv, w, h in zip(treated, which, held, strict=True)
     ]
-    after = many(fixed, y.of)
-    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+    after, _ = _levels(many, fixed, y)
+    return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 def _indirect(
@@ -295,17 +349,17 @@ def _indirect(
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
-) -> list[Any]:
+) -> Levels:
     refs, which, union = _reference_worlds(base, held)
-    results = many([*refs, *treated], (*y.of, *union))
-    before, moved = results[: len(refs)], results[len(refs) :]
+    ys, worlds = _levels(many, [*refs, *treated], y, union)
+    before, moved = ys[: len(refs)], worlds[len(refs) :]
     fixed = [refs[w].merged(hold_values(m, h)) for m, w, h in zip(moved, which, held, strict=True)]
-    after = many(fixed, y.of)
-    return [y(a) - y(before[w]) for a, w in zip(after, which, strict=True)]
+    after, _ = _levels(many, fixed, y)
+    return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 _Stage = Callable[
-    [_Many, list[Interventions], list[Interventions], Outcome, list[tuple[str, ...]]], list[Any]
+    [_Many, list[Interventions], list[Interventions], Outcome, list[tuple[str, ...]]], Levels
 ]
 _STAGES: dict[str, _Stage] = {"total": _total, "direct": _direct, "indirect": _indirect}
 
@@ -423,19 +477,49 @@ def _stochastic(iv: Interventions) -> bool:
 
 
 def _resolve_context_free(
-    model: CausalModel, interventions: Interventions, context: Context
+    model: CausalModel, interventions: Interventions, context: Context, memo: SiteValues
 ) -> Interventions:
     items = []
     for site, rule in interventions:
         if isinstance(rule, Resolvable) and rule.context_free:
-            rule = Set(rule.value(model, site, context, np.random.default_rng(0)))
+            rule = Set(rule.value(model, site, context, np.random.default_rng(0), memo))
         items.append((site, rule))
     return Interventions(tuple(items))
 
 
-PerContext = Callable[[Context, list[int], list[Interventions], list[Interventions]], list[Any]]
+PerContext = Callable[[Context, list[int], list[Interventions], list[Interventions]], Levels]
 R = TypeVar("R")
-Finish = Callable[[list[Any], list[Any], int, list[int], "int | None", bool], R]
+
+
+@dataclass(frozen=True)
+class RowSummary:
+    """What :func:`run_query` found, one entry per row (averaged over draws, then contexts).
+
+    Attributes
+    ----------
+    values, errors : list
+        Each row's effect and its standard error.
+    treated, reference : list
+        Each row's mean outcome in its treated world and in its reference world (``values``
+        is their difference).
+    contexts : int
+        How many contexts were evaluated.
+    draws : list of int
+        How many ablation values each row averaged.
+    seed : int or None
+        The seed of what was drawn (contexts from P(u), random ablation values).
+    population : bool
+        Whether the rows are averages over contexts.
+    """
+
+    values: list[Any]
+    errors: list[Any]
+    treated: list[Any]
+    reference: list[Any]
+    contexts: int
+    draws: list[int]
+    seed: int | None
+    population: bool
 
 
 def run_query(
@@ -448,14 +532,16 @@ def run_query(
     samples: int,
     seed: int,
     draws: int | None,
-    finish: Finish[R],
+    finish: Callable[[RowSummary], R],
+    values: SiteValues | None = None,
 ) -> R:
     """Evaluate rows in every context and draw, and average (eq. 39, then over contexts).
 
-    ``per_context(u, which, treated, base)`` returns the effect of each resolved treatment in
-    ``treated`` (a draw of row ``which[n]``) against the matching reference in ``base``.
-    ``finish(values, stderrs, contexts, draws, seed, population)`` builds the
-    result from each row's average and standard error.
+    ``per_context(u, which, treated, base)`` returns the outcome in the world of each resolved
+    treatment in ``treated`` (a draw of row ``which[n]``) and in the world of the matching
+    reference in ``base``. ``finish`` builds the result from the :class:`RowSummary`.
+    ``values`` is a memo of sites' values in other contexts that ablation values read
+    (:class:`~scmnet.SiteValues`); by default one is made for the query.
     """
     if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
         raise InvalidIntervention(f"draws must be a positive int, got {draws!r}")
@@ -465,19 +551,21 @@ def run_query(
             "the treatment, whose effect is averaged over draws"
         )
     contexts, population, used_seed = _contexts(model, context, samples, seed)
+    memo = values if values is not None else SiteValues(model)  # each source context runs once
     # Values that are the same in every context (mean, patch) are computed once.
     first = contexts[0]
-    rows = [_resolve_context_free(model, iv, first) for iv in rows]
+    rows = [_resolve_context_free(model, iv, first, memo) for iv in rows]
     resolved_refs: dict[int, Interventions] = {}
     for ref in refs:
         if id(ref) not in resolved_refs:
-            resolved_refs[id(ref)] = resolve(model, _resolve_context_free(model, ref, first), first)
+            free = _resolve_context_free(model, ref, first, memo)
+            resolved_refs[id(ref)] = resolve(model, free, first, values=memo)
     base_of = [resolved_refs[id(ref)] for ref in refs]
     ks = [(draws or DEFAULT_DRAWS) if _stochastic(iv) else 1 for iv in rows]
     if any(k > 1 for k in ks) and used_seed is None:
         used_seed = seed
-    memo = SiteValues(model)  # each context that ablation values come from runs once
-    per_row: list[list[Any]] = [[] for _ in rows]  # each row's effect in each context
+    # each row's (effect, treated level, reference level) in each context, and its draws' effects
+    per_row: list[list[tuple[Any, Any, Any]]] = [[] for _ in rows]
     draws_of: list[list[Any]] = [[] for _ in rows]  # each row's draws in the last context
     for i, u in enumerate(contexts):
         which: list[int] = []
@@ -488,19 +576,29 @@ def run_query(
                     rng = np.random.default_rng([seed, i, j])
                     which.append(r)
                     treated.append(resolve(model, iv, u, rng, values=memo))
-        effects = per_context(u, which, treated, [base_of[r] for r in which])
-        by_row: list[list[Any]] = [[] for _ in rows]
-        for r, effect in zip(which, effects, strict=True):
-            by_row[r].append(effect)
+        levels = per_context(u, which, treated, [base_of[r] for r in which])
+        by_row: list[list[tuple[Any, Any]]] = [[] for _ in rows]
+        for r, pair in zip(which, levels, strict=True):
+            by_row[r].append(pair)
         for r, found in enumerate(by_row):
-            per_row[r].append(found[0] if len(found) == 1 else _values.mean(found))
-            draws_of[r] = found
-    values, errors = [], []
+            effects = [a - b for a, b in found]
+            if len(found) == 1:
+                per_row[r].append((effects[0], *found[0]))
+            else:
+                after = _values.mean([a for a, _ in found])
+                per_row[r].append((_values.mean(effects), after, found[0][1]))
+            draws_of[r] = effects
+    summary = RowSummary([], [], [], [], len(contexts), ks, used_seed, population)
     for r in range(len(rows)):
+        found_effects, after, before = zip(*per_row[r], strict=True)
         if population:
-            values.append(_values.mean(per_row[r]))
-            errors.append(_values.stderr(per_row[r]))
+            summary.values.append(_values.mean(found_effects))
+            summary.errors.append(_values.stderr(found_effects))
+            summary.treated.append(_values.mean(after))
+            summary.reference.append(_values.mean(before))
         else:
-            values.append(per_row[r][0])
-            errors.append(_values.stderr(draws_of[r]))
-    return finish(values, errors, len(contexts), ks, used_seed, population)
+            summary.values.append(found_effects[0])
+            summary.errors.append(_values.stderr(draws_of[r]))
+            summary.treated.append(after[0])
+            summary.reference.append(before[0])
+    return finish(summary)

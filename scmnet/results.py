@@ -136,6 +136,10 @@ class EffectTable:
         deterministic treatments).
     population : bool
         Whether the rows are averages over contexts (a data set or draws from P(u)).
+    row_treated, row_reference : tuple
+        Each row's outcome in its treated world -- do(Z = z') for a total effect, with the
+        mediators held (direct) or moved (indirect) as the kind says -- and in its reference
+        world do(Z = z), averaged like the effect; ``row_values`` is their difference.
     """
 
     kind: EffectKind
@@ -149,6 +153,8 @@ class EffectTable:
     draws: tuple[int, ...]
     seed: int | None
     population: bool
+    row_treated: tuple[Any, ...]
+    row_reference: tuple[Any, ...]
 
     def __len__(self) -> int:
         return len(self.treatments)
@@ -160,6 +166,24 @@ class EffectTable:
         A tensor if the outcome returns tensors, a numpy array otherwise.
         """
         return _values.stack(list(self.row_values))
+
+    @functools.cached_property
+    def treated(self) -> Any:
+        """The outcome in each row's treated world, stacked like :attr:`values`.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> t = sn.effect_table(sn.toys.erasure(), [{"x": 5.0}], "f", context={"u": 2.0})
+        >>> t.treated.tolist(), t.reference.tolist(), t.values.tolist()
+        ([-5.0], [-2.0], [-3.0])
+        """
+        return _values.stack(list(self.row_treated))
+
+    @functools.cached_property
+    def reference(self) -> Any:
+        """The outcome in each row's reference world, stacked like :attr:`values`."""
+        return _values.stack(list(self.row_reference))
 
     @functools.cached_property
     def stderr(self) -> Any:
@@ -184,8 +208,9 @@ class EffectTable:
         """The table in tidy form: one dict per treatment.
 
         Keys: ``treatment`` (its label), ``sites`` (the intervened sites, as text), ``kind``,
-        ``outcome``, ``value``, ``stderr`` (Python floats for scalar outcomes), ``contexts``,
-        ``draws`` and ``held`` (how many variables the row held). ``pandas.DataFrame(rows)``
+        ``outcome``, ``value``, ``stderr``, ``treated`` and ``reference`` (the outcome in the
+        two worlds; Python floats for scalar outcomes), ``contexts``, ``draws`` and ``held``
+        (how many variables the row held). ``pandas.DataFrame(rows)``
         makes a data frame of it.
 
         Examples
@@ -203,15 +228,19 @@ class EffectTable:
                 "outcome": self.outcome,
                 "value": _scalar(value),
                 "stderr": _scalar(err),
+                "treated": _scalar(treated),
+                "reference": _scalar(reference),
                 "contexts": self.contexts,
                 "draws": draws,
                 "held": len(held),
             }
-            for label, treatment, value, err, draws, held in zip(
+            for label, treatment, value, err, treated, reference, draws, held in zip(
                 self.labels,
                 self.treatments,
                 self.row_values,
                 self.row_stderr,
+                self.row_treated,
+                self.row_reference,
                 self.draws,
                 self.held,
                 strict=True,

@@ -12,11 +12,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from scmnet.adapters.transformer.causal import final_readings, noised_readings
+import scmnet as sn
+from scmnet.adapters.transformer.ablations import Ablation, AblationKind, donors
+from scmnet.adapters.transformer.causal import final_readings, noised_readings, recorded_readings
 from scmnet.adapters.transformer.families import Block, spec_for
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
-from scmnet.errors import UnsupportedModel
+from scmnet.errors import InvalidIntervention, UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference, check_measures
 from tests.tiny_models import VOCAB
@@ -41,6 +43,43 @@ def test_clean_and_noised_readings_equal_hooked_reference(tiny: LanguageModel) -
     for j in range(2):
         run = Reference(tiny, ids[:1]).run(None, noise=noise[j])
         assert_close(noised[j], run["contributions"], reordered=True)
+
+
+def test_rules_give_the_measures_of_their_values(tiny: LanguageModel) -> None:
+    """sn.zero, sn.mean and sn.patch draws, read from the recorded clean pass, equal the values."""
+    g = torch.Generator().manual_seed(5)
+    prompts = torch.randint(0, VOCAB, (3, 4), generator=g)
+    contributions, _ = final_readings(tiny, prompts)
+    pool = [{"input_ids": prompts[p : p + 1]} for p in range(3)]
+    readings = recorded_readings(tiny, pool, contributions)
+    ids = torch.randint(0, VOCAB, (1, 6), generator=g)
+    rules = [sn.zero(), sn.mean(pool), sn.patch(pool[2]), sn.patch(pool[0])]
+    explicit = torch.stack(
+        [
+            torch.zeros_like(contributions[0]),
+            contributions.mean(0),
+            contributions[2],
+            contributions[0],
+        ]
+    )
+    by_rule = measure_prompt(tiny, ids, 3, rules, values=readings)
+    by_value = measure_prompt(tiny, ids, 3, explicit)
+    unrecorded = measure_prompt(tiny, ids, 3, rules)  # the donors are run by the query
+    for found in (by_rule, unrecorded):
+        assert_close(found.ablated_logit, by_value.ablated_logit, reordered=True)
+        assert_close(found.ablated_unembed, by_value.ablated_unembed, reordered=True)
+        assert_close(found.ablated_sigma, by_value.ablated_sigma, reordered=True)
+
+
+def test_donors() -> None:
+    resample = Ablation(AblationKind.RESAMPLE, patches=3, seed=4)
+    found = donors(2, 5, resample)
+    assert len(found) == 3
+    assert 2 not in found
+    assert (donors(2, 5, resample) == found).all()  # reproducible per prompt
+    assert len(donors(0, 5, Ablation(patches=15))) == 4  # all the others when K > N - 1
+    with pytest.raises(InvalidIntervention, match="at least two prompts"):
+        donors(0, 1, Ablation())
 
 
 def test_upstream_layers_keep_their_contribution(tiny: LanguageModel) -> None:

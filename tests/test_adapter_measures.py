@@ -7,11 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scmnet.adapters.transformer.ablations import Ablation, AblationKind, ActivationBank
+from scmnet.adapters.transformer.ablations import Ablation
 from scmnet.adapters.transformer.analysis import HydraResults, linear_fit
 from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.measures import PromptMeasures, downstream_mask
@@ -101,26 +100,8 @@ def test_linear_fit_degenerate() -> None:
     assert_close(linear_fit(np.arange(4.0), 2 * np.arange(4.0) + 1).intercept, 1.0)
 
 
-def test_bank_values() -> None:
-    values = torch.arange(5 * 2 * 3 * 4, dtype=torch.float32).reshape(5, 2, 3, 4)
-    bank = ActivationBank(values)
-    zero = bank.values_for(0, Ablation(AblationKind.ZERO))
-    assert zero.shape == (1, 2, 3, 4)
-    assert not zero.any()
-    assert_close(bank.values_for(0, Ablation(AblationKind.MEAN))[0], values.mean(0))
-    resample = Ablation(AblationKind.RESAMPLE, patches=3, seed=4)
-    donors = bank.donors(2, resample)
-    assert len(donors) == 3
-    assert 2 not in donors
-    assert (bank.donors(2, resample) == donors).all()  # reproducible per prompt
-    assert_close(bank.values_for(2, resample), values[torch.as_tensor(donors)])
-    assert len(bank.donors(0, Ablation(patches=15))) == 4  # all the others when K > N - 1
-
-
 def test_bad_ablation_settings() -> None:
     with pytest.raises(InvalidIntervention, match="patches must be >= 1"):
         Ablation(patches=0)
     with pytest.raises(InvalidIntervention, match="unknown ablation 'bogus'"):
         Ablation("bogus")  # type: ignore[arg-type]
-    with pytest.raises(InvalidIntervention, match="at least two prompts"):
-        ActivationBank(torch.zeros(1, 2, 3, 4)).donors(0, Ablation())

@@ -82,6 +82,24 @@ def test_rows_equal_the_single_treatment_operators(
         assert table.result(r) == one[kind](lin.model, t, y, context=lin.context)
 
 
+@given(cases(), st.sampled_from(KINDS))
+def test_levels_and_batched_outcomes(
+    case: tuple[LinearCase, list[dict[str, float]], str], kind: str
+) -> None:
+    """treated - reference = the effect; a batched readout gives the run-by-run numbers."""
+    lin, treatments, y = case
+    table = sn.effect_table(lin.model, treatments, y, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    assert_close(table.treated - table.reference, table.values)
+    clean = lin.model.evaluate(lin.context)[y]
+    assert_close(table.reference, np.full(len(treatments), clean))
+    twice = sn.Outcome((y,), lambda v: 2 * np.asarray(v), batched=True)
+    batched = sn.effect_table(lin.model, treatments, twice, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    assert_close(batched.values, 2 * table.values)
+    assert_close(batched.treated, 2 * table.treated)
+    one = sn.total_effect(lin.model, treatments[0], twice, context=lin.context)
+    assert_close(one, 2 * sn.total_effect(lin.model, treatments[0], y, context=lin.context))
+
+
 @given(linear_scms(min_nodes=2, max_nodes=5), st.data())
 def test_linear_closed_forms(lin: LinearCase, data: st.DataObject) -> None:
     """TE = path sum, DE = direct edge weight, TE = DE + IE (no interactions), per unit change."""
@@ -242,6 +260,67 @@ def test_gpt_total_effects_equal_hooked_eager_runs(
         assert_close(table.values[r], hooked - clean, reordered=True)
 
 
+def test_gpt_batched_readout_equals_the_row_by_row_readout(
+    gpt: tuple[nn.Module, sn.TracedModel, dict[str, torch.Tensor]],
+) -> None:
+    """A batched outcome reads the stacked runs at once, with the same numbers."""
+    _, traced, ctx = gpt
+    blocks = _blocks(traced)
+    treatments = [{_last(b): sn.zero()} for b in blocks]
+    last = sn.Site("lm_head", index=(0, -1))
+    token = 7
+
+    def centred(logits: torch.Tensor) -> torch.Tensor:  # (runs, vocab) -> (runs,)
+        rows = logits.double()
+        return rows[:, token] - rows.mean(-1)
+
+    batched = sn.Outcome((last,), centred, "centred logit", batched=True)
+    for kind in KINDS:
+        kw: dict[str, Any] = {"hold": blocks} if kind != "total" else {}
+        one_by_one = sn.effect_table(
+            traced, treatments, _centred_logit(token), kind=kind, context=ctx, **kw
+        )  # type: ignore[arg-type]
+        at_once = sn.effect_table(traced, treatments, batched, kind=kind, context=ctx, **kw)  # type: ignore[arg-type]
+        assert_close(at_once.values, one_by_one.values, reordered=True)
+        assert_close(at_once.treated - at_once.reference, at_once.values)
+
+
+def test_recorded_values_are_read_not_recomputed(
+    gpt: tuple[nn.Module, sn.TracedModel, dict[str, torch.Tensor]],
+) -> None:
+    """Patch and mean values come from a SiteValues memo filled by a clean pass."""
+    _, traced, ctx = gpt
+    donors = [
+        {"idx": torch.randint(0, 50, (1, 7), generator=torch.Generator().manual_seed(s))}
+        for s in range(3)
+    ]
+    site = _last(_blocks(traced)[1])
+    memo = sn.SiteValues(traced)
+    for d in donors:
+        memo.record(d, site, traced.evaluate(d, outputs=[site])[site])
+    treatments = [{site: sn.patch(d)} for d in donors] + [{site: sn.mean(donors)}]
+    fresh = sn.effect_table(traced, treatments, "lm_head", context=ctx)
+    evaluated: list[Any] = []
+    original = traced.evaluate
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        evaluated.append(args)
+        return original(*args, **kwargs)
+
+    traced.evaluate = counting  # type: ignore[method-assign]
+    try:
+        recorded = sn.effect_table(traced, treatments, "lm_head", context=ctx, values=memo)
+    finally:
+        del traced.evaluate
+    assert evaluated == []
+    assert_close(recorded.values, fresh.values)
+    # a value recorded for a context is what the patch reads, whatever the model says
+    memo.record(donors[0], site, torch.zeros(1, 32))
+    zeroed = sn.effect_table(traced, [{site: sn.zero()}], "lm_head", context=ctx)
+    patched = sn.effect_table(traced, treatments[:1], "lm_head", context=ctx, values=memo)
+    assert_close(patched.values, zeroed.values)
+
+
 def test_gpt_chunked_equals_unchunked(
     gpt: tuple[nn.Module, sn.TracedModel, dict[str, torch.Tensor]],
 ) -> None:
@@ -270,6 +349,8 @@ def test_rows_and_text() -> None:
         "outcome": "y",
         "value": -2.0,
         "stderr": 0.0,
+        "treated": -2.0,
+        "reference": 0.0,
         "contexts": 1,
         "draws": 1,
         "held": 1,
@@ -284,6 +365,13 @@ def test_rows_and_text() -> None:
 def test_errors_name_the_bad_value() -> None:
     m = sn.toys.erasure()
     u = {"u": 1.0}
+    scalar = sn.Outcome(("y",), lambda y: np.float64(1.0), "one", batched=True)
+    with pytest.raises(sn.InvalidOutcome, match="one result per run"):
+        sn.effect_table(m, [{"x": 0.0}, {"x": 1.0}], scalar, context=u)
+    with pytest.raises(sn.InvalidOutcome, match="batched must be True or False"):
+        sn.Outcome(("y",), abs, batched="yes")  # type: ignore[arg-type]
+    with pytest.raises(sn.InvalidIntervention, match="SiteValues\\(model\\)"):
+        sn.SiteValues().record(u, "x", 1.0)
     with pytest.raises(sn.InvalidArgument, match="kind must be one of"):
         sn.effect_table(m, [{"x": 0.0}], "y", kind="natural", context=u)  # type: ignore[arg-type]
     with pytest.raises(sn.InvalidArgument, match="wrap it in a list"):

@@ -8,8 +8,13 @@
 * resample ablation, a~ = A(u') for other prompts u' of the same set (eq. 38), the paper's
   default, with 15 patches whose effects are averaged (eq. 39) -- not the same as mean ablation.
 
-An :class:`Ablation` is the setting; :class:`ActivationBank` holds the final-position
-contributions of every prompt's clean run, from which mean and resample values are drawn.
+An :class:`Ablation` is the setting. Its values are the core's rules, resolved by the effect
+query (:func:`scmnet.effect_table`): :func:`scmnet.zero`, :func:`scmnet.mean` over the analysed
+prompts, and for resample ablation one :func:`scmnet.patch` per draw, from the K donor prompts
+that :func:`donors` picks. Mean and patch values read the clean pass's readings, recorded in a
+:class:`scmnet.SiteValues` memo (:func:`~.causal.recorded_readings`), so no prompt runs twice.
+Noise values A(u + eps) are the readings of runs with noised embeddings
+(:func:`noised_contributions`), given to the query as plain values.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ from .lm import LanguageModel
 __all__ = [
     "Ablation",
     "AblationKind",
-    "ActivationBank",
+    "donors",
     "embedding_std",
     "noised_contributions",
 ]
 
 
 class AblationKind(enum.Enum):
-    """How a~ is chosen."""
+    """How a~ is chosen: the names of the core's rules (``sn.zero``, ``sn.mean``, ...)."""
 
     ZERO = "zero"
     MEAN = "mean"
@@ -89,54 +94,28 @@ class Ablation:
         return self.patches if self.kind in (AblationKind.NOISE, AblationKind.RESAMPLE) else 1
 
 
-@dataclass(frozen=True, eq=False)
-class ActivationBank:
-    """Final-position contributions of the clean runs of a prompt set.
+def donors(prompt: int, pool: int, ablation: Ablation) -> np.ndarray:
+    """The K prompts whose activations patch ``prompt`` (resample ablation, eq. 38).
 
-    Attributes
-    ----------
-    values : tensor, shape (prompts, 2, L, d_model)
-        ``values[p, b, l]`` is a^l_t (b = 0) or m^l_t (b = 1) of prompt p.
+    Drawn without replacement from the other prompts of a pool of ``pool`` prompts, with a
+    generator seeded by ``(ablation.seed, prompt)`` so that every prompt's draw is reproducible
+    on its own (a resumed sweep draws the same patches). With fewer than K other prompts, all
+    of them.
+
+    Examples
+    --------
+    >>> donors(2, 5, Ablation(patches=2)).tolist()
+    [0, 3]
     """
-
-    values: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.values.shape[0])
-
-    def mean(self) -> torch.Tensor:
-        """E_u[A(u)] for every site (eq. 36): shape (2, L, d_model)."""
-        return self.values.mean(0)
-
-    def donors(self, prompt: int, ablation: Ablation) -> np.ndarray:
-        """The K prompts whose activations patch ``prompt`` (resample ablation, eq. 38).
-
-        Drawn without replacement from the other prompts, with a generator seeded by
-        ``(ablation.seed, prompt)`` so that every prompt's draw is reproducible on its own (a
-        resumed sweep draws the same patches). With fewer than K other prompts, all of them.
-        """
-        others = np.array([i for i in range(len(self)) if i != prompt])
-        if len(others) == 0:
-            raise InvalidIntervention(
-                "resample ablation needs at least two prompts (one to patch from); use a larger "
-                "prompt set or --ablation zero/mean"
-            )
-        rng = np.random.default_rng([ablation.seed, prompt])
-        k = min(ablation.patches, len(others))
-        return np.sort(rng.choice(others, size=k, replace=False))
-
-    def values_for(self, prompt: int, ablation: Ablation) -> torch.Tensor:
-        """Ablation values for every site of ``prompt``: shape (draws, 2, L, d_model).
-
-        Zero, mean and resample values; noise values come from :func:`noised_contributions`.
-        """
-        if ablation.kind is AblationKind.ZERO:
-            return torch.zeros_like(self.values[:1])
-        if ablation.kind is AblationKind.MEAN:
-            return self.mean()[None]
-        if ablation.kind is AblationKind.RESAMPLE:
-            return self.values[torch.as_tensor(self.donors(prompt, ablation))]
-        raise InvalidIntervention("noise ablation values come from noised_contributions()")
+    others = np.array([i for i in range(pool) if i != prompt])
+    if len(others) == 0:
+        raise InvalidIntervention(
+            "resample ablation needs at least two prompts (one to patch from); use a larger "
+            "prompt set or --ablation zero/mean"
+        )
+    rng = np.random.default_rng([ablation.seed, prompt])
+    k = min(ablation.patches, len(others))
+    return np.sort(rng.choice(others, size=k, replace=False))
 
 
 def noised_contributions(

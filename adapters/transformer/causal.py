@@ -21,7 +21,7 @@ with the generic effect operators; the tests check that both routes give the sam
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 import scmnet as sn
+from scmnet.model import Context
 from scmnet.tracing import ByPath, Selector, TracedModel
 
 from .families import Block, NormKind
@@ -41,6 +42,7 @@ __all__ = [
     "final_readings",
     "hydra_model",
     "noised_readings",
+    "recorded_readings",
     "site",
     "traced_lm",
     "unembedding_impact",
@@ -187,6 +189,34 @@ def final_readings(lm: LanguageModel, ids: torch.Tensor) -> tuple[torch.Tensor, 
     rows = int(ids.shape[0])
     contributions = torch.stack([values[s] for s in sites], dim=1)  # (B, 2L, d)
     return contributions.reshape(rows, 2, lm.n_layers, -1).float().cpu(), values[logits].float()
+
+
+def recorded_readings(
+    lm: LanguageModel, contexts: Sequence[Context], contributions: torch.Tensor
+) -> sn.SiteValues:
+    """A memo of the clean pass's readings, from which mean and patch values are read.
+
+    Parameters
+    ----------
+    lm : LanguageModel
+        The model.
+    contexts : sequence of mappings
+        The prompts' contexts (``{"input_ids": ids}``), the objects the rules will name.
+    contributions : tensor, shape (len(contexts), 2, L, d_model)
+        a^l_t and m^l_t of each prompt, as :func:`final_readings` returns them.
+
+    Returns
+    -------
+    scmnet.SiteValues
+        For :func:`scmnet.effect_table`'s ``values=``: the final-position sites of
+        :func:`contribution_sites` in every context, without running the model again.
+    """
+    memo = sn.SiteValues(hydra_model(lm))
+    sites = contribution_sites(lm)
+    for context, found in zip(contexts, contributions, strict=True):
+        for s, value in zip(sites, found.reshape(len(sites), 1, -1), strict=True):
+            memo.record(context, s, value)
+    return memo
 
 
 def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """The per-prompt measures of the Hydra-effect paper, for every layer at once.
 
 For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
-one query of the core's engine on the traced model (:func:`~.causal.hydra_model`):
+one :func:`scmnet.effect_table` query on the traced model (:func:`~.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
   MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
@@ -16,19 +16,22 @@ Delta DE (eq. 34) and the **compensatory effect** CE (eq. 33) of every ablation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from scmnet import Site
+import scmnet as sn
+from scmnet import Outcome, Rule, Site, SiteValues
 
 from .causal import contribution_sites, hydra_model
 from .families import Block, NormKind
 from .lm import LanguageModel
 
-__all__ = ["PromptMeasures", "downstream_mask", "measure_prompt"]
+__all__ = ["Draw", "PromptMeasures", "downstream_mask", "measure_prompt", "readouts"]
 
 
 def downstream_mask(n_layers: int, *, parallel: bool) -> np.ndarray:
@@ -171,25 +174,28 @@ class PromptMeasures:
         )
 
 
+Draw = Rule | torch.Tensor
+"""One draw of the ablation values: a core rule applied to every site (:func:`scmnet.zero`,
+:func:`scmnet.mean`, :func:`scmnet.patch`), or the values themselves, shape (2, L, d_model)."""
+
+
 def measure_prompt(
     lm: LanguageModel,
     ids: torch.Tensor,
     token: int,
-    values: torch.Tensor,
+    draws: Sequence[Draw] | torch.Tensor,
     *,
     prompt: int = 0,
     chunk: int | None = None,
+    values: SiteValues | None = None,
 ) -> PromptMeasures:
     """Measure one prompt: the clean run and every ablation of every layer, in one query.
 
-    The model is traced once (:func:`~.causal.hydra_model`); the clean run and every ablation
-    do(A^k_t = a~) are the rows of one :meth:`~scmnet.tracing.TracedModel.evaluate_stacked`
-    call, which recomputes only the final position of each row from its ablated layer on
-    (:mod:`scmnet.tracing.engine.staircase`). Its outputs are the final-position sites of every
-    contribution, of sigma and of the final norm, and the readouts are their dot products:
-    the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
-    unembedding impact of a contribution (eqs. 10, 13) is the contribution times
-    ``G (W_U[i] - mean W_U)`` over the run's own sigma.
+    The measures are one :func:`scmnet.effect_table` query of the traced model
+    (:func:`~.causal.hydra_model`): a treatment do(A^k_t = a~) for every layer, block and
+    draw of a~; its outcome is :func:`readouts`, which reads every run at once. The engine
+    recomputes only the final position of each row from its ablated layer on
+    (:mod:`scmnet.tracing.engine.staircase`); the table's reference world is the clean run.
 
     Parameters
     ----------
@@ -199,40 +205,69 @@ def measure_prompt(
         The prompt's token ids.
     token : int
         i, the token read out (the clean top-1 token).
-    values : tensor, shape (K, 2, L, d_model)
-        The ablation values: ``values[j, b, k]`` replaces contribution (b, k) in draw j.
+    draws : sequence of rules or tensors, or a tensor of shape (K, 2, L, d_model)
+        The ablation values of each draw j: a rule that every site resolves (``sn.zero()``,
+        ``sn.mean(prompts)``, ``sn.patch(donor)``), or the values, ``draws[j][b, k]`` replacing
+        contribution (b, k).
     prompt : int
         The prompt's index, recorded in the result.
     chunk : int, optional
         At most this many rows per batched execution (bounds memory); default all at once.
+    values : scmnet.SiteValues, optional
+        Readings of other prompts that mean and patch rules read
+        (:func:`~.causal.recorded_readings`); without it, those prompts are run.
 
     Returns
     -------
     PromptMeasures
     """
     model = hydra_model(lm)
-    n, k = lm.n_layers, int(values.shape[0])
+    n = lm.n_layers
     last = (slice(None), -1)
-    sets: list[dict[Site, torch.Tensor]] = [{}]
+    treatments: list[dict[Site, Any]] = []
     for b in Block:
         for layer in range(n):
-            path = lm.module_path(layer, b.label)
-            sets += [{Site(path, index=last): values[j, b, layer]} for j in range(k)]
+            where = Site(lm.module_path(layer, b.label), index=last)
+            treatments += [{where: d if isinstance(d, Rule) else d[b, layer]} for d in draws]
+    table = sn.effect_table(
+        model,
+        treatments,
+        readouts(lm, token),
+        context={"input_ids": ids.to(lm.device)},
+        chunk=chunk,
+        values=values,
+    )
+    runs = torch.cat([table.reference[:1], table.treated]).cpu().numpy()  # clean run first
+    direct = runs[:, : 2 * n].reshape(1 + len(treatments), 2, n)
+    return PromptMeasures.from_rows(prompt, token, runs[:, -1], direct, runs[:, -2])
+
+
+def readouts(lm: LanguageModel, token: int) -> Outcome:
+    """The readouts of a run, as one batched outcome of the traced model.
+
+    For every run it returns, in float64, the unembedding impacts of every a^l_t and m^l_t
+    (attention first; eqs. 10, 13), the final-norm scale sigma and the centred logit of i
+    (eq. 9). The centred logit is the normed residual times ``W_U[i] - mean W_U``; the
+    unembedding impact of a contribution is the contribution times ``G (W_U[i] - mean W_U)``
+    over the run's own sigma. These are dot products, so the readout of every run of a query
+    is a handful of matrix products.
+    """
     read = (0, -1)
     contributions = contribution_sites(lm, index=read)
     sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
     normed = Site(lm.spec.final_norm.path, index=read)
-    runs = model.evaluate_stacked(
-        {"input_ids": ids.to(lm.device)}, sets, outputs=[*contributions, sigma, normed], chunk=chunk
-    )
     w = lm.unembedding.float()
     w_bar = (w[token] - w.mean(0)).to(lm.device)  # W_U[i] - mean W_U, computed once
     readout = w_bar * lm.norm_gain.to(lm.device)  # G (W_U[i] - mean W_U): eq. 10's readout
     if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
         readout = readout - readout.mean()  # (c - mean c) . r = c . (r - mean r)
-    dots = torch.stack([runs[s].float() @ readout for s in contributions], dim=1)  # (rows, 2L)
-    s = runs[sigma].reshape(len(sets)).float()
-    logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + lm.centred_bias(token)
-    direct = (dots / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
-    sigmas = s.cpu().double().numpy()
-    return PromptMeasures.from_rows(prompt, token, logit, direct, sigmas)
+    bias = lm.centred_bias(token)
+
+    def read_runs(*values: torch.Tensor) -> torch.Tensor:
+        *parts, scale, z = values  # each (runs, d_model), sigma (runs, 1)
+        s = scale.reshape(-1).float()
+        dots = torch.stack([c.float() @ readout for c in parts], dim=1)  # (runs, 2L)
+        logit = (z.float() @ w_bar).double() + bias
+        return torch.cat([(dots / s[:, None]).double(), s.double()[:, None], logit[:, None]], 1)
+
+    return Outcome((*contributions, sigma, normed), read_runs, "Hydra readouts", batched=True)

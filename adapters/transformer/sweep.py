@@ -4,10 +4,11 @@
 
 1. a clean pass over every prompt: the top-1 token i at the final position; the prompts whose
    top-1 token is the expected object are kept (as the paper does); their final-position
-   contributions fill the :class:`~.ablations.ActivationBank` for mean and resample ablation;
+   contributions are recorded (:func:`~.causal.recorded_readings`) for the mean and resample
+   values, :func:`scmnet.mean` and :func:`scmnet.patch` rules that read them;
 2. for every kept prompt, :func:`~.measures.measure_prompt`: the clean readouts and
-   every ablation of every layer as the rows of one query of the core's engine on the traced
-   model, saved at once to ``measures/NNNNN.npz`` in the output directory.
+   every ablation of every layer as the rows of one :func:`scmnet.effect_table` query on the
+   traced model, saved at once to ``measures/NNNNN.npz`` in the output directory.
 
 An interrupted sweep resumes where it stopped: prompts whose file exists are loaded, not
 recomputed. The settings are written to ``settings.json`` first, and a directory holding a
@@ -25,12 +26,13 @@ from typing import Any, TypeVar
 
 import torch
 
+import scmnet as sn
 from scmnet.errors import InvalidDataset, ScmnetError
 
-from .ablations import Ablation, AblationKind, ActivationBank, noised_contributions
-from .causal import final_readings
+from .ablations import Ablation, AblationKind, donors, noised_contributions
+from .causal import final_readings, recorded_readings
 from .lm import LanguageModel
-from .measures import PromptMeasures, measure_prompt
+from .measures import Draw, PromptMeasures, measure_prompt
 from .prompts import PromptSet
 
 __all__ = [
@@ -100,8 +102,8 @@ class CleanRun:
         How many prompts the model predicts correctly top-1 (``len(kept)`` unless a limit cut
         the analysed set short).
     contributions : tensor, shape (kept, 2, L, d_model)
-        The final-position contributions a^l_t, m^l_t of each kept prompt's clean run: the bank
-        of mean and resample ablation values.
+        The final-position contributions a^l_t, m^l_t of each kept prompt's clean run: what
+        mean and resample ablation values are made of.
     """
 
     kept: tuple[int, ...]
@@ -256,7 +258,12 @@ def run_sweep(
             f"the model predicts the expected object top-1 for none of the {clean.total} "
             f"prompts of {prompts.name!r}, so there is nothing to analyse"
         )
-    bank = ActivationBank(clean.contributions)
+    pool = [{"input_ids": ids.to(lm.device)} for ids in clean.ids]  # the donors' contexts
+    readings = recorded_readings(lm, pool, clean.contributions)
+    everywhere: dict[AblationKind, list[Draw]] = {
+        AblationKind.ZERO: [sn.zero()],
+        AblationKind.MEAN: [sn.mean(pool)],  # one rule, so its means are computed once
+    }
     folder = out / "measures"
     folder.mkdir(parents=True, exist_ok=True)
     results = []
@@ -266,11 +273,14 @@ def run_sweep(
             results.append(PromptMeasures.load(path))
             continue
         ids, tok = clean.ids[j], clean.tokens[j]
+        draws: list[Draw] | torch.Tensor
         if ablation.kind is AblationKind.NOISE:
-            values = noised_contributions(lm, ids, j, ablation)
+            draws = noised_contributions(lm, ids, j, ablation)
+        elif ablation.kind is AblationKind.RESAMPLE:
+            draws = [sn.patch(pool[d]) for d in donors(j, len(pool), ablation)]
         else:
-            values = bank.values_for(j, ablation)
-        measures = measure_prompt(lm, ids, tok, values, prompt=j, chunk=chunk)
+            draws = everywhere[ablation.kind]
+        measures = measure_prompt(lm, ids, tok, draws, prompt=j, chunk=chunk, values=readings)
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)
         tmp.replace(path)  # atomic: an interrupted write leaves no half file behind

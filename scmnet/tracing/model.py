@@ -305,7 +305,9 @@ class TracedModel(CausalModelBase):
         batches: list[tuple[list[int], Any]] = []
         inputs, clean, envs = self._run_sets(context, interventions, wanted, True, chunk, batches)
         variables = self._net.variables
-        in_batch = {i for group, _ in batches for i in group}
+        batched = torch.zeros(len(envs), dtype=torch.bool)
+        for group, _ in batches:
+            batched[torch.tensor(group, dtype=torch.long)] = True
         result: dict[Any, Any] = {}
         for o in wanted:
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
@@ -320,9 +322,10 @@ class TracedModel(CausalModelBase):
                     at = torch.tensor([group[r] for r in rows], dtype=torch.long)
                     out[at] = values
                     done[at] = True
-            for i, (env, found_row) in enumerate(zip(envs, done.tolist(), strict=True)):
-                if not found_row:  # a row that left this output clean, or ran alone
-                    out[i] = self._read(o, inputs, clean, env if i not in in_batch else {})
+            clean_rows = ~done & batched  # rows of a batch that left this output clean
+            out[clean_rows] = base
+            for i in (~done & ~batched).nonzero().flatten().tolist():  # rows that ran alone
+                out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out
         return result
 
