@@ -29,7 +29,13 @@ from typing import Any, ClassVar, Protocol, TypeAlias, TypeVar, cast, runtime_ch
 
 import networkx as nx
 
-from scmnet.errors import InvalidContext, InvalidIntervention, format_names, unknown_node
+from scmnet.errors import (
+    InvalidArgument,
+    InvalidContext,
+    InvalidIntervention,
+    format_names,
+    unknown_node,
+)
 from scmnet.interventions import Interventions, Site, normalize
 
 __all__ = [
@@ -131,11 +137,12 @@ class CausalModel(Protocol):
         *,
         outputs: Collection[Output] | None = None,
         chunk: int | None = None,
+        memory: int | None = None,
     ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` for several intervention sets in the same context.
 
         A model that runs the sets as the rows of a batch runs at most ``chunk`` of them at a
-        time (bounding memory); others ignore ``chunk``.
+        time, and keeps a batch's activations within ``memory`` bytes; others ignore both.
         """
         ...
 
@@ -174,6 +181,29 @@ class Terms:
     missing: str = "exogenous"
     model: str = "this model"
     example: str = "0.0"
+
+
+def check_batching(chunk: object, memory: object) -> None:
+    """Check the ``chunk`` (sets per batch) and ``memory`` (bytes) limits of a batched call.
+
+    Raises
+    ------
+    InvalidArgument
+        If either is given and is not a positive int.
+
+    Examples
+    --------
+    >>> check_batching(None, 2**30)
+    >>> check_batching(0, None)
+    Traceback (most recent call last):
+    ...
+    scmnet.errors.InvalidArgument: chunk must be a positive int or None, got 0
+    """
+    for name, value, unit in (("chunk", chunk, ""), ("memory", memory, " (bytes)")):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < 1
+        ):
+            raise InvalidArgument(f"{name} must be a positive int{unit} or None, got {value!r}")
 
 
 def check_context(context: object, exogenous: Collection[str], terms: Terms = Terms()) -> Context:

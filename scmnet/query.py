@@ -59,7 +59,7 @@ from scmnet.errors import (
     unknown_node,
 )
 from scmnet.interventions import Interventions, Set, normalize
-from scmnet.model import CausalModel, Context, Output
+from scmnet.model import CausalModel, Context, Output, check_batching
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.results import EffectKind, EffectTable
 
@@ -94,6 +94,7 @@ def effect_table(
     seed: int = 0,
     draws: int | None = None,
     chunk: int | None = None,
+    memory: int | None = None,
     values: SiteValues | None = None,
 ) -> EffectTable:
     """The effects of many treatments on one outcome, one row per treatment, in one query.
@@ -134,6 +135,10 @@ def effect_table(
         At most this many intervention sets per batched execution (bounds memory on traced
         networks, whose batch holds ``chunk`` copies of every recomputed activation). Default:
         all at once.
+    memory : int, optional
+        A budget in bytes for the activations one batched execution holds at once on a
+        traced network: a first chunk measures what a row holds, and the rest are cut to fit
+        (see :meth:`~scmnet.TracedModel.evaluate_many`). Default: no budget.
     values : SiteValues, optional
         Values of sites in other contexts that are already known -- a sweep's clean pass over
         its data set, recorded with :meth:`SiteValues.record` -- from which
@@ -190,8 +195,7 @@ def effect_table(
         raise InvalidArgument(
             f"kind must be one of {', '.join(map(repr, get_args(EffectKind)))}, got {kind!r}"
         )
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
-        raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
+    check_batching(chunk, memory)
     rows = _treatments(model, treatments)
     refs = _references(rows, reference)
     y = as_outcome(model, outcome)
@@ -201,7 +205,7 @@ def effect_table(
     def per_context(
         u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
     ) -> Levels:
-        return stage(_Many(model, u, chunk), treated, base, y, [held[r] for r in which])
+        return stage(_Many(model, u, chunk, memory), treated, base, y, [held[r] for r in which])
 
     return run_query(
         per_context,
@@ -235,17 +239,19 @@ def effect_table(
 
 
 class _Many:
-    """``evaluate_many`` in one context, passing ``chunk`` only where one was asked for."""
+    """``evaluate_many`` in one context, passing ``chunk`` and ``memory`` only where asked."""
 
-    def __init__(self, model: CausalModel, context: Context, chunk: int | None) -> None:
-        self.model, self.context, self.chunk = model, context, chunk
+    def __init__(
+        self, model: CausalModel, context: Context, chunk: int | None, memory: int | None = None
+    ) -> None:
+        self.model, self.context = model, context
+        # models that predate these limits in the protocol work too
+        self.limits = {k: v for k, v in (("chunk", chunk), ("memory", memory)) if v is not None}
 
     def __call__(self, sets: Sequence[Interventions], outputs: Collection[Output]) -> list[Any]:
         if not sets:
             return []
-        if self.chunk is None:  # models that predate ``chunk`` in the protocol work too
-            return self.model.evaluate_many(self.context, list(sets), outputs=outputs)
-        return self.model.evaluate_many(self.context, list(sets), outputs=outputs, chunk=self.chunk)
+        return self.model.evaluate_many(self.context, list(sets), outputs=outputs, **self.limits)
 
     def stacked(self, sets: Sequence[Interventions], outputs: Collection[Output]) -> dict[Any, Any]:
         """Each output's values in every world of ``sets``, stacked along a leading axis.
@@ -256,7 +262,7 @@ class _Many:
         stacked = getattr(self.model, "evaluate_stacked", None)
         if stacked is not None:
             found: dict[Any, Any] = stacked(
-                self.context, list(sets), outputs=outputs, chunk=self.chunk
+                self.context, list(sets), outputs=outputs, **self.limits
             )
             return found
         results = self(sets, outputs)

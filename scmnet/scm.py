@@ -301,10 +301,12 @@ class SCM(CausalModelBase):
         *,
         outputs: Collection[Output] | None = None,
         chunk: int | None = None,
+        memory: int | None = None,
     ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` once per intervention set, in the same context.
 
-        ``chunk`` (the batch size of models that batch) has no effect: the sets run one by one.
+        ``chunk`` and ``memory`` (the batch limits of models that batch) have no effect: the
+        sets run one by one.
         """
         return [self.evaluate(context, iv, outputs=outputs) for iv in interventions]
 

@@ -102,8 +102,9 @@ class Reference:
 def check_measures(lm: LanguageModel, seed: int = 1) -> None:
     """:func:`measure_prompt` on a random 6-token prompt equals one hooked forward per run.
 
-    Two draws per site, chunked into several staircases and whole; every clean and ablated
-    readout (eqs. 9, 10, 12, 13) and sigma is compared with :class:`Reference`.
+    Two draws per site, chunked into several staircases, cut by a memory budget, and whole;
+    every clean and ablated readout (eqs. 9, 10, 12, 13) and sigma is compared with
+    :class:`Reference`.
     """
     from scmnet.adapters.transformer.measures import measure_prompt
     from scmnet.testing import assert_close
@@ -117,7 +118,10 @@ def check_measures(lm: LanguageModel, seed: int = 1) -> None:
     values = torch.randn(2, 2, lm.n_layers, lm.d_model, generator=g)
     m = measure_prompt(lm, ids, token, values, chunk=5)  # several staircases
     whole = measure_prompt(lm, ids, token, values)
-    assert_close(whole.ablated_unembed, m.ablated_unembed, reordered=True)
+    budget = measure_prompt(lm, ids, token, values, memory=1)  # a row a run after the first
+    for found in (whole, budget):
+        assert_close(found.ablated_unembed, m.ablated_unembed, reordered=True)
+        assert_close(found.ablated_logit, m.ablated_logit, reordered=True)
     assert_close(m.clean_logit, float(clean["logit"][token]), reordered=True)
     assert_close(m.unembed, clean["direct"], reordered=True)
     assert_close(m.clean_sigma, clean["sigma"], reordered=True)

@@ -321,6 +321,31 @@ def test_recorded_values_are_read_not_recomputed(
     assert_close(patched.values, zeroed.values)
 
 
+def test_gpt_memory_budget_cuts_the_batch_and_keeps_the_numbers(
+    gpt: tuple[nn.Module, sn.TracedModel, dict[str, torch.Tensor]],
+) -> None:
+    _, traced, ctx = gpt
+    blocks = _blocks(traced)
+    treatments = [{_last(b): v} for b in blocks for v in (0.0, 1.0, -1.0, 2.0)]
+    whole = sn.effect_table(traced, treatments, _centred_logit(3), context=ctx)
+    assert traced.info.batching.runs == 1
+    sets = [sn.interventions.normalize(t) for t in treatments]
+    batches: list[Any] = []
+    traced._run_sets(ctx, sets, ["lm_head"], True, None, None, batches)
+    per_row = batches[0][1].peak_bytes / len(sets)
+    budget = int(per_row * 5)
+    cut = sn.effect_table(traced, treatments, _centred_logit(3), context=ctx, memory=budget)
+    assert traced.info.batching.runs > 2  # a first chunk of 8 rows, then about 5 a chunk
+    assert_close(cut.values, whole.values, reordered=True)
+    batches.clear()
+    traced._run_sets(ctx, sets, ["lm_head"], True, None, budget, batches)
+    assert all(run.peak_bytes <= budget for _, run in batches[1:])
+    tiny = sn.effect_table(traced, treatments, _centred_logit(3), context=ctx, memory=1)
+    info = traced.info.batching  # one row a chunk after the first: each runs alone
+    assert (info.batched, info.looped) == (8, len(sets) - 8)
+    assert_close(tiny.values, whole.values, reordered=True)
+
+
 def test_gpt_chunked_equals_unchunked(
     gpt: tuple[nn.Module, sn.TracedModel, dict[str, torch.Tensor]],
 ) -> None:
@@ -370,6 +395,8 @@ def test_errors_name_the_bad_value() -> None:
         sn.effect_table(m, [{"x": 0.0}, {"x": 1.0}], scalar, context=u)
     with pytest.raises(sn.InvalidOutcome, match="batched must be True or False"):
         sn.Outcome(("y",), abs, batched="yes")  # type: ignore[arg-type]
+    with pytest.raises(sn.InvalidArgument, match="memory must be a positive int \\(bytes\\)"):
+        sn.effect_table(m, [{"x": 0.0}], "y", context=u, memory="1GB")  # type: ignore[arg-type]
     with pytest.raises(sn.InvalidIntervention, match="SiteValues\\(model\\)"):
         sn.SiteValues().record(u, "x", 1.0)
     with pytest.raises(sn.InvalidArgument, match="kind must be one of"):

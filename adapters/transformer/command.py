@@ -14,9 +14,9 @@ Examples
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="scmnet hydra")
 >>> HYDRA.add_arguments(parser)
->>> args = parser.parse_args(["--ablation", "zero", "--limit", "5"])
->>> args.ablation, args.limit, args.patches, str(args.out)
-('zero', 5, 15, 'reports/hydra')
+>>> args = parser.parse_args(["--ablation", "zero", "--limit", "5", "--batch-memory", "512"])
+>>> args.ablation, args.limit, args.patches, str(args.out), args.batch_memory
+('zero', 5, 15, 'reports/hydra', 512)
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ class HydraCommand:
         parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
         parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
         parser.add_argument(
+            "--batch-memory",
+            type=positive_int,
+            default=None,
+            metavar="MIB",
+            help="a budget in MiB for the activations of one batched run of ablations (the "
+            "rows are cut into chunks that fit); default: all the ablations of a prompt at once",
+        )
+        parser.add_argument(
             "--out", type=Path, default=Path("reports/hydra"), help="report directory"
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -93,6 +101,7 @@ class HydraCommand:
             out=args.out,
             threads=args.threads,
             progress=not args.quiet,
+            memory=None if args.batch_memory is None else args.batch_memory * 2**20,
         )
         print(
             f"scmnet hydra: wrote {args.out} ({summary['prompts_kept']} of "

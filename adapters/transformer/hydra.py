@@ -49,6 +49,7 @@ def run_hydra(
     threads: int | None = None,
     progress: bool = True,
     chunk: int | None = None,
+    memory: int | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -79,6 +80,9 @@ def run_hydra(
     chunk : int, optional
         At most this many runs per batched execution (bounds memory); default: all the runs
         of a prompt at once.
+    memory : int, optional
+        A budget in bytes for the activations of one batched execution (``--batch-memory``);
+        default none.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -100,7 +104,7 @@ def run_hydra(
     )
     lm = load_model(model, device=device)
     show = _tqdm if progress else None
-    kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk}
+    kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
     if show is not None:
         kwargs["progress"] = show
     clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)

@@ -187,6 +187,7 @@ def measure_prompt(
     *,
     prompt: int = 0,
     chunk: int | None = None,
+    memory: int | None = None,
     values: SiteValues | None = None,
 ) -> PromptMeasures:
     """Measure one prompt: the clean run and every ablation of every layer, in one query.
@@ -213,6 +214,9 @@ def measure_prompt(
         The prompt's index, recorded in the result.
     chunk : int, optional
         At most this many rows per batched execution (bounds memory); default all at once.
+    memory : int, optional
+        A budget in bytes for the activations one batched execution holds (see
+        :func:`scmnet.effect_table`); default none.
     values : scmnet.SiteValues, optional
         Readings of other prompts that mean and patch rules read
         (:func:`~.causal.recorded_readings`); without it, those prompts are run.
@@ -235,6 +239,7 @@ def measure_prompt(
         readouts(lm, token),
         context={"input_ids": ids.to(lm.device)},
         chunk=chunk,
+        memory=memory,
         values=values,
     )
     runs = torch.cat([table.reference[:1], table.treated]).cpu().numpy()  # clean run first

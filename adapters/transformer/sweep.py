@@ -221,6 +221,7 @@ def run_sweep(
     *,
     limit: int | None = None,
     chunk: int | None = None,
+    memory: int | None = None,
     progress: Progress[Any] = _no_progress,
 ) -> tuple[CleanRun, list[PromptMeasures]]:
     """Run (or resume) the sweep and return the clean pass and every kept prompt's measures.
@@ -240,6 +241,8 @@ def run_sweep(
     chunk : int, optional
         At most this many runs per batched execution (bounds memory); default: all the runs
         of a prompt at once.
+    memory : int, optional
+        A budget in bytes for the activations of one batched execution; default none.
     progress : callable
         Wraps iterables for a progress bar: ``progress(items, description, total)``.
 
@@ -280,7 +283,9 @@ def run_sweep(
             draws = [sn.patch(pool[d]) for d in donors(j, len(pool), ablation)]
         else:
             draws = everywhere[ablation.kind]
-        measures = measure_prompt(lm, ids, tok, draws, prompt=j, chunk=chunk, values=readings)
+        measures = measure_prompt(
+            lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=readings
+        )
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)
         tmp.replace(path)  # atomic: an interrupted write leaves no half file behind

@@ -52,7 +52,7 @@ from torch import fx, nn
 
 from scmnet.errors import InvalidArgument, InvalidContext, unknown_node
 from scmnet.interventions import Interventions, Site
-from scmnet.model import CausalModelBase, Context, Output, output_names
+from scmnet.model import CausalModelBase, Context, Output, check_batching, output_names
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import INPUTS
 from scmnet.tracing.engine.patching import fit
@@ -166,6 +166,7 @@ class TracedModel(CausalModelBase):
         outputs: Collection[Output] | None = None,
         batched: bool = True,
         chunk: int | None = None,
+        memory: int | None = None,
     ) -> list[dict[Any, Any]]:
         """:meth:`evaluate` for several intervention sets in one context, batched where exact.
 
@@ -195,6 +196,11 @@ class TracedModel(CausalModelBase):
             only from its own depth on: where the arithmetic dominates (large models), chunks
             of the sets that intervene at the same layer save the recomputation that one batch
             of all layers would do. Default: all at once (the least overhead).
+        memory : int, optional
+            A budget in bytes for the activations one batched execution holds at once: a
+            first chunk of a few sets measures what a set's row holds, and the others are cut
+            to fit (temporaries inside one operation, and the clean run, come on top). With
+            ``chunk``, the smaller of the two. Default: no budget.
 
         Returns
         -------
@@ -232,7 +238,9 @@ class TracedModel(CausalModelBase):
         True
         """
         wanted = self._wanted(outputs)
-        inputs, clean, envs = self._run_sets(context, interventions, wanted, batched, chunk, None)
+        inputs, clean, envs = self._run_sets(
+            context, interventions, wanted, batched, chunk, memory, None
+        )
         return [{o: self._read(o, inputs, clean, env) for o in wanted} for env in envs]
 
     def _run_sets(
@@ -242,14 +250,12 @@ class TracedModel(CausalModelBase):
         wanted: Sequence[Output],
         batched: bool,
         chunk: int | None,
+        memory: int | None,
         stacked: list[tuple[list[int], Any]] | None,
     ) -> tuple[dict[str, Any], dict[fx.Node, Any], list[Mapping[fx.Node, Any]]]:
         """Validate and fit the sets, then run them (batched where exact): the inputs, the
         clean run, and the values each set changes (see :meth:`Batcher.evaluate`)."""
-        if chunk is not None and (
-            isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1
-        ):
-            raise InvalidArgument(f"chunk must be a positive int or None, got {chunk!r}")
+        check_batching(chunk, memory)
         sets = [self._merged(iv) for iv in interventions]
         inputs, clean = self._net.source.clean(context)
         variables = self._net.variables
@@ -264,6 +270,7 @@ class TracedModel(CausalModelBase):
             lambda i: self._intervened(sets[i], wanted, clean, inputs),
             batched=batched,
             chunk=chunk,
+            memory=memory,
             stacked=stacked,
         )
         return inputs, clean, envs
@@ -275,6 +282,7 @@ class TracedModel(CausalModelBase):
         *,
         outputs: Collection[Output],
         chunk: int | None = None,
+        memory: int | None = None,
     ) -> dict[Any, Any]:
         """:meth:`evaluate_many` with each output stacked over the sets.
 
@@ -303,7 +311,9 @@ class TracedModel(CausalModelBase):
         """
         wanted = self._wanted(outputs)
         batches: list[tuple[list[int], Any]] = []
-        inputs, clean, envs = self._run_sets(context, interventions, wanted, True, chunk, batches)
+        inputs, clean, envs = self._run_sets(
+            context, interventions, wanted, True, chunk, memory, batches
+        )
         variables = self._net.variables
         batched = torch.zeros(len(envs), dtype=torch.bool)
         for group, _ in batches:

@@ -89,7 +89,7 @@ from scmnet.tracing.engine.executor import Executor, module_path
 from scmnet.tracing.engine.positions import NoSuffixPlan, SuffixPlan, close, plan_suffix
 from scmnet.tracing.engine.staircase import RowsRun, plan_rows, run_rows
 
-__all__ = ["Batcher", "BatchingInfo", "Layout", "NotBatchable", "Probe", "probe"]
+__all__ = ["Batcher", "BatchingInfo", "Layout", "NotBatchable", "Probe", "probe", "rows_within"]
 
 Layout: TypeAlias = "Literal['free', 'batched', 'scaled', 'other'] | tuple[Layout, ...]"
 """How a node's value grows when the batch grows (see the module docs)."""
@@ -133,6 +133,25 @@ class BatchingInfo:
     runs: int = 0
     reason: str = ""
     positions: str = ""
+
+
+_PROBE_ROWS = 8
+"""The rows of the first chunk, which measures a row's memory under a budget."""
+
+
+def rows_within(memory: int, peak: int, rows: int, chunk: int | None) -> int:
+    """How many rows fit in ``memory`` bytes, when ``rows`` rows held ``peak`` bytes at most.
+
+    At least one, and at most ``chunk`` where given.
+
+    Examples
+    --------
+    >>> rows_within(1000, 400, 4, None), rows_within(1000, 400, 4, 5), rows_within(10, 400, 4, None)
+    (10, 5, 1)
+    """
+    per_row = max(peak / max(rows, 1), 1.0)
+    fit = max(int(memory // per_row), 1)
+    return fit if chunk is None else min(fit, chunk)
 
 
 class NotBatchable(Exception):
@@ -479,6 +498,7 @@ class Batcher:
         *,
         batched: bool = True,
         chunk: int | None = None,
+        memory: int | None = None,
         stacked: list[tuple[list[int], RowsRun]] | None = None,
     ) -> list[Mapping[fx.Node, Any]]:
         """Evaluate intervention sets, in batches of ``chunk`` where exact, one by one otherwise.
@@ -501,6 +521,10 @@ class Batcher:
             ``False`` evaluates every set with ``one``.
         chunk : int, optional
             At most this many sets per batch.
+        memory : int, optional
+            A budget in bytes for the values a batch holds at once: a first chunk of a few
+            sets measures what a row holds (:attr:`RowsRun.peak_bytes`), and the other chunks
+            take as many rows as fit (at least one; at most ``chunk``).
         stacked : list, optional
             Where given, each batched chunk is appended to it as ``(indices of its sets,
             RowsRun)`` and its sets get no mapping of their own (read the batches whole).
@@ -518,10 +542,13 @@ class Batcher:
             key=lambda i: min(position[variables[v]] for v in sets[i].nodes),
         )
         size = max(len(pending) if chunk is None else chunk, 1)
+        if memory is not None:  # a first chunk measures the bytes a row holds
+            size = min(size, _PROBE_ROWS)
         reasons: list[str] = []
-        runs = done = 0
-        for start in range(0, len(pending), size):
+        runs = done = start = 0
+        while start < len(pending):
             group = pending[start : start + size]
+            start += len(group)
             reason = "" if batched else "batched=False"
             if batched and len(group) < 2:
                 reason = "a single intervention set to evaluate"
@@ -538,6 +565,8 @@ class Batcher:
                         for i, env in zip(group, found.per_row(), strict=True):
                             envs[i] = env
                     runs, done = runs + 1, done + len(group)
+                    if memory is not None and runs == 1:
+                        size = rows_within(memory, found.peak_bytes, len(group), chunk)
                     continue
             reasons.append(reason)
             for i in group:

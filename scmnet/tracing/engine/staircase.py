@@ -343,13 +343,15 @@ class RowsRun:
     """What a staircase computed: each wanted node's batch, and the order of the rows.
 
     ``order[j]`` is the index (in the sets given) of the row in position ``j`` of every batch;
-    rows past a batch's ``rows`` kept the node's clean value.
+    rows past a batch's ``rows`` kept the node's clean value. ``peak_bytes`` is the most memory
+    the batch's values held at once between two operations (what a memory budget bounds).
     """
 
     order: Sequence[int]
     size: int
     batches: Mapping[fx.Node, Batch]
     clean: Mapping[fx.Node, Any]
+    peak_bytes: int = 0
 
     def per_row(self) -> list[dict[fx.Node, Any]]:
         """For each row, the value of each node it changed (a Partial where cut)."""
@@ -492,9 +494,11 @@ def run_rows(
     ]
     last_use = _last_uses(executor, steps, region, clean)
     keep = set(wanted)
+    peak = 0
     with torch.no_grad():
         for node in steps:
             _step(run, node, ordered, names, where if isinstance(where, _Positions) else None)
+            peak = max(peak, _held_bytes(run))
             here = executor.position[node]
             for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
                 del run.env[done]  # read by nothing later: free its memory
@@ -503,7 +507,13 @@ def run_rows(
         for node in wanted
         if node in run.env
     }
-    return RowsRun(order, len(rows), batches, clean), positions
+    return RowsRun(order, len(rows), batches, clean, peak), positions
+
+
+def _held_bytes(run: _Run) -> int:
+    """The bytes of the tensors a staircase holds (its values, and their padded variants)."""
+    held = [value for value, _ in run.env.values()] + list(run.variants.values())
+    return sum(v.nelement() * v.element_size() for v in held if isinstance(v, torch.Tensor))
 
 
 def _last_uses(
