@@ -4,14 +4,17 @@ The model is the GPT written in plain PyTorch in ``tests/plain_models.py`` (no H
 family spec), traced with ``torch.fx``, with random weights. The query is the ablation part of the
 Hydra protocol: every attention and MLP output at the final position (2L sites), each ablated
 with zero and with resample (K draws from a set of donor prompts, averaged as in eq. 39 of the
-paper), read on the centred logit of the clean top-1 token. Three ways compute the same 2L x 2
-effects:
+paper), read on the centred logit of the clean top-1 token (a ``sn.linear_readout``, which the
+engine reads from the final norm, folded through the unembedding). Four ways compute the same
+2L x 2 effects:
 
 * **hooks loop** -- what a user writes without scmnet: one full forward per (site, value) with a
   hook that patches the final position, the donors' activations captured once beforehand (the
   bank of a sweep's clean pass);
-* **total_effect loop** -- one ``sn.total_effect`` call per (site, ablation): each draw is one
-  incremental run of the traced graph;
+* **total_effect loop** -- one ``sn.total_effect`` call per (site, ablation), its K resample
+  draws batched inside the call;
+* **single-run loop** -- one ``sn.total_effect`` call per ablated run (the zero value, and each
+  drawn donor as ``sn.patch``): a loop of single interventions on the traced graph;
 * **effect_table** -- one ``sn.effect_table`` call: every (site, draw) is a row of one batched
   execution of the traced graph.
 
@@ -48,12 +51,6 @@ def centred(logits: torch.Tensor, token: int) -> torch.Tensor:
     """The centred logit of ``token`` at the final position (eq. 9), in float64."""
     last = logits[0, -1].double()
     return last[token] - last.mean()
-
-
-def centred_last(last: torch.Tensor, token: int) -> torch.Tensor:
-    """The centred logit of ``token`` from the final position's logits ``(1, vocab)``."""
-    row = last[0].double()
-    return row[token] - row.mean()
 
 
 def bank(
@@ -142,9 +139,12 @@ def main() -> None:
     donor_of_draw = [
         int(np.random.default_rng([seed, 0, j]).integers(len(pool))) for j in range(args.draws)
     ]
-    # the outcome reads the final position's logits only (a Site), so no row rebuilds the rest
+    # the centred logit is linear in the logits (eq. 9): logits @ (e_i - 1/V); a linear readout
+    # of the final position, which the engine reads from ln_f, folded through lm_head
     last_logits = sn.Site("lm_head", index=(slice(None), -1))
-    outcome = sn.Outcome((last_logits,), lambda logits: centred_last(logits, token), "centred")
+    direction = torch.full((args.vocab,), -1.0 / args.vocab)
+    direction[token] += 1.0
+    outcome = sn.linear_readout(last_logits, direction, name="centred logit")
     last = (slice(None), -1)
     treatments = [{sn.Site(s, index=last): sn.zero()} for s in sites]
     treatments += [{sn.Site(s, index=last): sn.resample(pool)} for s in sites]
@@ -164,6 +164,24 @@ def main() -> None:
             ]
         )
 
+    def single_runs() -> np.ndarray:
+        """One sn.total_effect call per ablated run: the zero value, then each drawn donor."""
+        out = np.zeros((len(sites), 2))
+        for i, s in enumerate(sites):
+            where = sn.Site(s, index=last)
+            out[i, 0] = float(sn.total_effect(traced, {where: sn.zero()}, outcome, context=context))
+            out[i, 1] = np.mean(
+                [
+                    float(
+                        sn.total_effect(
+                            traced, {where: sn.patch(pool[d])}, outcome, context=context
+                        )
+                    )
+                    for d in donor_of_draw
+                ]
+            )
+        return out
+
     captured = bank(gpt, sites, donors)
 
     def hooks() -> np.ndarray:
@@ -172,6 +190,7 @@ def main() -> None:
     variants: dict[str, Callable[[], np.ndarray]] = {
         "effect_table": table,
         "total_effect loop": loop,
+        "single-run loop": single_runs,
         "hooks loop": hooks,
     }
     results = {name: fn() for name, fn in variants.items()}  # warm up: clean runs, the probe

@@ -53,7 +53,7 @@ from scmnet.errors import (
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.model import CausalModel, Context, do
-from scmnet.outcome import Outcome
+from scmnet.outcome import Outcome, linear_readout
 from scmnet.paths import path_specific_effect
 from scmnet.query import effect_table
 from scmnet.results import EffectTable, Estimate
@@ -131,6 +131,7 @@ __all__ = [
     "export",
     "indirect_effect",
     "interventions",
+    "linear_readout",
     "mean",
     "noise",
     "patch",

@@ -24,12 +24,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
+import numpy as np
+
 from scmnet import _values
 from scmnet.errors import InvalidOutcome, did_you_mean, format_names, unknown_node
 from scmnet.interventions import Site
 from scmnet.model import CausalModel, output_names
 
-__all__ = ["Outcome", "OutcomeLike", "as_outcome"]
+__all__ = ["LinearReadout", "Outcome", "OutcomeLike", "as_outcome", "linear_readout"]
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,70 @@ class Outcome:
             return self.name
         fn_name = getattr(self.fn, "__name__", "f")
         return f"{fn_name}({', '.join(str(v) for v in self.of)})"
+
+
+@dataclass(frozen=True)
+class LinearReadout(Outcome):
+    """An outcome linear in one variable: ``value[site] @ weight + constant``, batched.
+
+    Made by :func:`linear_readout`. Because it is linear, a traced network can read it
+    earlier than where it is asked: where the site is the output of a linear layer whose
+    input is another variable, ``(x W^T + b) @ w = x @ (W^T w) + b @ w``, so the rows of a
+    query stop before that layer (the unembedding of a language model, the widest matrix
+    product of a row) and the readout is one matrix product over every run.
+    """
+
+    weight: Any = None
+    constant: Any = 0.0
+
+
+def linear_readout(
+    site: str | Site, weight: Any, constant: Any = 0.0, *, name: str | None = None
+) -> LinearReadout:
+    """The outcome ``value[site] @ weight + constant``: a linear readout of one variable.
+
+    Parameters
+    ----------
+    site : str or Site
+        The variable, or the part of it, read; its last axis is contracted with ``weight``.
+    weight : tensor or array, shape (d,) or (d, k)
+        The readout direction(s), in the variable's dtype.
+    constant : float, tensor or array
+        Added to the result.
+    name : str, optional
+        A label for tables.
+
+    Returns
+    -------
+    LinearReadout
+        A batched :class:`Outcome`; traced networks fold it through a linear layer that
+        computes the site (see :class:`LinearReadout`).
+
+    Examples
+    --------
+    The centred logit of token 2 (eq. 9 of the paper) is linear in the logits:
+    ``logits[2] - mean(logits) = logits @ (e_2 - 1/V)``.
+
+    >>> import numpy as np
+    >>> import scmnet as sn
+    >>> y = sn.linear_readout("logits", np.array([-1.0, -1.0, 2.0]) / 3, name="centred")
+    >>> float(y({"logits": np.array([1.0, 2.0, 6.0])}))
+    3.0
+    """
+    if isinstance(weight, str | int | float) or getattr(weight, "ndim", 0) not in (1, 2):
+        raise InvalidOutcome(
+            f"linear_readout() needs a weight vector (d,) or matrix (d, k), got {weight!r}"
+        )
+
+    def read(values: Any) -> Any:
+        if _values.is_tensor(values):
+            import torch
+
+            w = torch.as_tensor(weight, device=values.device)
+            return values.to(w.dtype) @ w + constant
+        return np.asarray(values) @ np.asarray(weight) + constant
+
+    return LinearReadout((site,), read, name, True, weight, constant)
 
 
 def _shape_text(value: Any) -> str:

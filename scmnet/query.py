@@ -274,10 +274,14 @@ def _levels(
 ) -> tuple[list[Any], list[Mapping[Any, Any]]]:
     """Y in each world of ``sets``, and each world's values of ``extra`` (held variables).
 
-    A batched outcome reads every world at once (:meth:`Outcome.over_runs`).
+    A batched outcome reads every world at once (:meth:`Outcome.over_runs`); a model that
+    plans outcomes (a traced network folds linear readouts) may read it elsewhere.
     """
     if not sets:
         return [], []
+    plan = getattr(many.model, "plan_outcome", None)
+    if plan is not None:  # e.g. a linear readout read before the layer that computes it
+        y = plan(y, many.context, sets)
     if not y.batched:
         results = many(sets, (*y.of, *extra))
         return [y(r) for r in results], results

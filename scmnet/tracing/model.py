@@ -53,10 +53,12 @@ from torch import fx, nn
 from scmnet.errors import InvalidArgument, InvalidContext, unknown_node
 from scmnet.interventions import Interventions, Site
 from scmnet.model import CausalModelBase, Context, Output, check_batching, output_names
+from scmnet.outcome import LinearReadout, Outcome
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import INPUTS
 from scmnet.tracing.engine.patching import fit
 from scmnet.tracing.engine.positions import Partial
+from scmnet.tracing.engine.readouts import fold_readout
 from scmnet.tracing.variables.network import TracedNetwork, build_network
 from scmnet.tracing.variables.selectors import Selector
 
@@ -338,6 +340,38 @@ class TracedModel(CausalModelBase):
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out
         return result
+
+    def plan_outcome(
+        self, outcome: Outcome, context: Context, sets: Sequence[Interventions]
+    ) -> Outcome:
+        """An outcome with the same values that is cheaper to read in this query.
+
+        A :func:`~scmnet.linear_readout` of a linear layer's output is read from the layer's
+        input, folded through its weights (:mod:`scmnet.tracing.engine.readouts`), unless an
+        intervention of ``sets`` (or of this model) sets the variable read. The effect
+        operators call this; any other outcome is returned as it is.
+
+        Examples
+        --------
+        >>> import torch
+        >>> import scmnet as sn
+        >>> from torch import nn
+        >>> from scmnet.tracing import trace
+        >>> _ = torch.manual_seed(0)
+        >>> net = nn.Sequential(nn.Linear(2, 3), nn.Tanh(), nn.Linear(3, 4)).eval()
+        >>> m = trace(net, torch.zeros(1, 2))
+        >>> y = sn.linear_readout(sn.Site("2", index=0), torch.ones(4))
+        >>> u = {"input": torch.randn(1, 2)}
+        >>> m.plan_outcome(y, u, []).of
+        (Site(node='1', index=0),)
+        >>> m.plan_outcome(y, u, [sn.interventions.normalize({"2": 0.0})]).of
+        (Site(node='2', index=0),)
+        """
+        if not isinstance(outcome, LinearReadout):
+            return outcome
+        touched = {v for iv in (self._merged(None), *sets) for v in iv.nodes}
+        _, clean = self._net.source.clean(context)
+        return fold_readout(outcome, self._net.variables, self.graph_module, clean, touched)
 
     def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:
         """Draw ``n`` contexts, with replacement, from the data set given at trace time.
