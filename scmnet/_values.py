@@ -14,7 +14,7 @@ import numpy as np
 
 from scmnet.errors import InvalidIntervention
 
-__all__ = ["is_tensor", "mean", "stack", "stderr", "update_at"]
+__all__ = ["is_finite", "is_tensor", "mean", "stack", "stderr", "update_at"]
 
 
 def is_tensor(value: object) -> bool:
@@ -24,6 +24,25 @@ def is_tensor(value: object) -> bool:
     False
     """
     return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+
+
+def is_finite(value: object) -> bool:
+    """Whether a number, array or tensor holds no NaN or infinity (other values: True).
+
+    >>> is_finite(1.0), is_finite(float("nan")), is_finite(np.array([1.0, np.inf])), is_finite("a")
+    (True, False, False, True)
+    """
+    if is_tensor(value):
+        import torch
+
+        assert isinstance(value, torch.Tensor)
+        return (not value.is_floating_point() and not value.is_complex()) or bool(
+            torch.isfinite(value).all()
+        )
+    if isinstance(value, float | complex | np.number | np.ndarray):
+        array = np.asarray(value)
+        return not np.issubdtype(array.dtype, np.inexact) or bool(np.isfinite(array).all())
+    return True
 
 
 def stack(values: Sequence[Any]) -> Any:

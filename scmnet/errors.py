@@ -32,6 +32,7 @@ __all__ = [
     "MechanismError",
     "MissingDependency",
     "NodeNotFound",
+    "NonFiniteValue",
     "NotADag",
     "ScmnetError",
     "UnsupportedModel",
@@ -132,6 +133,14 @@ class InvalidArgument(ScmnetError, ValueError):
 
 class MechanismError(ScmnetError, RuntimeError):
     """A mechanism raised while computing a variable; the message names the variable."""
+
+
+class NonFiniteValue(MechanismError):
+    """A variable whose value is NaN or infinite (or ``None``); the message names the first one.
+
+    An effect computed through a non-finite value is meaningless (NaN, or an exact zero behind
+    a normalisation of an infinite value), so the run stops where it first appears.
+    """
 
 
 class InvalidDataset(ScmnetError, ValueError):

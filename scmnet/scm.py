@@ -43,11 +43,13 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from scmnet import _values
 from scmnet.distributions import Distribution
 from scmnet.errors import (
     InvalidContext,
     InvalidMechanism,
     MechanismError,
+    NonFiniteValue,
     NotADag,
     did_you_mean,
     format_names,
@@ -438,6 +440,8 @@ class SCM(CausalModelBase):
         ------
         MechanismError
             If the mechanism raises; the message names the variable and the parents' values.
+        NonFiniteValue
+            If it returns ``None``, NaN or an infinity (a subclass of MechanismError).
 
         Examples
         --------
@@ -450,13 +454,30 @@ class SCM(CausalModelBase):
         args = [values[p] for p in self._parents[var]]
         try:
             if var in self._explicit:
-                return fn(*args)
-            return fn(**dict(zip(self._parents[var], args, strict=True)))
+                value = fn(*args)
+            else:
+                value = fn(**dict(zip(self._parents[var], args, strict=True)))
         except Exception as e:
-            shown = ", ".join(f"{p}={_short(values[p])}" for p in self._parents[var])
             raise MechanismError(
-                f"the mechanism of {var!r} raised {type(e).__name__}: {e} (parents: {shown})"
+                f"the mechanism of {var!r} raised {type(e).__name__}: {e} (parents: "
+                f"{self._shown_parents(var, values)})"
             ) from e
+        if value is None:
+            raise NonFiniteValue(
+                f"the mechanism of {var!r} returned None (parents: "
+                f"{self._shown_parents(var, values)}); a mechanism must return the variable's "
+                f"value: is a return statement missing?"
+            )
+        if not _values.is_finite(value):
+            raise NonFiniteValue(
+                f"the mechanism of {var!r} returned a value that is not finite "
+                f"({_short(value)}; parents: {self._shown_parents(var, values)}); an effect "
+                f"through NaN or infinity is meaningless: check the mechanism and its inputs"
+            )
+        return value
+
+    def _shown_parents(self, var: str, values: Mapping[str, Any]) -> str:
+        return ", ".join(f"{p}={_short(values[p])}" for p in self._parents[var]) or "none"
 
 
 def _item(value: Any) -> Any:

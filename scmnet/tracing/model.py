@@ -50,7 +50,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from scmnet.errors import InvalidArgument, InvalidContext, unknown_node
+from scmnet.errors import InvalidArgument, InvalidContext, NonFiniteValue, unknown_node
 from scmnet.interventions import Interventions, Site
 from scmnet.model import CausalModelBase, Context, Output, check_batching, output_names
 from scmnet.outcome import LinearReadout, Outcome
@@ -154,7 +154,7 @@ class TracedModel(CausalModelBase):
         """
         iv = self._merged(interventions)
         wanted = self._wanted(outputs)
-        inputs, clean = self._net.source.clean(context)
+        inputs, clean = self._clean(context)
         if not iv:
             return {o: self._read(o, inputs, clean, {}) for o in wanted}
         env = self._intervened(iv, wanted, clean, inputs)
@@ -259,7 +259,7 @@ class TracedModel(CausalModelBase):
         clean run, and the values each set changes (see :meth:`Batcher.evaluate`)."""
         check_batching(chunk, memory)
         sets = [self._merged(iv) for iv in interventions]
-        inputs, clean = self._net.source.clean(context)
+        inputs, clean = self._clean(context)
         variables = self._net.variables
         fitted = [fit(iv, {v: clean[variables[v]] for v in iv.nodes}) for iv in sets]
         envs = self._net.source.batching.evaluate(
@@ -370,7 +370,7 @@ class TracedModel(CausalModelBase):
         if not isinstance(outcome, LinearReadout):
             return outcome
         touched = {v for iv in (self._merged(None), *sets) for v in iv.nodes}
-        _, clean = self._net.source.clean(context)
+        _, clean = self._clean(context)
         return fold_readout(outcome, self._net.variables, self.graph_module, clean, touched)
 
     def sample_contexts(self, n: int, *, seed: int) -> list[dict[str, Any]]:
@@ -502,6 +502,35 @@ class TracedModel(CausalModelBase):
             if name not in self._net.records:
                 raise unknown_node(name, self._net.records, what="nodes")
         return tuple(outputs)
+
+    def _clean(self, context: Context) -> tuple[dict[str, Any], dict[fx.Node, Any]]:
+        """The inputs and clean run of ``context`` (cached), checked to be finite.
+
+        Raises
+        ------
+        NonFiniteValue
+            At the first variable, in graph order, whose clean value has a NaN or infinity.
+        """
+        inputs, clean = self._net.source.clean(context)
+        position = self._net.executor.position
+        checked = [
+            (name, torch.isfinite(value).all())
+            for name, node in sorted(self._net.variables.items(), key=lambda v: position[v[1]])
+            if isinstance(value := clean[node], torch.Tensor) and value.is_floating_point()
+        ]
+        if checked:
+            flags = torch.stack([f for _, f in checked]).cpu()  # one transfer from the device
+            if not bool(flags.all()):
+                name = checked[int((~flags).nonzero()[0])][0]
+                record = self._net.records[name]
+                raise NonFiniteValue(
+                    f"the clean run has a NaN or infinite value, first at the variable {name!r} "
+                    f"({record.module_type or record.op}); every effect through it would be NaN "
+                    f"or meaningless (a norm of an infinite value is exactly zero). Check the "
+                    f"model's weights (torch.isfinite) and whether its activations overflow "
+                    f"its dtype"
+                )
+        return inputs, clean
 
     def _read(
         self,

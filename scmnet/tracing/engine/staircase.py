@@ -31,6 +31,7 @@ import torch
 from torch import fx
 
 from scmnet.ablations import Zero
+from scmnet.errors import NonFiniteValue
 from scmnet.interventions import Interventions, Rule, Set, Site
 from scmnet.tracing.engine.executor import Executor
 from scmnet.tracing.engine.patching import check_result
@@ -495,19 +496,70 @@ def run_rows(
     last_use = _last_uses(executor, steps, region, clean)
     keep = set(wanted)
     peak = 0
+    finite: list[tuple[fx.Node, torch.Tensor, bool]] = []  # variables' rows, checked at the end
     with torch.no_grad():
         for node in steps:
             _step(run, node, ordered, names, where if isinstance(where, _Positions) else None)
             peak = max(peak, _held_bytes(run))
+            if node in names and node in run.env:
+                finite += _finite_rows(node, *run.env[node])
             here = executor.position[node]
             for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
                 del run.env[done]  # read by nothing later: free its memory
+    check_finite(finite, ordered, order, names)
     batches = {
         node: Batch(run.env[node][0], run.env[node][1], run.forms[node], run.t)
         for node in wanted
         if node in run.env
     }
     return RowsRun(order, len(rows), batches, clean, peak), positions
+
+
+def _finite_rows(node: fx.Node, value: Any, rows: int) -> list[tuple[fx.Node, torch.Tensor, bool]]:
+    """Whether each row's value of ``node`` is finite, on its device (no sync), and whether
+    the flags are per row (else one flag for all)."""
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        return []
+    if value.dim() and value.shape[0] % rows == 0 and value.numel():
+        return [(node, torch.isfinite(value).reshape(rows, -1).all(1), True)]
+    return [(node, torch.isfinite(value).all().reshape(1), False)]
+
+
+def check_finite(
+    found: Sequence[tuple[fx.Node, torch.Tensor, bool]],
+    rows: Sequence[Row],
+    order: Sequence[int],
+    names: Mapping[fx.Node, str],
+) -> None:
+    """Raise :class:`~scmnet.errors.NonFiniteValue` at the first variable with a NaN or inf.
+
+    ``found`` holds each variable's per-row flags, in graph order; they are read in one
+    transfer from the device.
+    """
+    if not found:
+        return
+    flags = torch.cat([f for _, f, _ in found]).cpu()
+    if bool(flags.all()):
+        return
+    at = 0
+    for node, f, per_row in found:
+        ok = flags[at : at + f.numel()]
+        at += f.numel()
+        if bool(ok.all()):
+            continue
+        which = "one of the intervention sets"
+        if per_row:
+            j = int((~ok).nonzero()[0])
+            sites = "; ".join(
+                f"{site} {rule.label()}" for items in rows[j].rules.values() for site, rule in items
+            )
+            which = f"intervention set {order[j]} ({sites or 'no intervention'})"
+        raise NonFiniteValue(
+            f"the value of {names[node]!r} is NaN or infinite in the run of {which}, the first "
+            f"variable where that happens; "
+            f"the clean run is finite there, so the intervention drives the model out of its "
+            f"range: an effect through it would be NaN or meaningless. Check the value set"
+        )
 
 
 def _held_bytes(run: _Run) -> int:
