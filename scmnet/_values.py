@@ -14,7 +14,7 @@ import numpy as np
 
 from scmnet.errors import InvalidIntervention
 
-__all__ = ["is_finite", "is_tensor", "mean", "stack", "stderr", "update_at"]
+__all__ = ["is_finite", "is_tensor", "mean", "stack", "stderr", "update_at", "zeros_like"]
 
 
 def is_tensor(value: object) -> bool:
@@ -74,21 +74,32 @@ def mean(values: Sequence[Any]) -> Any:
 
 
 def stderr(values: Sequence[Any]) -> Any:
-    """The standard error of the mean of a sequence of values (0 for a single value).
+    """The standard error of the mean of a sequence of values; NaN for fewer than two.
 
-    >>> stderr([1.0, 3.0])
-    1.0
+    One value gives no estimate of its spread: its standard error is undefined, not zero.
+
+    >>> stderr([1.0, 3.0]), stderr([2.0])
+    (1.0, nan)
     """
     n = len(values)
-    if n < 2:
-        stacked = stack(values)
-        zero = stacked.mean(0) * 0 + 0  # + 0 turns the -0.0 of a negative value into 0.0
-        return float(zero) if np.ndim(zero) == 0 and not is_tensor(zero) else zero
     stacked = stack(values)
+    if n < 2:
+        nan = stacked.mean(0) * 0 + float("nan")
+        return float(nan) if np.ndim(nan) == 0 and not is_tensor(nan) else nan
     if is_tensor(stacked):
         return stacked.double().std(0, unbiased=True) / n**0.5
     result = np.asarray(stacked, dtype=float).std(0, ddof=1) / np.sqrt(n)
     return float(result) if np.ndim(result) == 0 else result
+
+
+def zeros_like(value: Any) -> Any:
+    """Zeros of the shape and kind of ``value`` (0.0 for a number).
+
+    >>> zeros_like(-2.5), zeros_like(np.ones(2)).tolist()
+    (0.0, [0.0, 0.0])
+    """
+    zero = value * 0 + 0  # + 0 turns the -0.0 of a negative value into 0.0
+    return float(zero) if np.ndim(zero) == 0 and not is_tensor(zero) else zero
 
 
 def update_at(natural: Any, index: Any, fn: Callable[[Any], Any]) -> Any:

@@ -608,7 +608,11 @@ def run_query(
             summary.reference.append(_values.mean(before))
         else:
             summary.values.append(found_effects[0])
-            summary.errors.append(_values.stderr(draws_of[r]))
+            summary.errors.append(  # an exact effect has no error; one random draw, an unknown one
+                _values.stderr(draws_of[r])
+                if _stochastic(rows[r])
+                else _values.zeros_like(found_effects[0])
+            )
             summary.treated.append(after[0])
             summary.reference.append(before[0])
     return finish(summary)

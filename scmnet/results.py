@@ -45,7 +45,8 @@ class Estimate:
     value : float, array or tensor
         The average effect.
     stderr : float, array or tensor
-        The standard error of the mean (zero for a single context).
+        The standard error of the mean; NaN (undefined) for a single context, which gives no
+        estimate of the spread (:attr:`note` says so).
     samples : int
         The number of contexts averaged.
     seed : int or None
@@ -60,6 +61,21 @@ class Estimate:
 
     def __float__(self) -> float:
         return float(self.value)
+
+    @property
+    def note(self) -> str:
+        """Why the standard error is undefined (``""`` where it is not).
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> est = sn.total_effect(sn.toys.erasure(), {"x": 0.0}, "f", samples=1)
+        >>> est.stderr, est.note
+        (nan, 'the standard error is undefined: one sample gives no estimate of the spread')
+        """
+        if self.samples < 2:
+            return "the standard error is undefined: one sample gives no estimate of the spread"
+        return ""
 
     def __repr__(self) -> str:
         return (
@@ -126,7 +142,8 @@ class EffectTable:
         Each row's effect, as the outcome computes it (a float, an array or a tensor).
     row_stderr : tuple
         Each row's standard error: over contexts for a population estimate; over the ablation
-        draws for a random treatment in one context; zero otherwise.
+        draws for a random treatment in one context; zero for an exact effect (deterministic
+        treatments in one given context). NaN where one context or one draw gives no estimate.
     contexts : int
         How many contexts were averaged (1 for one given context).
     draws : tuple of int
@@ -256,7 +273,8 @@ class EffectTable:
         ):
             text = _text(value)
             if self.population or draws > 1:
-                text += f" ± {_text(err)}"
+                undefined = self.contexts < 2 if self.population else draws < 2
+                text += " ± undefined (one sample)" if undefined else f" ± {_text(err)}"
             if draws > 1:
                 text += f" ({draws} draws)"
             lines.append(f"  {label:<{width}}   {text}")

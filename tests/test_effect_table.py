@@ -423,3 +423,20 @@ def test_errors_name_the_bad_value() -> None:
         sn.effect_table(m, [{"x": sn.resample()}], "y", context=u, draws=0)
     with pytest.raises(sn.InvalidIntervention, match="reference must be deterministic"):
         sn.effect_table(m, [{"x": 0.0}], "y", reference={"x": sn.resample()}, context=u)
+
+
+def test_one_sample_has_an_undefined_standard_error() -> None:
+    """One context, or one draw of a random ablation, gives no estimate of the spread."""
+    m = sn.toys.erasure()
+    est = sn.total_effect(m, {"x": 0.0}, "f", samples=1, seed=3)
+    assert np.isnan(est.stderr)
+    assert "undefined" in est.note
+    assert sn.total_effect(m, {"x": 0.0}, "f", samples=2).note == ""
+    table = sn.effect_table(m, [{"x": 0.0}], "f", context=[{"u": 1.0}])
+    assert np.isnan(table.stderr[0])
+    assert "± undefined (one sample)" in str(table)
+    one_draw = sn.effect_table(m, [{"x": sn.resample()}], "f", context={"u": 1.0}, draws=1)
+    assert np.isnan(one_draw.stderr[0])
+    exact = sn.effect_table(m, [{"x": 0.0}], "f", context={"u": -1.0})
+    assert exact.row_stderr[0] == 0.0
+    assert str(np.float64(exact.row_stderr[0])) == "0.0"  # not -0.0
