@@ -403,11 +403,13 @@ class Default(Selector):
 
     Starting at the model, each module call made inside a visited call is
 
-    * **visited** in turn if it is a container (``nn.Sequential``, ``nn.ModuleList``,
-      ``nn.ModuleDict``) or has nested calls that have nested calls of their own (a stack of
-      blocks such as a decoder model or a decoder layer); containers nested in it do not
-      count as a level, so a residual block with an ``nn.Sequential`` shortcut is a block;
-      and **identical siblings are treated alike**: if one call of a class is visited, every
+    * **visited** in turn if it has nested calls that have nested calls of their own (a
+      stack of blocks such as a decoder model or a decoder layer), where containers
+      (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``) do not count as a level: a
+      residual block whose shortcut is an ``nn.Sequential(conv, norm)`` is one block, and so
+      is an MLP written as an ``nn.Sequential``; a container is visited if the model calls it
+      directly or it holds such blocks (``layer1`` of a ResNet);
+    * and **identical siblings are treated alike**: if one call of a class is visited, every
       sibling call of the same class is;
     * skipped if its output does not depend on the input values (rotary tables, position
       embeddings of a fixed length: constants of the context) or if it computes nothing (eval
@@ -440,7 +442,7 @@ class Default(Selector):
 
     def _descend(self, context: SelectionContext, call: ModuleCall) -> bool:
         if isinstance(context.index.module(call.key), _CONTAINERS):
-            return True
+            return call.parent == "" or _depth(context, call) >= 1
         return _depth(context, call) >= 2
 
     def _visit(self, context: SelectionContext, call: ModuleCall, found: list[Candidate]) -> None:
