@@ -40,6 +40,7 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import torch
@@ -429,6 +430,10 @@ def _capture_export(model: nn.Module, bound: BoundInputs, dynamic_shapes: Any | 
 # -- choosing a front end, and explaining failures ----------------------------------------------
 
 
+_SCMNET = str(Path(__file__).resolve().parents[2]).replace("\\", "/") + "/"
+"""scmnet's own source files, which are never the construct that failed."""
+
+
 def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
     """The innermost frame of the traceback that is neither torch's nor scmnet's tracing code."""
     frames = traceback.extract_tb(exc.__traceback__)
@@ -439,7 +444,7 @@ def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
         cause = cause.__cause__ or cause.__context__
     for frame in reversed(inner or frames):
         name = frame.filename.replace("\\", "/")
-        if "/torch/" in name or "/scmnet/trace/" in name or name.startswith("<"):
+        if "/torch/" in name or name.startswith((_SCMNET, "<")):
             continue
         return frame
     return None
