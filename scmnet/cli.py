@@ -6,8 +6,10 @@ Sub-commands:
   (:func:`scmnet.demo.toy_report`): effects of the erasure and self-repair motifs of Section 3.3,
   checked against the paper's identities, with graph pictures.
 * ``scmnet graph MODEL [--inputs SPEC] [--variables GLOB ...] [--collapse DEPTH|auto|none]
-  [--format png,graphml,dot] [--seed S] [--out DIR]`` -- trace a network and save its causal
-  graph (:mod:`scmnet.export`): GraphML, DOT and a PNG picture, collapsed by block when large.
+  [--format png,graphml,dot] [--seed S] [--out DIR] [--verbose]`` -- trace a network and save
+  its causal graph (:mod:`scmnet.export`): GraphML, DOT and a PNG picture, collapsed by block
+  when large; outputs that are not tensors are listed as notes, and ``--verbose`` adds what
+  torch said when a model cannot be traced.
   MODEL is a Python import path ``package.module:factory`` (a callable returning an
   ``nn.Module``, or a module object) or a local model directory, which an installed loader
   reads (a Hugging Face model directory: the transformer adapter, with the ``hf`` extra).
@@ -123,6 +125,11 @@ def _parser(plugins: Sequence[Command]) -> argparse.ArgumentParser:
     )
     graph.add_argument("--seed", type=int, default=0, help="seed of random example inputs")
     graph.add_argument("--out", type=Path, default=Path("reports/graph"), help="output directory")
+    graph.add_argument(
+        "--verbose",
+        action="store_true",
+        help="when the model cannot be traced, also print what torch warned and logged",
+    )
 
     for command in plugins:
         plugin = sub.add_parser(command.name, help=command.help, description=command.description)
@@ -392,6 +399,7 @@ def _graph(args: argparse.Namespace) -> list[str]:
         f"{_count(len(traced.endogenous), 'variable')}, "
         f"{_count(graph.number_of_edges(), 'edge')}; front end {traced.info.frontend})"
     ]
+    lines += [f"  note: {note}" for note in traced.info.notes]
     full = _count(len(graph), "node")
     shown = f"{_count(len(blocks), 'block')} at depth {depth}" if blocks is not None else full
     if "graphml" in args.format:
@@ -442,6 +450,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return plugin.run(args)
     except ScmnetError as e:
         print(f"scmnet {args.command}: error: {e}", file=sys.stderr)
+        details = getattr(e, "details", ())
+        if details and getattr(args, "verbose", False):
+            print(f"what torch said while tracing ({len(details)} lines):", file=sys.stderr)
+            print("\n".join(details), file=sys.stderr)
         return 2
 
 

@@ -152,7 +152,18 @@ class UnsupportedModel(ScmnetError, ValueError):
 
 
 class UntraceableModel(UnsupportedModel):
-    """No front end could trace the model; the message names the construct and the fix."""
+    """No front end could trace the model; the message names the construct and the fix.
+
+    Attributes
+    ----------
+    details : tuple of str
+        What torch warned and logged while it tried (kept off the terminal; ``scmnet graph
+        --verbose`` prints it).
+    """
+
+    def __init__(self, message: str, details: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
 
 
 class InvalidSelection(ScmnetError, ValueError):

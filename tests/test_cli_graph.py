@@ -204,3 +204,31 @@ def test_bad_options_are_usage_errors(
         main(["graph", "scmnet.toys.modules:ErasureNet", *option])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+# -- models a user brings -----------------------------------------------------------------------
+
+
+def test_outputs_that_are_not_tensors_are_noted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["graph", "tests.zoo:GPT", "--inputs", "long:2x6", "--format", "graphml"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "  note: output[1] is None, not a tensor: it is not a variable" in out.splitlines()
+    assert "lm_head" in nx.read_graphml(tmp_path / "graph.graphml")
+
+
+def test_torch_chatter_is_shown_only_with_verbose(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    args = ["graph", "tests.zoo:GatedNet", "--inputs", "float:2x4", "--out", str(tmp_path)]
+    assert main(args) == 2
+    out, err = capfd.readouterr()
+    assert err.startswith("scmnet graph: error: could not trace GatedNet.")
+    assert len(err.splitlines()) == 1
+    assert out == ""
+    assert main([*args, "--verbose"]) == 2
+    verbose = capfd.readouterr().err.splitlines()
+    assert verbose[1].startswith("what torch said while tracing (")
+    assert len(verbose) > 3

@@ -78,6 +78,7 @@ from scmnet.tracing.capture.frontends import (
     check_eval_mode,
     check_leaves,
 )
+from scmnet.tracing.capture.outputs import check_output_structure, output_notes, relabel
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import TraceSource
 from scmnet.tracing.engine.batched import BatchingInfo
@@ -215,6 +216,7 @@ def trace(
             f"{type(model).__name__} raised {type(e).__name__} on the example inputs: {e}; "
             f"trace() needs inputs the model runs on"
         ) from e
+    check_output_structure(type(model).__name__, eager)
     expected = [t for t in pytree.tree_leaves(eager) if isinstance(t, torch.Tensor)]
     cap = capture(model, bound, frontend=frontend, leaves=leaves, dynamic_shapes=dynamic_shapes)
     check_deterministic(cap.graph_module)
@@ -237,10 +239,12 @@ def trace(
             f"outputs on the example inputs, so effects computed on it would be wrong; the "
             f"model may depend on Python state that tracing specialised"
         )
+    labelled = relabel(cap.outputs, values, eager)
     dropped = drop_no_ops(cap.graph_module, values)
-    outputs = tuple((label, dropped.get(node, node)) for label, node in cap.outputs)
+    outputs = tuple((label, dropped.get(node, node)) for label, node in labelled)
     cap = dataclasses.replace(cap, outputs=outputs)
     source = make_source(
-        model, cap, values, dropped=dropped, max_abs_diff=diff, cache_size=cache_size
-    )
+        model, cap, values, dropped=dropped, max_abs_diff=diff, cache_size=cache_size,
+        notes=output_notes(eager),
+    )  # fmt: skip
     return TracedModel(build_network(source, variables, dataset))

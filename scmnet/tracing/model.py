@@ -420,7 +420,8 @@ class TracedModel(CausalModelBase):
         call on this trace (shared with the intervened versions of this model).
         """
         source = self._net.source
-        return dataclasses.replace(source.info, batching=source.batching.info)
+        notes = source.info.notes + self._net.notes
+        return dataclasses.replace(source.info, batching=source.batching.info, notes=notes)
 
     @property
     def outputs(self) -> tuple[str, ...]:

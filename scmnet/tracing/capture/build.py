@@ -90,8 +90,12 @@ def make_source(
     dropped: Collection[str],
     max_abs_diff: float,
     cache_size: int,
+    notes: tuple[str, ...] = (),
 ) -> TraceSource:
-    """Index a verified, cleaned-up graph: module calls, dependencies, example shapes."""
+    """Index a verified, cleaned-up graph: module calls, dependencies, example shapes.
+
+    ``notes`` are recorded in :attr:`TraceInfo.notes` (what of the model is not a variable).
+    """
     gm = cap.graph_module
     executor = Executor(cap.graph_module, cap.feeds, model)
     meta: dict[str, TensorMeta | None] = {}
@@ -103,7 +107,7 @@ def make_source(
     inputs = {f.name: executor.node(f.node) for f in cap.feeds if f.kind == "input"}
     info = TraceInfo(
         cap.frontend, cap.failures, tuple(dropped), len(executor.order) - len(cap.feeds),
-        max_abs_diff,
+        max_abs_diff, notes=notes,
     )  # fmt: skip
     return TraceSource(
         model=model,

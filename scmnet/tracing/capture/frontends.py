@@ -40,12 +40,13 @@ import traceback
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import torch
 import torch.utils._pytree as pytree
 from torch import fx, nn
-from torch.export.graph_signature import InputKind, OutputKind
+from torch.export.graph_signature import InputKind, OutputKind, TensorArgument
 
 from scmnet.errors import (
     InvalidContext,
@@ -55,6 +56,7 @@ from scmnet.errors import (
     format_names,
 )
 from scmnet.tracing.capture._glob import path_matches
+from scmnet.tracing.capture.quiet import captured
 from scmnet.tracing.engine.executor import Feed
 
 __all__ = [
@@ -110,9 +112,9 @@ class Capture:
     feeds : tuple of Feed
         One per placeholder, in graph order.
     outputs : tuple of (str, str)
-        ``(label, node name)`` for each tensor leaf of the model output, in pytree order; the
-        label is ``""`` for a single output and the pytree key path (``".logits"``, ``"[0]"``)
-        otherwise.
+        ``(label, node name)`` for each leaf of the model output that the graph computes, in
+        pytree order; the label is the pytree key path (``""`` for a single tensor, ``"[0]"``);
+        :func:`~scmnet.tracing.capture.outputs.relabel` gives them the eager output's labels.
     failures : tuple of str
         Why earlier front ends were not used.
     dynamic : bool
@@ -321,10 +323,9 @@ def _capture_fx(model: nn.Module, bound: BoundInputs, leaves: Sequence[LeafSpec]
             feeds.append(Feed(node.name, p.name, "input"))
     output = gm.graph.output_node().args[0]
     leaves_with_path, _ = pytree.tree_flatten_with_path(output)
-    labelled = [(pytree.keystr(path), leaf) for path, leaf in leaves_with_path]
     outputs = tuple(
-        ("" if len(labelled) == 1 else label, leaf.name)
-        for label, leaf in labelled
+        (pytree.keystr(path), leaf.name)
+        for path, leaf in leaves_with_path
         if isinstance(leaf, fx.Node)
     )
     return Capture("fx", gm, tuple(feeds), outputs)
@@ -414,17 +415,23 @@ def _capture_export(model: nn.Module, bound: BoundInputs, dynamic_shapes: Any | 
             f"{format_names(str(m) for m in mutated)}), so a run depends on earlier runs; "
             f"only stateless forward passes can be analysed"
         )
-    user_outputs = [s.arg.name for s in signature.output_specs]
+    # a leaf that is no tensor (a loss of None) is a constant output with no graph node
+    user_outputs = [
+        s.arg.name if isinstance(s.arg, TensorArgument) else None for s in signature.output_specs
+    ]
     structure = pytree.tree_unflatten(user_outputs, ep.call_spec.out_spec)
     leaves_with_path, _ = pytree.tree_flatten_with_path(structure)
     outputs = tuple(
-        ("" if len(leaves_with_path) == 1 else pytree.keystr(path), str(leaf))
-        for path, leaf in leaves_with_path
+        (pytree.keystr(path), str(leaf)) for path, leaf in leaves_with_path if leaf is not None
     )
     return Capture("export", ep.graph_module, tuple(feeds), outputs)
 
 
 # -- choosing a front end, and explaining failures ----------------------------------------------
+
+
+_SCMNET = str(Path(__file__).resolve().parents[2]).replace("\\", "/") + "/"
+"""scmnet's own source files, which are never the construct that failed."""
 
 
 def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
@@ -437,7 +444,7 @@ def _user_frame(exc: BaseException) -> traceback.FrameSummary | None:
         cause = cause.__cause__ or cause.__context__
     for frame in reversed(inner or frames):
         name = frame.filename.replace("\\", "/")
-        if "/torch/" in name or "/scmnet/trace/" in name or name.startswith("<"):
+        if "/torch/" in name or name.startswith((_SCMNET, "<")):
             continue
         return frame
     return None
@@ -541,41 +548,43 @@ def capture(
     else:
         order = ["fx", "export"]
     failures: list[str] = []
-    for name in order:
-        try:
-            if name == "fx":
-                result = _capture_fx(model, bound, leaves)
-            elif dynamic_shapes is None and auto_dims and (auto := auto_dynamic(bound)):
-                try:
-                    result = _capture_export(model, *auto)
-                    result = dataclasses.replace(result, dynamic=True)
-                except UnsupportedModel:
-                    raise
-                except Exception as e:
-                    failures.append(
-                        f"dynamic sizes skipped: {_describe(model, 'torch.export.export', e)}"
-                    )
-                    result = _capture_export(model, bound, None)
+    with captured() as chatter:  # torch warns and logs as it tries; shown only on failure
+        for name in order:
+            try:
+                if name == "fx":
+                    result = _capture_fx(model, bound, leaves)
+                elif dynamic_shapes is None and auto_dims and (auto := auto_dynamic(bound)):
+                    try:
+                        result = _capture_export(model, *auto)
+                        result = dataclasses.replace(result, dynamic=True)
+                    except UnsupportedModel:
+                        raise
+                    except Exception as e:
+                        failures.append(
+                            f"dynamic sizes skipped: {_describe(model, 'torch.export.export', e)}"
+                        )
+                        result = _capture_export(model, bound, None)
+                else:
+                    result = _capture_export(model, bound, dynamic_shapes)
+            except UnsupportedModel:
+                raise
+            except _FrontendFailed as e:
+                failures.append(f"torch.fx skipped: {e}")
+            except Exception as e:
+                tracer = "torch.fx.symbolic_trace" if name == "fx" else "torch.export.export"
+                failures.append(_describe(model, tracer, e))
             else:
-                result = _capture_export(model, bound, dynamic_shapes)
-        except UnsupportedModel:
-            raise
-        except _FrontendFailed as e:
-            failures.append(f"torch.fx skipped: {e}")
-        except Exception as e:
-            tracer = "torch.fx.symbolic_trace" if name == "fx" else "torch.export.export"
-            failures.append(_describe(model, tracer, e))
-        else:
-            return Capture(
-                result.frontend,
-                result.graph_module,
-                result.feeds,
-                result.outputs,
-                tuple(failures),
-                result.dynamic,
-            )
+                return Capture(
+                    result.frontend,
+                    result.graph_module,
+                    result.feeds,
+                    result.outputs,
+                    tuple(failures),
+                    result.dynamic,
+                )
     raise UntraceableModel(
         f"could not trace {type(model).__name__}. "
         + " ".join(f"({i + 1}) {f}." for i, f in enumerate(failures))
-        + f" What to do: {_advice(failures)}."
+        + f" What to do: {_advice(failures)}.",
+        details=chatter,
     )

@@ -96,6 +96,9 @@ class TraceInfo:
         (0.0 when the trace reproduces the model exactly).
     batching : BatchingInfo
         How the last ``evaluate_many`` call ran (filled in by :attr:`TracedModel.info`).
+    notes : tuple of str
+        What of the model is not a variable, and why: output leaves that are not tensors
+        (``"output[1] is None, ..."``), module calls that return no tensor.
     """
 
     frontend: Literal["fx", "export"]
@@ -104,3 +107,4 @@ class TraceInfo:
     operations: int
     max_abs_diff: float
     batching: BatchingInfo = field(default_factory=BatchingInfo)
+    notes: tuple[str, ...] = ()

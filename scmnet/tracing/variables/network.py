@@ -60,6 +60,8 @@ class TracedNetwork:
         The unintervened causal graph (frozen).
     dataset : tuple of dict, optional
         Contexts that :meth:`~scmnet.tracing.TracedModel.sample_contexts` draws from.
+    notes : tuple of str
+        Module calls the selection found but could not make variables, and why.
     """
 
     source: TraceSource
@@ -68,6 +70,7 @@ class TracedNetwork:
     outputs: tuple[str, ...]
     graph: nx.DiGraph
     dataset: tuple[dict[str, Any], ...] | None = None
+    notes: tuple[str, ...] = ()
     _downstream: dict[frozenset[fx.Node], frozenset[fx.Node]] = field(
         init=False, repr=False, default_factory=dict
     )
@@ -119,7 +122,8 @@ def build_network(
         If a context of the data set does not fit the trace.
     """
     gm = source.executor.graph_module
-    context = SelectionContext.build(gm, source.index, source.dependent, source.outputs)
+    tensors = frozenset(name for name, meta in source.meta.items() if meta is not None)
+    context = SelectionContext.build(gm, source.index, source.dependent, source.outputs, tensors)
     candidates = resolve(variables, context)
     for c in candidates:
         if source.meta.get(c.node) is None:
@@ -149,6 +153,7 @@ def build_network(
         records=records,
         outputs=tuple(names[n] for _, n in source.outputs if n in names),
         graph=build_graph(type(source.model).__name__, records),
+        notes=tuple(dict.fromkeys(context.notes)),
     )
     if dataset is None:
         return network

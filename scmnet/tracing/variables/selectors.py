@@ -42,8 +42,9 @@ Examples
 from __future__ import annotations
 
 import abc
+import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -107,6 +108,10 @@ class SelectionContext:
         The graph's nodes by name.
     position : mapping of str to int
         Each node's position in the graph (a topological order).
+    tensors : frozenset of str
+        Nodes whose value is a tensor (only those can be variables).
+    notes : list of str
+        Filled by the selectors: module calls that provide no variable, and why.
     """
 
     graph_module: fx.GraphModule
@@ -115,6 +120,8 @@ class SelectionContext:
     outputs: tuple[tuple[str, str], ...]
     nodes: Mapping[str, fx.Node]
     position: Mapping[str, int]
+    tensors: frozenset[str]
+    notes: list[str] = field(default_factory=list)
 
     @classmethod
     def build(
@@ -123,19 +130,45 @@ class SelectionContext:
         index: CallIndex,
         dependent: frozenset[str],
         outputs: tuple[tuple[str, str], ...],
+        tensors: frozenset[str],
     ) -> SelectionContext:
         """Collect what selectors need from a graph and its call index."""
         nodes = {n.name: n for n in gm.graph.nodes}
         position = {name: i for i, name in enumerate(nodes)}
-        return cls(gm, index, dependent, outputs, nodes, position)
+        return cls(gm, index, dependent, outputs, nodes, position, tensors)
 
     def module_candidates(self, call: ModuleCall) -> list[Candidate]:
-        """The variables a module call provides: its output, or each of several outputs."""
+        """The variables a module call provides: its output, or each of several outputs.
+
+        A call that returns a tuple (``nn.LSTM``) provides the tensor elements that the model
+        reads, named ``"lstm[0]"``, ``"lstm[1][0]"``; a call that provides no tensor is noted
+        in :attr:`notes` and provides nothing.
+        """
         live = [o for o in call.outputs if o in self.dependent]
         outs = live or list(call.outputs)
-        if len(outs) == 1:
-            return [Candidate(call.key, outs[0], call.key, "module")]
-        return [Candidate(f"{call.key}/out{i}", o, call.key, "module") for i, o in enumerate(outs)]
+        found: list[Candidate] = []
+        for i, out in enumerate(outs):
+            base = call.key if len(outs) == 1 else f"{call.key}/out{i}"
+            for name, node in self._elements(base, out):
+                found.append(Candidate(name, node, call.key, "module"))
+        if not found:
+            self.notes.append(
+                f"module call {call.key!r} ({call.module_type.rsplit('.', 1)[-1]}) returns no "
+                f"tensor that the model reads, so it is not a variable"
+            )
+        return found
+
+    def _elements(self, name: str, node: str) -> list[tuple[str, str]]:
+        """``node`` if it is a tensor, else the tensor elements read from it by indexing."""
+        if node in self.tensors:
+            return [(name, node)]
+        found = []
+        for user in self.nodes[node].users:
+            if user.op == "call_function" and user.target is operator.getitem:
+                key = user.args[1]
+                if isinstance(key, int | str):
+                    found.extend(self._elements(f"{name}[{key!r}]", user.name))
+        return found
 
     def is_live(self, call: ModuleCall) -> bool:
         """Whether some output of the call depends on the input values."""
@@ -370,16 +403,23 @@ class Default(Selector):
 
     Starting at the model, each module call made inside a visited call is
 
-    * **visited** in turn if it is a container (``nn.Sequential``, ``nn.ModuleList``,
-      ``nn.ModuleDict``) or has nested calls that have nested calls of their own (a stack of
-      blocks such as a decoder model or a decoder layer);
+    * **visited** in turn if it has nested calls that have nested calls of their own (a
+      stack of blocks such as a decoder model or a decoder layer), where containers
+      (``nn.Sequential``, ``nn.ModuleList``, ``nn.ModuleDict``) do not count as a level: a
+      residual block whose shortcut is an ``nn.Sequential(conv, norm)`` is one block, and so
+      is an MLP written as an ``nn.Sequential``; a container is visited if the model calls it
+      directly or it holds such blocks (``layer1`` of a ResNet);
+    * and **identical siblings are treated alike**: if one call of a class is visited, every
+      sibling call of the same class is;
     * skipped if its output does not depend on the input values (rotary tables, position
       embeddings of a fixed length: constants of the context) or if it computes nothing (eval
       dropout);
     * skipped as a **pre-norm** if it makes no nested calls, its output is read only by
       sibling blocks that are variables, and its input is also read by the parent's own code:
       the ``norm`` of a residual block ``x + f(norm(x))`` is part of ``f``'s mechanism;
-    * otherwise a variable (its output).
+    * otherwise a variable: its output, or the tensor elements of a tuple it returns
+      (``"lstm[0]"``); a call that returns no tensor the model reads is skipped, with a note in
+      :attr:`~scmnet.tracing.TraceInfo.notes`.
 
     For a Llama-style decoder this gives the embedding, each layer's attention and MLP, the
     final norm and the unembedding (Gemma's post-block norms also feed the residual stream
@@ -402,18 +442,36 @@ class Default(Selector):
 
     def _descend(self, context: SelectionContext, call: ModuleCall) -> bool:
         if isinstance(context.index.module(call.key), _CONTAINERS):
-            return True
-        return any(not child.is_leaf for child in context.index.children(call.key))
+            return call.parent == "" or _depth(context, call) >= 1
+        return _depth(context, call) >= 2
 
     def _visit(self, context: SelectionContext, call: ModuleCall, found: list[Candidate]) -> None:
         kids = [c for c in context.index.children(call.key) if context.is_live(c)]
         visited = {c.key for c in kids if self._descend(context, c)}
+        # identical siblings are treated alike: all of a class are visited if one of them is
+        classes = {type(context.index.module(c.key)) for c in kids if c.key in visited}
+        visited |= {
+            c.key for c in kids if not c.is_leaf and type(context.index.module(c.key)) in classes
+        }
         blocks = [c for c in kids if c.key not in visited and not c.is_leaf]
         for child in kids:
             if child.key in visited:
                 self._visit(context, child, found)
             elif not (child.is_leaf and _is_prenorm(context, child, call, blocks)):
                 found.extend(context.module_candidates(child))
+
+
+def _depth(context: SelectionContext, call: ModuleCall) -> int:
+    """How deep module calls nest inside ``call``: 0 for a leaf, 1 for a block of leaves.
+
+    Containers (``nn.Sequential``...) add no level: a residual block whose shortcut is an
+    ``nn.Sequential(conv, norm)`` is as deep as one without it.
+    """
+    kids = context.index.children(call.key)
+    if not kids:
+        return 0
+    deepest = max(_depth(context, c) for c in kids)
+    return deepest if isinstance(context.index.module(call.key), _CONTAINERS) else deepest + 1
 
 
 def _is_prenorm(
