@@ -4,7 +4,9 @@ For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt`
 one query of the core's engine on the traced model (:func:`~.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
-  MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
+  MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10); where the
+  model softcaps its logits (Gemma 2), minus the direct effect of zeroing the layer through
+  that exact readout (:mod:`~.readout`);
 * for every ablation do(A^k_t = a~) or do(M^k_t = m~), and each of the K draws of a~:
   the centred logit of i, so the **ablation impact** Delta_ablate,k (eq. 12, averaged over
   draws as in eq. 39), and the unembedding impacts of every layer in the ablated run, with the
@@ -27,6 +29,7 @@ from scmnet import Site
 from .causal import contribution_sites, hydra_model
 from .families import Block, NormKind
 from .lm import LanguageModel
+from .readout import centred_logit, direct_impacts
 
 __all__ = ["PromptMeasures", "downstream_mask", "measure_prompt"]
 
@@ -189,7 +192,10 @@ def measure_prompt(
     contribution, of sigma and of the final norm, and the readouts are their dot products:
     the centred logit (eq. 9) is the normed residual times ``W_U[i] - mean W_U``, the
     unembedding impact of a contribution (eqs. 10, 13) is the contribution times
-    ``G (W_U[i] - mean W_U)`` over the run's own sigma.
+    ``G (W_U[i] - mean W_U)`` over the run's own sigma (times the logit scale, if any). Where
+    the model softcaps its logits, both are read through the exact readout over the whole
+    vocabulary instead, the unembedding impact being minus the direct effect of zeroing the
+    contribution with sigma and every other variable held (:mod:`~.readout`, eqs. 19-20, 25).
 
     Parameters
     ----------
@@ -225,14 +231,31 @@ def measure_prompt(
     runs = model.evaluate_stacked(
         {"input_ids": ids.to(lm.device)}, sets, outputs=[*contributions, sigma, normed], chunk=chunk
     )
-    w = lm.unembedding.float()
-    w_bar = (w[token] - w.mean(0)).to(lm.device)  # W_U[i] - mean W_U, computed once
-    readout = w_bar * lm.norm_gain.to(lm.device)  # G (W_U[i] - mean W_U): eq. 10's readout
-    if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
-        readout = readout - readout.mean()  # (c - mean c) . r = c . (r - mean r)
-    dots = torch.stack([runs[s].float() @ readout for s in contributions], dim=1)  # (rows, 2L)
+    w = lm.unembedding.float().to(lm.device)
+    w_bar = w[token] - w.mean(0)  # W_U[i] - mean W_U, computed once
+    gain = lm.norm_gain.to(lm.device)
     s = runs[sigma].reshape(len(sets)).float()
-    logit = (runs[normed].float() @ w_bar).cpu().double().numpy() + lm.centred_bias(token)
-    direct = (dots / s[:, None]).cpu().double().numpy().reshape(len(sets), 2, n)
+    normed_final = runs[normed].float()  # (rows, d): h, the final norm's output
+    readout = lm.readout
+    if readout.linear:
+        rows = w_bar * gain * readout.scale  # s G (W_U[i] - mean W_U): eq. 10's readout
+        if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
+            rows = rows - rows.mean()  # (c - mean c) . r = c . (r - mean r)
+        dots = torch.stack([runs[c].float() @ rows for c in contributions], dim=1)  # (rows, 2L)
+        direct = dots / s[:, None]
+        logit = (normed_final @ w_bar) * readout.scale + lm.centred_bias(token) * readout.scale
+    else:  # a softcap: the exact readout over the whole vocabulary (see .readout)
+        parts = torch.stack([runs[c].float() for c in contributions], dim=1)  # (rows, 2L, d)
+        if lm.norm_kind is NormKind.LAYER:
+            parts = parts - parts.mean(-1, keepdim=True)
+        read_parts = parts / s[:, None, None] * gain
+        bias = lm.unembedding_bias
+        x = normed_final @ w.T  # (rows, vocab): W_U h + b
+        if bias is not None:
+            x = x + bias.float().to(x.device)
+        direct = direct_impacts(readout, x, read_parts, w, token)
+        logit = centred_logit(readout, x, token)
+    logits = logit.cpu().double().numpy()
+    direct_np = direct.cpu().double().numpy().reshape(len(sets), 2, n)
     sigmas = s.cpu().double().numpy()
-    return PromptMeasures.from_rows(prompt, token, logit, direct, sigmas)
+    return PromptMeasures.from_rows(prompt, token, logits, direct_np, sigmas)
