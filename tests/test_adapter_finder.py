@@ -119,3 +119,34 @@ def test_hydra_command_on_a_found_family(tmp_path: Path) -> None:
     assert summary["settings"]["model"] == str(folder)
     assert summary["prompts_kept"] == 2
     assert len(list((out / "measures").iterdir())) == 2
+
+
+def test_no_final_norm_is_refused_before_the_analysis() -> None:
+    model = tiny_model("qwen3")  # found by the finder
+    model.model.norm = torch.nn.Identity()
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'qwen3' is not supported by the transformer adapter: no final norm "
+        r"between the last layer \(model\.layers\.2\) and the unembedding lm_head: ",
+    ):
+        LanguageModel.from_pretrained_model(model, None, "qwen3")
+    declared = tiny_model("llama")  # a declared family's spec is checked too
+    declared.model.norm = torch.nn.Identity()
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"'llama' .*: no final norm between the last layer and the unembedding lm_head: "
+        r"model\.norm has no weight of shape \(32,\)",
+    ):
+        LanguageModel.from_pretrained_model(declared, None, "llama")
+
+
+def test_layer_with_another_residual_writer_is_refused() -> None:
+    model = tiny_model("qwen3")
+    model.model.layers[2].register_forward_hook(lambda m, a, out: out + 0.5)
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'qwen3' is not supported by the transformer adapter: layer 2 "
+        r"\(model\.layers\.2\) has residual writers other than self_attn and mlp: their outputs "
+        r"sum to the change of the residual stream in layer\(s\) 0, 1 but not in layer 2",
+    ):
+        LanguageModel.from_pretrained_model(model, None, "qwen3")
