@@ -1,5 +1,10 @@
 """The Hydra-effect analysis end to end: load, sweep, report (what ``scmnet hydra`` runs).
 
+Everything that can refuse the model does so before the output folder is touched: loading
+checks the family (:func:`~.finder.spec_of`), then the model is traced once, with torch's own
+output held back (:func:`~.quiet.captured_output`; shown with ``verbose=True``). A run that fails
+before its first result leaves the output folder as it found it (:func:`~.quiet.restoring`).
+
 Examples
 --------
 From Python, on the embedded model (this takes minutes, so it is not run as a doctest)::
@@ -11,6 +16,7 @@ From Python, on the embedded model (this takes minutes, so it is not run as a do
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,8 +24,12 @@ from typing import Any, TypeVar
 
 import torch
 
+from scmnet.errors import InvalidArgument, ScmnetError
+
 from .ablations import Ablation, AblationKind
-from .lm import load_model
+from .causal import hydra_model
+from .lm import LanguageModel, load_model
+from .quiet import captured_output, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .report import write_report
 from .sweep import SweepSettings, run_sweep
@@ -49,6 +59,7 @@ def run_hydra(
     threads: int | None = None,
     progress: bool = True,
     chunk: int | None = None,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -79,6 +90,18 @@ def run_hydra(
     chunk : int, optional
         At most this many runs per batched execution (bounds memory); default: all the runs
         of a prompt at once.
+    verbose : bool
+        Print torch's own output while tracing the model (warnings, log lines) on standard
+        error; by default it is held back.
+
+    Raises
+    ------
+    UnsupportedModel
+        If the model's family cannot be analysed (before anything is written to ``out``).
+    UntraceableModel
+        If the model cannot be traced; the output folder is left as it was found.
+    InvalidArgument
+        If ``out`` is an existing file.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -98,13 +121,45 @@ def run_hydra(
         if prompts is None
         else load_prompts(prompts)
     )
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"--out {str(out)!r} is a file; give a directory for the report")
     lm = load_model(model, device=device)
     show = _tqdm if progress else None
     kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk}
     if show is not None:
         kwargs["progress"] = show
-    clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+    with restoring(out):
+        _trace(lm, verbose=verbose)
+        clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
     settings = SweepSettings.of(lm, prompt_set, setting, limit)
     summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _trace(lm: LanguageModel, *, verbose: bool) -> None:
+    """Trace ``lm`` once (:func:`~.causal.hydra_model`), holding back torch's output: printed on
+    standard error with ``verbose``, otherwise counted in the error if tracing fails."""
+    failed: ScmnetError | None = None
+    with captured_output() as held:
+        try:
+            hydra_model(lm)
+        except ScmnetError as e:
+            failed = e
+    if verbose and held.lines:
+        print(f"scmnet hydra: torch's output while tracing {lm.name}:", file=sys.stderr)
+        print(held.text, file=sys.stderr)
+    if failed is not None:
+        if held.lines and not verbose:
+            note = f"torch printed {len(held.lines)} lines while tracing; see them with --verbose"
+            raise _with_note(failed, note) from failed
+        raise failed
+
+
+def _with_note(error: ScmnetError, note: str) -> ScmnetError:
+    """The same kind of error with `` (note)`` after its message."""
+    try:
+        return type(error)(f"{error} ({note})")
+    except TypeError:  # an error class that takes other arguments: keep it as it is
+        return error
