@@ -14,9 +14,9 @@ import torch
 
 from scmnet.adapters.transformer.causal import final_readings, noised_readings
 from scmnet.adapters.transformer.families import Block
-from scmnet.adapters.transformer.registry import spec_for
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
+from scmnet.adapters.transformer.registry import spec_for
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference, check_measures

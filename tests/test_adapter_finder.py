@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scmnet.adapters.transformer.registry import spec_for
-from scmnet.adapters.transformer.finder import find_spec, spec_of
+from scmnet.adapters.transformer.finder import find_spec
 from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.registry import spec_for
 from scmnet.errors import UnsupportedModel
 from tests.reference import check_measures
-from tests.tiny_models import FAMILIES, FOUND_FAMILIES, VARIANTS, tiny_config, tiny_model
+from tests.tiny_models import FAMILIES, FOUND_FAMILIES, VARIANTS, tiny_model
 
 PATHS = ("base", "embed", "layers", "attention", "mlp", "attention_out", "mlp_out", "unembed")
 

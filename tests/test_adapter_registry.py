@@ -22,10 +22,10 @@ from scmnet.adapters.transformer import (
     LanguageModel,
     families,
     register_family,
+    registry,
     spec_for,
     unregister_family,
 )
-from scmnet.adapters.transformer import registry
 from scmnet.errors import InvalidArgument, UnsupportedModel
 from tests.reference import check_measures
 from tests.tiny_models import tiny_model

@@ -36,11 +36,11 @@ from .registry import (
 )
 
 __all__ = [
+    "ENTRY_POINT_GROUP",
     "FAMILIES",
     "FORMATS",
     "Ablation",
     "AblationKind",
-    "ENTRY_POINT_GROUP",
     "FamilySpec",
     "LanguageModel",
     "NormKind",

@@ -284,4 +284,3 @@ FAMILIES: tuple[FamilySpec, ...] = (
         parallel=True,
     ),
 )
-

@@ -29,8 +29,8 @@ from scmnet.errors import InvalidArgument, ScmnetError
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
 from .lm import LanguageModel, load_model
-from .quiet import captured_output, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
+from .quiet import captured_output, restoring
 from .report import write_report
 from .sweep import SweepSettings, run_sweep
 

@@ -19,20 +19,18 @@ Examples
 Register a family of your own (here: a Llama layout under a new model type), and the adapter
 uses it for every model of that type:
 
->>> from scmnet.adapters.transformer import FamilySpec, NormKind, NormSpec
->>> spec = FamilySpec(
-...     name="my_llama", model_types=("my_llama",), base="model",
-...     embed="model.embed_tokens", layers="model.layers",
-...     attention="self_attn", mlp="mlp", attention_out="self_attn", mlp_out="mlp",
-...     final_norm=NormSpec("model.norm", NormKind.RMS))
+>>> import dataclasses
+>>> llama = FAMILIES[0]
+>>> spec = dataclasses.replace(llama, name="my_llama", model_types=("my_llama",))
 >>> register_family(spec)
 >>> from types import SimpleNamespace
 >>> spec_for(SimpleNamespace(config=SimpleNamespace(model_type="my_llama"))) is spec
 True
->>> register_family(spec)
+>>> register_family(spec)  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-scmnet.errors.InvalidArgument: model type 'my_llama' already has the family 'my_llama' (registered); pass replace=True to replace it
+scmnet.errors.InvalidArgument: model type 'my_llama' already has the family 'my_llama'
+(registered); pass replace=True to replace it
 >>> unregister_family("my_llama") is spec
 True
 
