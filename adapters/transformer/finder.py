@@ -23,8 +23,9 @@ example, with hooks recording every module's input and output:
    ``1 + weight``) are the formula that reproduces its recorded output.
 
 :func:`spec_of` is what :meth:`~.lm.LanguageModel.from_pretrained_model` uses: the declared spec
-of a known family, otherwise the found one; either way it then checks that the logits are the
-linear readout the analyses assume (:func:`check_readout`). Whatever cannot be established is
+of a known family (checked against the model: :func:`check_declared`), otherwise the found one;
+either way it then checks that the logits are the spec's readout of the final norm -- linear, or
+softcapped as Gemma 2's (:func:`check_readout`). Whatever cannot be established is
 refused with :class:`~scmnet.errors.UnsupportedModel`, naming the model type and the missing
 piece -- never a silently wrong spec.
 
