@@ -22,9 +22,10 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import shutil
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,15 +47,26 @@ class Captured:
         return "\n".join(self.lines)
 
 
+def _to_terminal(stream: Any) -> bool:
+    """Whether a handler's stream is standard output or error (not a log file, nor a lazily
+    opened trace file, whose handler owns and closes its stream)."""
+    standard = (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
+    return stream is not None and (
+        any(stream is s for s in standard) or getattr(stream, "name", None) in _STANDARD
+    )
+
+
+_STANDARD = ("<stdout>", "<stderr>")
+
+
 def _torch_stream_handlers() -> list[logging.StreamHandler[Any]]:
-    """The stream handlers of torch's loggers (each has its own; they do not propagate)."""
+    """The handlers of torch's loggers that write to the terminal (each logger has its own;
+    they do not propagate)."""
     names = ["torch", *(n for n in logging.root.manager.loggerDict if n.startswith("torch."))]
     handlers: list[logging.StreamHandler[Any]] = []
     for name in names:
         for handler in logging.getLogger(name).handlers:
-            if isinstance(handler, logging.StreamHandler) and not isinstance(
-                handler, logging.FileHandler
-            ):
+            if isinstance(handler, logging.StreamHandler) and _to_terminal(handler.stream):
                 handlers.append(handler)
     return handlers
 
@@ -67,30 +79,39 @@ def captured_output() -> Iterator[Captured]:
     raises). Nothing inside the block reaches the terminal.
     """
     held = Captured()
-    buffer = io.StringIO()
-    swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
-    for handler in _torch_stream_handlers():
-        previous = handler.setStream(buffer)
-        if previous is not None:
-            swapped.append((handler, previous))
-    try:
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stdout(buffer),
-            contextlib.redirect_stderr(buffer),
-        ):
-            warnings.simplefilter("always")
-            try:
-                yield held
-            finally:
-                noted = [
-                    warnings.formatwarning(w.message, w.category, w.filename, w.lineno).strip()
-                    for w in caught
-                ]
-                held.lines = [*buffer.getvalue().splitlines(), *noted]
-    finally:
-        for handler, previous in swapped:
-            handler.setStream(previous)
+    stderr = sys.stderr
+    # A real file, not a StringIO: torch's log handlers ask their stream for its fileno().
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as buffer:
+        swapped: list[tuple[logging.StreamHandler[Any], Any]] = []
+        for handler in _torch_stream_handlers():
+            previous = handler.setStream(buffer)
+            if previous is not None:
+                swapped.append((handler, previous))
+        try:
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                contextlib.redirect_stdout(buffer),
+                contextlib.redirect_stderr(buffer),
+            ):
+                warnings.simplefilter("always")
+                try:
+                    yield held
+                finally:
+                    noted = [
+                        warnings.formatwarning(w.message, w.category, w.filename, w.lineno)
+                        for w in caught
+                    ]
+                    buffer.flush()
+                    buffer.seek(0)
+                    held.lines = [*buffer.read().splitlines(), *(n.strip() for n in noted)]
+        finally:
+            for handler, previous in swapped:
+                handler.setStream(previous)
+            for logger in list(logging.root.manager.loggerDict.values()):
+                # handlers made inside the block, on the redirected stderr
+                for handler in getattr(logger, "handlers", []):
+                    if isinstance(handler, logging.StreamHandler) and handler.stream is buffer:
+                        handler.setStream(stderr)
 
 
 def _entries(folder: Path) -> set[Path]:

@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -235,18 +236,14 @@ def _resized(
         if node.op == "call_function":
             return executor.call_function(node, tuple(args), kwargs)
         return executor.call_method(node, tuple(args), kwargs)
-    except RuntimeError as e:
+    except Exception as e:
         if _is_view(node) and isinstance(args[0], torch.Tensor):
             # A view that held at trace time, on a suffix laid out differently in memory (the
             # shared-prefix attention's output is not strided as the fused kernel's): the same
             # values as a reshape, which copies only when it must.
             shape = args[1] if as_list else args[1:]
-            return torch.reshape(args[0], tuple(shape))
-        raise MechanismError(
-            f"the operation {node.name!r} in module {module_path(node)!r} raised "
-            f"{type(e).__name__} on the suffix of its positions: {e}"
-        ) from e
-    except Exception as e:
+            with contextlib.suppress(RuntimeError):
+                return torch.reshape(args[0], tuple(shape))
         raise MechanismError(
             f"the operation {node.name!r} in module {module_path(node)!r} raised "
             f"{type(e).__name__} on the suffix of its positions: {e}"
