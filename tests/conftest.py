@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+from tests.tiny_models import FAMILIES, VARIANTS
+
 # Nothing is downloaded: Hugging Face libraries imported by the tests stay offline.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -67,11 +69,10 @@ def hf_dir_with_tokenizer(hf_dir: Path, tmp_path_factory: pytest.TempPathFactory
     return folder
 
 
-@pytest.fixture(
-    scope="module", params=["llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox", "phi"]
-)
+@pytest.fixture(scope="module", params=[*FAMILIES, *VARIANTS])
 def tiny(request: pytest.FixtureRequest) -> Any:
-    """A tiny random language model of each supported family, wrapped by the adapter."""
+    """A tiny random language model of each declared family (and its other layouts: Gemma 3's
+    multimodal wrapper, GPT-NeoX's sequential blocks), wrapped by the adapter."""
     from scmnet.adapters.transformer.lm import LanguageModel
     from tests.tiny_models import tiny_model
 

@@ -10,6 +10,7 @@ the logits). Then, for every layer:
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import scmnet as sn
@@ -23,7 +24,15 @@ from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.testing import assert_close, check_scm
-from tests.tiny_models import VOCAB
+from tests.tiny_models import FAMILIES, VOCAB, tiny_model
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def tiny(request: pytest.FixtureRequest) -> LanguageModel:
+    """The declared families only: these tests are about the effect operators, and the other
+    layouts (Gemma 3's wrapper, sequential GPT-NeoX) are checked against the hooks reference in
+    tests/test_adapter_engine.py."""
+    return LanguageModel.from_pretrained_model(tiny_model(request.param), None, request.param)
 
 
 def test_single_effects_equal_the_sweep_query(tiny: LanguageModel) -> None:

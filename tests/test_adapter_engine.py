@@ -15,9 +15,10 @@ import torch
 import scmnet as sn
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind, donors
 from scmnet.adapters.transformer.causal import final_readings, noised_readings, recorded_readings
-from scmnet.adapters.transformer.families import Block, spec_for
+from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import measure_prompt
+from scmnet.adapters.transformer.registry import spec_for
 from scmnet.errors import InvalidIntervention, UnsupportedModel
 from scmnet.testing import assert_close
 from tests.reference import Reference, check_measures
@@ -105,7 +106,11 @@ def test_spec_structure(tiny: LanguageModel) -> None:
     assert tiny.parallel is parallel
     assert tiny.n_layers == 3
     assert tiny.d_model == 32
-    assert spec_for(tiny.model).name == tiny.name
+    family = {"gemma3_vlm": "gemma3_multimodal", "gpt_neox_seq": "gpt_neox"}
+    assert spec_for(tiny.model).name == family.get(tiny.name, tiny.name)
+    if tiny.name == "gemma3_vlm":  # the language model of the wrapper, not its vision tower
+        assert tiny.spec.layers == "model.language_model.layers"
+        assert type(tiny.model).__name__ == "Gemma3ForConditionalGeneration"
 
 
 def test_unsupported_family_lists_supported() -> None:

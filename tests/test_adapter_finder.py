@@ -13,17 +13,17 @@ from pathlib import Path
 import pytest
 import torch
 
-from scmnet.adapters.transformer.families import spec_for
-from scmnet.adapters.transformer.finder import find_spec, spec_of
+from scmnet.adapters.transformer.finder import find_spec
 from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.registry import spec_for
 from scmnet.errors import UnsupportedModel
 from tests.reference import check_measures
-from tests.tiny_models import FAMILIES, FOUND_FAMILIES, tiny_config, tiny_model
+from tests.tiny_models import FAMILIES, FOUND_FAMILIES, VARIANTS, tiny_model
 
 PATHS = ("base", "embed", "layers", "attention", "mlp", "attention_out", "mlp_out", "unembed")
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", [*FAMILIES, *VARIANTS])
 def test_finder_finds_the_declared_spec(family: str) -> None:
     model = tiny_model(family)
     declared, found = spec_for(model), find_spec(model)
@@ -36,6 +36,7 @@ def test_finder_finds_the_declared_spec(family: str) -> None:
     declared_eps = next(getattr(norm, a) for a in declared.final_norm.eps_attr if hasattr(norm, a))
     assert getattr(norm, found.final_norm.eps_attr[0]) == declared_eps
     assert found.name == found.model_types[0] == model.config.model_type
+    assert found.readout(model.config) == declared.readout(model.config)
 
 
 @pytest.fixture(scope="module", params=FOUND_FAMILIES)
@@ -45,11 +46,12 @@ def found(request: pytest.FixtureRequest) -> LanguageModel:
 
 
 def test_found_structure(found: LanguageModel) -> None:
-    post_norms = found.name == "olmo2"
+    post_norms = found.name in ("olmo2", "gemma2")
     assert found.spec.name == found.config.model_type
     assert found.parallel is (found.name == "falcon")
     assert (found.spec.attention_out != found.spec.attention) is post_norms
     assert (found.n_layers, found.d_model) == (3, 32)
+    assert found.readout.softcap == (0.5 if found.name == "gemma2" else None)
 
 
 def test_found_measures_equal_hooked_reference(found: LanguageModel) -> None:
@@ -57,37 +59,14 @@ def test_found_measures_equal_hooked_reference(found: LanguageModel) -> None:
     check_measures(found)
 
 
-def test_softcapped_logits_are_refused() -> None:
-    with pytest.raises(
-        UnsupportedModel,
-        match=r"^model type 'gemma2' is not supported by the transformer adapter: the logits "
-        r"are not a linear readout of the final norm's output model\.norm through the "
-        r"unembedding lm_head \(max difference [0-9.e-]+; final-logit softcapping at 0\.5\).*"
-        r"known model types: 'gemma3', .*'llama'",
-    ):
-        LanguageModel.from_pretrained_model(tiny_model("gemma2"), None, "gemma2")
-
-
-def test_known_family_with_softcapping_is_refused() -> None:
-    # The readout check holds for declared families too: Gemma 3 with a logit cap is refused.
-    import transformers as tf
-
-    config = tiny_config("gemma3")
-    config.final_logit_softcapping = 0.5
-    torch.manual_seed(0)
-    model = tf.AutoModelForCausalLM.from_config(config)
-    with pytest.raises(UnsupportedModel, match=r"'gemma3_text' .*final-logit softcapping at 0.5"):
-        spec_of(model)
-
-
 def test_state_space_model_is_refused() -> None:
+    # The choice documented in docs/hydra.rst: one residual writer per layer is refused (the
+    # paper's measures compare attention and MLP), in those terms, before any analysis.
     with pytest.raises(
         UnsupportedModel,
-        match=r"^model type 'mamba' is not supported by the transformer adapter: found no pair "
-        r"of modules per layer whose outputs sum to the layer's change of the residual stream "
-        r"\(an attention and an MLP contribution, eqs\. 3-6\); tried the submodules of "
-        r"backbone\.layers\.\* with outputs of the residual's shape: 'mixer', "
-        r"'mixer\.out_proj', 'norm'; known model types: ",
+        match=r"^model type 'mamba' is not supported by the transformer adapter: each layer of "
+        r"backbone\.layers has one residual writer \(mixer\) and no attention/MLP split, as a "
+        r"state-space model \(Mamba\) has; .* known model types: ",
     ):
         LanguageModel.from_pretrained_model(tiny_model("mamba"), None, "mamba")
 
@@ -140,3 +119,34 @@ def test_hydra_command_on_a_found_family(tmp_path: Path) -> None:
     assert summary["settings"]["model"] == str(folder)
     assert summary["prompts_kept"] == 2
     assert len(list((out / "measures").iterdir())) == 2
+
+
+def test_no_final_norm_is_refused_before_the_analysis() -> None:
+    model = tiny_model("qwen3")  # found by the finder
+    model.model.norm = torch.nn.Identity()
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'qwen3' is not supported by the transformer adapter: no final norm "
+        r"between the last layer \(model\.layers\.2\) and the unembedding lm_head: ",
+    ):
+        LanguageModel.from_pretrained_model(model, None, "qwen3")
+    declared = tiny_model("llama")  # a declared family's spec is checked too
+    declared.model.norm = torch.nn.Identity()
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"'llama' .*: no final norm between the last layer and the unembedding lm_head: "
+        r"model\.norm has no weight of shape \(32,\)",
+    ):
+        LanguageModel.from_pretrained_model(declared, None, "llama")
+
+
+def test_layer_with_another_residual_writer_is_refused() -> None:
+    model = tiny_model("qwen3")
+    model.model.layers[2].register_forward_hook(lambda m, a, out: out + 0.5)
+    with pytest.raises(
+        UnsupportedModel,
+        match=r"^model type 'qwen3' is not supported by the transformer adapter: layer 2 "
+        r"\(model\.layers\.2\) has residual writers other than self_attn and mlp: their outputs "
+        r"sum to the change of the residual stream in layer\(s\) 0, 1 but not in layer 2",
+    ):
+        LanguageModel.from_pretrained_model(model, None, "qwen3")

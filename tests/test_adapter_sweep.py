@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from scmnet.adapters.transformer import measures as measures_module
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
@@ -112,3 +113,77 @@ def test_hydra_command_on_a_local_model_directory(
     # A second run with other settings is refused, naming the setting.
     other = [a if a != "mean" else "zero" for a in args]
     assert main(other) == 2
+
+
+def _branching_llama(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``scmnet hydra`` gets a tiny Llama with data-dependent control flow in one layer: its
+    family is fine, but tracing fails (torch prints its own lines first)."""
+    from scmnet.adapters.transformer import hydra
+
+    model = tiny_model("llama")
+
+    def branch(module: object, args: object, out: torch.Tensor) -> torch.Tensor:
+        return out * 2 if out.sum() > 0 else out
+
+    model.model.layers[1].mlp.register_forward_hook(branch)
+    lm = LanguageModel.from_pretrained_model(model, CharTokenizer(), "branching")
+    monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {
+        str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def test_failed_trace_leaves_out_as_found_and_holds_back_torch_output(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scmnet.cli import main
+
+    _branching_llama(monkeypatch)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("abc de\nxyz w\n")
+    fresh = tmp_path / "new" / "report"
+    args = ["hydra", "--model", "x", "--prompts", str(prompts), "--quiet", "--out"]
+    assert main([*args, str(fresh)]) == 2
+    err = capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # nothing created, not even the parent
+    assert err.startswith("scmnet hydra: error: could not trace LlamaForCausalLM")
+    assert "see them with --verbose" in err
+    assert len(err.strip().splitlines()) == 1  # one line: torch's own output is held back
+    # An existing folder with earlier results is left exactly as it was ...
+    earlier = tmp_path / "earlier"
+    (earlier / "measures").mkdir(parents=True)
+    (earlier / "settings.json").write_text('{"model": "other"}\n')
+    (earlier / "measures" / "00000.npz").write_bytes(b"an earlier result")
+    before = _tree(earlier)
+    assert main([*args, str(earlier), "--verbose"]) == 2
+    assert _tree(earlier) == before
+    # ... and with --verbose torch's output is shown, before the error.
+    err = capsys.readouterr().err
+    assert "torch's output while tracing branching:" in err
+    assert len(err.strip().splitlines()) > 5
+    assert "see them with --verbose" not in err
+
+
+def test_run_failing_before_its_first_result_leaves_no_settings(
+    lm: LanguageModel, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from scmnet.adapters.transformer import hydra, sweep
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
+    monkeypatch.setattr(sweep, "measure_prompt", fail)  # after settings.json and the clean pass
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="out of memory"):
+        hydra.run_hydra(prompts=PROMPTS, out=out, ablation="zero", progress=False)
+    assert not out.exists()
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError, match="out of memory"):
+        hydra.run_hydra(prompts=PROMPTS, out=out, ablation="zero", progress=False)
+    assert _tree(out) == {"notes.txt": b"mine"}

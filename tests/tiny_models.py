@@ -30,6 +30,20 @@ def tiny_config(family: str) -> Any:
         "mistral": lambda: tf.MistralConfig(**llama_like),
         "qwen2": lambda: tf.Qwen2Config(**llama_like),
         "gemma3": lambda: tf.Gemma3TextConfig(**llama_like, head_dim=8),
+        # Gemma 3 from 4B up: the multimodal wrapper, its language model under
+        # model.language_model (a one-layer vision tower, never run on text).
+        "gemma3_vlm": lambda: tf.Gemma3Config(
+            text_config=tf.Gemma3TextConfig(**llama_like, head_dim=8).to_dict(),
+            vision_config={
+                "hidden_size": 16,
+                "intermediate_size": 32,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "image_size": 28,
+                "patch_size": 14,
+            },
+            mm_tokens_per_image=4,
+        ),
         "gpt2": lambda: tf.GPT2Config(
             vocab_size=VOCAB,
             n_embd=32,
@@ -42,6 +56,14 @@ def tiny_config(family: str) -> Any:
         "gpt_neox": lambda: tf.GPTNeoXConfig(
             **common, hidden_size=32, intermediate_size=64, max_position_embeddings=64
         ),
+        # GPT-NeoX's other residual kind: sequential blocks (use_parallel_residual=False).
+        "gpt_neox_seq": lambda: tf.GPTNeoXConfig(
+            **common,
+            hidden_size=32,
+            intermediate_size=64,
+            max_position_embeddings=64,
+            use_parallel_residual=False,
+        ),
         "phi": lambda: tf.PhiConfig(
             **common, hidden_size=32, intermediate_size=64, max_position_embeddings=64
         ),
@@ -52,9 +74,9 @@ def tiny_config(family: str) -> Any:
         "falcon": lambda: tf.FalconConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=3, num_attention_heads=4
         ),
-        # Refused: the logits are softcapped (a small cap, so that tiny logits feel it) ...
+        # Post-norms and softcapped logits (a small cap, so that tiny logits feel it).
         "gemma2": lambda: tf.Gemma2Config(**llama_like, head_dim=8, final_logit_softcapping=0.5),
-        # ... and a state-space model has one contribution per layer, not two.
+        # Refused: a state-space model has one residual writer per layer, not two.
         "mamba": lambda: tf.MambaConfig(
             vocab_size=VOCAB, hidden_size=32, num_hidden_layers=2, state_size=4
         ),
@@ -63,9 +85,11 @@ def tiny_config(family: str) -> Any:
 
 
 FAMILIES = ("llama", "mistral", "qwen2", "gemma3", "gpt2", "gpt_neox", "phi")
+# Declared families in their other layouts: the multimodal wrapper, the other residual kind.
+VARIANTS = ("gemma3_vlm", "gpt_neox_seq")
 # Decoders outside the table that the finder supports, and models it refuses.
-FOUND_FAMILIES = ("qwen3", "phi3", "olmo2", "falcon")
-REFUSED_FAMILIES = ("gemma2", "mamba")
+FOUND_FAMILIES = ("qwen3", "phi3", "olmo2", "falcon", "gemma2")
+REFUSED_FAMILIES = ("mamba",)
 
 
 def tiny_model(family: str, seed: int = 0) -> Any:

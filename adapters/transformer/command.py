@@ -87,6 +87,11 @@ class HydraCommand:
             "--out", type=Path, default=Path("reports/hydra"), help="report directory"
         )
         parser.add_argument("--quiet", action="store_true", help="no progress bars")
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show torch's own output while tracing the model (held back by default)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         """Run the analysis and print where the report went; returns 0."""
@@ -102,6 +107,7 @@ class HydraCommand:
             threads=args.threads,
             progress=not args.quiet,
             memory=None if args.batch_memory is None else args.batch_memory * 2**20,
+            verbose=args.verbose,
         )
         print(
             f"scmnet hydra: wrote {args.out} ({summary['prompts_kept']} of "

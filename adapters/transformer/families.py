@@ -10,13 +10,18 @@ pieces live and how they are wired:
 * extra **post-block norms** (Gemma 3): the residual receives ``norm(a(z))`` and ``norm(m(z))``,
   so the contribution to read is the output of the post-norm, not of the block;
 * the final **norm** is an RMSNorm (eq. 8; Gemma scales by ``1 + weight``) or a LayerNorm
-  (which also centres its input).
+  (which also centres its input);
+* the **readout** after the unembedding (:class:`~.readout.Readout`): a logit scale, and Gemma 2's
+  final-logit softcapping, read from the config attributes the spec names;
+* a **multimodal wrapper** (Gemma 3 from 4B up, ``Gemma3ForConditionalGeneration``) keeps its
+  language model under ``model.language_model``: the paths say so.
 
-:class:`FamilySpec` declares these facts per family; :func:`spec_for` picks the spec from a
-model's ``config.model_type`` and refuses, with the list of known families, any other.
-Nothing here is guessed from module names at run time. For a decoder of any other family,
-:func:`~.finder.find_spec` establishes the same facts numerically from one forward pass of the
-model (and finds exactly these specs on the families declared here).
+:class:`FamilySpec` declares these facts per family and :data:`FAMILIES` holds the declared ones;
+:func:`~.registry.spec_for` picks the spec of a model (a user adds families with
+:func:`~.registry.register_family` or an entry point). Nothing here is guessed from module
+names at run time. For a decoder of any other family, :func:`~.finder.find_spec` establishes
+the same facts numerically from forward passes of the model (and finds exactly these specs on
+the families declared here).
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from scmnet.errors import UnsupportedModel, format_names
+from .readout import Readout
 
-__all__ = ["FAMILIES", "Block", "FamilySpec", "NormKind", "NormSpec", "spec_for"]
+__all__ = ["FAMILIES", "Block", "FamilySpec", "NormKind", "NormSpec", "text_config"]
 
 
 class Block(enum.IntEnum):
@@ -108,6 +113,26 @@ class FamilySpec:
     parallel_flag : str or None
         A config attribute that, when present, decides ``parallel`` (GPT-NeoX's
         ``use_parallel_residual``).
+    softcap_attr : str or None
+        The config attribute holding the final-logit softcap c, when set (Gemma 2's
+        ``final_logit_softcapping``); ``None`` if the family never caps.
+    logit_scale_attr : str or None
+        The config attribute holding a factor of the logits, when set (Cohere's
+        ``logit_scale``); ``None`` if the family never scales.
+
+    Examples
+    --------
+    A family of your own, laid out like Llama (register it with
+    :func:`~.registry.register_family`):
+
+    >>> spec = FamilySpec(
+    ...     name="my_llama", model_types=("my_llama",), base="model",
+    ...     embed="model.embed_tokens", layers="model.layers",
+    ...     attention="self_attn", mlp="mlp", attention_out="self_attn", mlp_out="mlp",
+    ...     final_norm=NormSpec("model.norm", NormKind.RMS))
+    >>> from types import SimpleNamespace
+    >>> spec.readout(SimpleNamespace(final_logit_softcapping=30.0))
+    Readout(scale=1.0, softcap=30.0)
     """
 
     name: str
@@ -123,12 +148,55 @@ class FamilySpec:
     unembed: str = "lm_head"
     parallel: bool = False
     parallel_flag: str | None = None
+    softcap_attr: str | None = "final_logit_softcapping"
+    logit_scale_attr: str | None = "logit_scale"
 
     def is_parallel(self, config: Any) -> bool:
         """Whether this model's blocks are parallel, reading ``parallel_flag`` if set."""
         if self.parallel_flag is not None and hasattr(config, self.parallel_flag):
             return bool(getattr(config, self.parallel_flag))
         return self.parallel
+
+    def readout(self, config: Any) -> Readout:
+        """The map after the unembedding, from ``config`` (its text config, for a wrapper).
+
+        An attribute that is absent, ``None`` or 0 means no cap (no scale).
+        """
+        cap = _config_value(config, self.softcap_attr)
+        scale = _config_value(config, self.logit_scale_attr)
+        return Readout(scale=1.0 if scale is None else scale, softcap=cap)
+
+    def paths(self) -> dict[str, str]:
+        """Every module path the spec names, relative to the model root (layer 0 for the
+        per-layer ones), by field name."""
+        first = f"{self.layers}.0"
+        return {
+            "base": self.base,
+            "embed": self.embed,
+            "layers": self.layers,
+            "attention": f"{first}.{self.attention}",
+            "mlp": f"{first}.{self.mlp}",
+            "attention_out": f"{first}.{self.attention_out}",
+            "mlp_out": f"{first}.{self.mlp_out}",
+            "final_norm": self.final_norm.path,
+            "unembed": self.unembed,
+        }
+
+
+def text_config(config: Any) -> Any:
+    """The config of the language model: ``config.get_text_config()`` of a multimodal wrapper,
+    otherwise ``config`` itself."""
+    getter = getattr(config, "get_text_config", None)
+    return getter() if callable(getter) else config
+
+
+def _config_value(config: Any, attr: str | None) -> float | None:
+    if attr is None:
+        return None
+    value = getattr(text_config(config), attr, None)
+    if value is None:
+        value = getattr(config, attr, None)
+    return float(value) if isinstance(value, (int, float)) and value else None
 
 
 def _llama_like(name: str, *model_types: str) -> FamilySpec:
@@ -161,6 +229,20 @@ FAMILIES: tuple[FamilySpec, ...] = (
         attention_out="post_attention_layernorm",
         mlp_out="post_feedforward_layernorm",
         final_norm=NormSpec("model.norm", NormKind.RMS, weight_offset=1.0),
+    ),
+    # Gemma 3 from 4B up: Gemma3ForConditionalGeneration, whose language model is
+    # model.language_model (the vision tower and projector are not part of the analysis).
+    FamilySpec(
+        name="gemma3_multimodal",
+        model_types=("gemma3",),
+        base="model.language_model",
+        embed="model.language_model.embed_tokens",
+        layers="model.language_model.layers",
+        attention="self_attn",
+        mlp="mlp",
+        attention_out="post_attention_layernorm",
+        mlp_out="post_feedforward_layernorm",
+        final_norm=NormSpec("model.language_model.norm", NormKind.RMS, weight_offset=1.0),
     ),
     FamilySpec(
         name="gpt2",
@@ -202,40 +284,3 @@ FAMILIES: tuple[FamilySpec, ...] = (
         parallel=True,
     ),
 )
-
-
-def spec_for(model: Any) -> FamilySpec:
-    """The :class:`FamilySpec` of a Hugging Face causal LM, from its ``config.model_type``.
-
-    Parameters
-    ----------
-    model : transformers.PreTrainedModel
-        A causal language model (``...ForCausalLM``).
-
-    Raises
-    ------
-    UnsupportedModel
-        If the family is not supported; the message lists the supported ones.
-
-    Examples
-    --------
-    >>> from types import SimpleNamespace
-    >>> spec_for(SimpleNamespace(config=SimpleNamespace(model_type="llama"))).layers
-    'model.layers'
-    >>> spec_for(SimpleNamespace(config=SimpleNamespace(model_type="bert")))
-    ...                                       # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
-    Traceback (most recent call last):
-    ...
-    scmnet.errors.UnsupportedModel: model type 'bert' is not supported by the transformer
-    adapter; supported model types: 'gemma3', ..., 'qwen2'
-    """
-    config = getattr(model, "config", None)
-    model_type = getattr(config, "model_type", None)
-    for spec in FAMILIES:
-        if model_type in spec.model_types:
-            return spec
-    supported = [t for spec in FAMILIES for t in spec.model_types]
-    raise UnsupportedModel(
-        f"model type {model_type!r} is not supported by the transformer adapter; "
-        f"supported model types: {format_names(supported)}"
-    )

@@ -23,8 +23,9 @@ example, with hooks recording every module's input and output:
    ``1 + weight``) are the formula that reproduces its recorded output.
 
 :func:`spec_of` is what :meth:`~.lm.LanguageModel.from_pretrained_model` uses: the declared spec
-of a known family, otherwise the found one; either way it then checks that the logits are the
-linear readout the analyses assume (:func:`check_readout`). Whatever cannot be established is
+of a known family (checked against the model: :func:`check_declared`), otherwise the found one;
+either way it then checks that the logits are the spec's readout of the final norm -- linear, or
+softcapped as Gemma 2's (:func:`check_readout`). Whatever cannot be established is
 refused with :class:`~scmnet.errors.UnsupportedModel`, naming the model type and the missing
 piece -- never a silently wrong spec.
 
@@ -54,12 +55,14 @@ from torch import nn
 
 from scmnet.errors import UnsupportedModel, format_names
 
-from .families import FAMILIES, FamilySpec, NormKind, NormSpec, spec_for
+from .families import FamilySpec, NormKind, NormSpec, text_config
+from .registry import known_model_types, missing_paths, spec_for
 
 __all__ = [
     "EPS_ATTRS",
     "Call",
     "Recording",
+    "check_declared",
     "check_readout",
     "example_ids",
     "find_block",
@@ -108,7 +111,7 @@ def refusal(model: nn.Module, reason: str) -> UnsupportedModel:
     'gemma3', ..., 'qwen2' (any other decoder-only causal LM is accepted when its residual
     structure can be read from the model)"
     """
-    known = [t for spec in FAMILIES for t in spec.model_types]
+    known = known_model_types()
     return UnsupportedModel(
         f"model type {model_type(model)!r} is not supported by the transformer adapter: "
         f"{reason}; known model types: {format_names(known)} (any other decoder-only causal LM "
@@ -449,27 +452,59 @@ def find_contributions(model: nn.Module, rec: Recording, layers: _Layers) -> tup
     """
     candidates = _candidates(rec, layers)
     first = model.get_submodule(f"{layers.path}.0")
+    n = len(layers.inputs)
     pairs = [(a, m) for a, m in itertools.combinations(candidates, 2) if not _nested(a, m)]
     pairs.sort(key=lambda pair: _pair_preference(first, *pair))  # stable: call order breaks ties
-    for a, m in pairs:
-        if all(_sums_in_layer(rec, layers, layer, a, m) for layer in range(len(layers.inputs))):
-            return a, m
+    summing = {pair: [_sums_in_layer(rec, layers, k, *pair) for k in range(n)] for pair in pairs}
+    for pair, ok in summing.items():
+        if all(ok):
+            return pair
+    raise refusal(model, _no_pair_reason(rec, layers, candidates, summing))
+
+
+def _no_pair_reason(
+    rec: Recording,
+    layers: _Layers,
+    candidates: list[str],
+    summing: dict[tuple[str, str], list[bool]],
+) -> str:
+    """Why no pair of contributions fits, in the terms of the residual stream: one writer per
+    layer (a state-space model), a layer whose writers differ from the others', or none."""
+    n = len(layers.inputs)
+    single = [
+        rel for rel in candidates if all(_sums_in_layer(rec, layers, k, rel) for k in range(n))
+    ]
+    if single:
+        return (
+            f"each layer of {layers.path} has one residual writer ({single[0]}) and no "
+            f"attention/MLP split, as a state-space model (Mamba) has; the analyses compare an "
+            f"attention and an MLP contribution per layer (eqs. 3-6, 33-34), so such a model is "
+            f"not analysed with the layer as its unit (trace it with scmnet.trace and ask the "
+            f"effect operators about its blocks instead)"
+        )
+    best = max(summing.items(), key=lambda item: sum(item[1]), default=None)
+    if best is not None and any(best[1]):
+        (a, m), ok = best
+        bad = ok.index(False)
+        good = ", ".join(str(k) for k in range(n) if ok[k])
+        return (
+            f"layer {bad} ({layers.path}.{bad}) has residual writers other than {a} and {m}: "
+            f"their outputs sum to the change of the residual stream in layer(s) {good} but "
+            f"not in layer {bad} (eqs. 3-6)"
+        )
     tried = format_names(candidates) if candidates else "none"
-    raise refusal(
-        model,
+    return (
         f"found no pair of modules per layer whose outputs sum to the layer's change of the "
         f"residual stream (an attention and an MLP contribution, eqs. 3-6); tried the "
-        f"submodules of {layers.path}.* with outputs of the residual's shape: {tried}",
+        f"submodules of {layers.path}.* with outputs of the residual's shape: {tried}"
     )
 
 
-def _sums_in_layer(rec: Recording, layers: _Layers, layer: int, a: str, m: str) -> bool:
-    out_a = rec.calls[f"{layers.path}.{layer}.{a}"][0].output
-    out_m = rec.calls[f"{layers.path}.{layer}.{m}"][0].output
-    assert out_a is not None
-    assert out_m is not None
+def _sums_in_layer(rec: Recording, layers: _Layers, layer: int, *rels: str) -> bool:
+    outs = [rec.calls[f"{layers.path}.{layer}.{rel}"][0].output for rel in rels]
     z, z_next = layers.inputs[layer], layers.outputs[layer]
-    return sums_to([z, out_a, out_m], z_next)
+    parts = [o for o in outs if o is not None]
+    return len(parts) == len(outs) and sums_to([z, *parts], z_next)
 
 
 def find_parallel(
@@ -550,12 +585,16 @@ def find_final_norm(
         and same(calls[0].input, last)
         and calls[0].output is not None
         and same(calls[0].output[..., -1, :], head.input[..., -1, :])
+        and not same(calls[0].output, calls[0].input)  # an identity is no norm
     ]
     if not found:
+        final = f"{layers.path}.{len(layers.outputs) - 1}"
         raise refusal(
             model,
-            f"found no final norm: no module outside {layers.path} takes the last layer's "
-            f"output and gives the unembedding's input",
+            f"no final norm between the last layer ({final}) and the unembedding {unembed}: "
+            f"no module outside {layers.path} takes the last layer's output and gives the "
+            f"unembedding's input, other than an identity (every contribution is read through "
+            f"the final norm, eqs. 7-8)",
         )
     path = max(found, key=lambda p: p.count("."))  # the innermost, e.g. not a wrapper
     norm = model.get_submodule(path)
@@ -692,21 +731,24 @@ def find_spec(model: nn.Module) -> FamilySpec:
 
 
 def check_readout(model: nn.Module, spec: FamilySpec) -> None:
-    """Check that the logits are the unembedding of the final norm's output (eqs. 7, 9).
+    """Check that the logits are the spec's readout of the final norm's output (eqs. 7, 9).
 
-    The analyses read every centred logit as a dot product of the final norm's output with a
-    row of W_U (plus the unembedding bias). A model that maps the logits further -- Gemma 2's
-    final-logit softcapping ``c tanh(logits / c)``, a logit scale -- would get wrong numbers, so
-    it is refused. The check compares, at the final position of the example prompt, the model's
-    logits with ``W_U h + b`` up to the rounding of the matrix product.
+    The analyses read every logit through :class:`~.readout.Readout`: ``cap(s (W_U h + b))``
+    with the softcap c and logit scale s that the spec reads from the config (none, for most
+    families). The check compares, at the final position of the example prompt, the model's
+    logits with that readout of the final norm's output, up to the rounding of the matrix
+    product. A model that maps the logits in any other way -- a non-linearity after the
+    unembedding, a scale or a scaled tied unembedding the spec does not name -- would get wrong
+    numbers, so it is refused.
 
     Raises
     ------
     UnsupportedModel
-        If the logits differ from the linear readout.
+        If the logits differ from the readout; the message names the readout expected.
     """
     norm = model.get_submodule(spec.final_norm.path)
     head = model.get_submodule(spec.unembed)
+    readout = spec.readout(getattr(model, "config", None))
     seen: list[torch.Tensor] = []
 
     def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -726,49 +768,108 @@ def check_readout(model: nn.Module, spec: FamilySpec) -> None:
     w = head.get_parameter("weight").detach().double()
     bias = getattr(head, "bias", None)
     b = bias.detach().double() if isinstance(bias, torch.Tensor) else torch.zeros(w.shape[0])
-    readout = h @ w.T + b.to(h.device)
-    if readout.shape != logits.shape:
+    if w.shape[1] != h.shape[-1]:
+        raise refusal(
+            model,
+            f"the unembedding {spec.unembed} reads {w.shape[1]} features, the final norm "
+            f"{spec.final_norm.path} gives {h.shape[-1]}",
+        )
+    expected = readout.apply(h @ w.T + b.to(h.device))
+    if expected.shape != logits.shape:
         raise refusal(
             model, f"its logits have {logits.shape[0]} entries, its unembedding {w.shape[0]} rows"
         )
     width = w.shape[1]
-    bound = rounding(seen[-1], w) * (width**0.5) * ((h.abs() @ w.abs().T) + b.abs() + logits.abs())
-    excess = (logits - readout).abs() - bound
+    linear = (h.abs() @ w.abs().T) + b.abs().to(h.device)
+    bound = rounding(seen[-1], w) * (width**0.5) * (abs(readout.scale) * linear + logits.abs())
+    excess = (logits - expected).abs() - bound
     if bool((excess > 0).any()):
-        diff = float((logits - readout).abs().max())
-        cap = getattr(getattr(model, "config", None), "final_logit_softcapping", None)
+        diff = float((logits - expected).abs().max())
+        cap = getattr(text_config(getattr(model, "config", None)), "final_logit_softcapping", None)
         hint = (
-            f"final-logit softcapping at {cap}"
-            if cap
-            else "a map after the unembedding, such as final-logit softcapping or a logit scale"
+            f"; the config's final_logit_softcapping is {cap}, but the spec reads "
+            f"{spec.softcap_attr!r}"
+            if cap and readout.softcap is None
+            else ""
         )
         raise refusal(
             model,
-            f"the logits are not a linear readout of the final norm's output "
+            f"the logits are not {readout.describe()} of the final norm's output "
             f"{spec.final_norm.path} through the unembedding {spec.unembed} (max difference "
-            f"{diff:.3g}; {hint}), and the analyses read logits as dot products with W_U",
+            f"{diff:.3g}{hint}): the model maps them in a way the adapter cannot express (a "
+            f"non-linearity after the unembedding, or a logit scale or scaled unembedding its "
+            f"family spec does not name), and the analyses would read wrong logits",
         )
 
 
-def known_spec(model: nn.Module) -> FamilySpec | None:
-    """The declared spec of a known family (:data:`~.families.FAMILIES`), or ``None``."""
-    try:
-        return spec_for(model)
-    except UnsupportedModel:
-        return None
-
-
-def spec_of(model: nn.Module) -> FamilySpec:
-    """The spec of a causal LM: declared for a known family, found (:func:`find_spec`) otherwise.
-
-    Either way the logits must be a linear readout of the final norm (:func:`check_readout`).
+def check_declared(model: nn.Module, spec: FamilySpec) -> None:
+    """Check what a declared or registered spec names, before the model runs: its modules
+    exist, the layers are a list, the final norm has a ``(d,)`` weight and an epsilon, the
+    unembedding a ``(vocab, d)`` weight.
 
     Raises
     ------
     UnsupportedModel
-        If the structure cannot be established or the readout is not linear; the message names
-        the model type and what is missing, and lists the known families.
+        Naming the missing module or parameter.
     """
-    spec = known_spec(model) or find_spec(model)
+    missing = missing_paths(spec, model)
+    if missing:
+        raise refusal(
+            model, f"the family spec {spec.name!r} names modules it lacks: {format_names(missing)}"
+        )
+    if not isinstance(model.get_submodule(spec.layers), nn.ModuleList):
+        raise refusal(model, f"{spec.layers} of the family spec {spec.name!r} is not a ModuleList")
+    head = getattr(model.get_submodule(spec.unembed), "weight", None)
+    if not isinstance(head, torch.Tensor) or head.dim() != 2:
+        raise refusal(model, f"the unembedding {spec.unembed} has no (vocab, d) weight")
+    norm = model.get_submodule(spec.final_norm.path)
+    weight = getattr(norm, "weight", None)
+    width = int(head.shape[1])
+    if not isinstance(weight, torch.Tensor) or tuple(weight.shape) != (width,):
+        raise refusal(
+            model,
+            f"no final norm between the last layer and the unembedding {spec.unembed}: "
+            f"{spec.final_norm.path} has no weight of shape ({width},)",
+        )
+    if not any(isinstance(getattr(norm, a, None), (int, float)) for a in spec.final_norm.eps_attr):
+        raise refusal(
+            model,
+            f"found no epsilon of the final norm {spec.final_norm.path} (tried "
+            f"{format_names(spec.final_norm.eps_attr)})",
+        )
+
+
+def known_spec(model: nn.Module) -> FamilySpec | None:
+    """The spec of a known family (:func:`~.registry.spec_for`), or ``None`` when no known
+    family covers the model type.
+
+    Raises
+    ------
+    UnsupportedModel
+        If known families cover the model type but name modules the model lacks.
+    """
+    if model_type(model) not in known_model_types():
+        return None
+    return spec_for(model)
+
+
+def spec_of(model: nn.Module) -> FamilySpec:
+    """The spec of a causal LM: of its known family, found (:func:`find_spec`) otherwise.
+
+    A known family's spec is checked against the model (:func:`check_declared`); either way the
+    logits must be the spec's readout of the final norm (:func:`check_readout`). Everything
+    here happens before any analysis runs.
+
+    Raises
+    ------
+    UnsupportedModel
+        If the structure cannot be established or the readout cannot be expressed; the message
+        names the model type and what is missing, and lists the known families.
+    """
+    spec = known_spec(model)
+    if spec is None:
+        spec = find_spec(model)
+    else:
+        check_declared(model, spec)
     check_readout(model, spec)
     return spec

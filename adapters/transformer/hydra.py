@@ -1,5 +1,11 @@
 """The Hydra-effect analysis end to end: load, sweep, report (what ``scmnet hydra`` runs).
 
+Everything that can refuse the model does so before the output folder is touched: loading
+checks the family (:func:`~.finder.spec_of`), then the model is traced once, with torch's own
+output held back by :func:`scmnet.trace` (shown with ``verbose=True`` if tracing fails). A run that
+fails before its first result leaves the output folder as it found it
+(:func:`~.output_folder.restoring`).
+
 Examples
 --------
 From Python, on the embedded model (this takes minutes, so it is not run as a doctest)::
@@ -11,6 +17,7 @@ From Python, on the embedded model (this takes minutes, so it is not run as a do
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,8 +25,12 @@ from typing import Any, TypeVar
 
 import torch
 
+from scmnet.errors import InvalidArgument, UntraceableModel
+
 from .ablations import Ablation, AblationKind
-from .lm import load_model
+from .causal import hydra_model
+from .lm import LanguageModel, load_model
+from .output_folder import restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .report import write_report
 from .sweep import SweepSettings, run_sweep
@@ -50,6 +61,7 @@ def run_hydra(
     progress: bool = True,
     chunk: int | None = None,
     memory: int | None = None,
+    verbose: bool = False,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -83,6 +95,18 @@ def run_hydra(
     memory : int, optional
         A budget in bytes for the activations of one batched execution (``--batch-memory``);
         default none.
+    verbose : bool
+        Print torch's own output while tracing the model (warnings, log lines) on standard
+        error; by default it is held back.
+
+    Raises
+    ------
+    UnsupportedModel
+        If the model's family cannot be analysed (before anything is written to ``out``).
+    UntraceableModel
+        If the model cannot be traced; the output folder is left as it was found.
+    InvalidArgument
+        If ``out`` is an existing file.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -102,13 +126,35 @@ def run_hydra(
         if prompts is None
         else load_prompts(prompts)
     )
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"--out {str(out)!r} is a file; give a directory for the report")
     lm = load_model(model, device=device)
     show = _tqdm if progress else None
     kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
     if show is not None:
         kwargs["progress"] = show
-    clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+    with restoring(out):
+        _trace(lm, verbose=verbose)
+        clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
     settings = SweepSettings.of(lm, prompt_set, setting, limit)
     summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def _trace(lm: LanguageModel, *, verbose: bool) -> None:
+    """Trace ``lm`` once (:func:`~.causal.hydra_model`). torch's own output while tracing is
+    held back by :func:`scmnet.trace`; if tracing fails it is printed on standard error with
+    ``verbose``, otherwise counted in the error."""
+    try:
+        hydra_model(lm)
+    except UntraceableModel as e:
+        if e.details and verbose:
+            print(f"scmnet hydra: torch's output while tracing {lm.name}:", file=sys.stderr)
+            print("\n".join(e.details), file=sys.stderr)
+            raise
+        if e.details:
+            note = f"torch printed {len(e.details)} lines while tracing; see them with --verbose"
+            raise UntraceableModel(f"{e} ({note})", e.details) from e
+        raise

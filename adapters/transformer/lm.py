@@ -23,6 +23,7 @@ from scmnet.errors import MissingDependency, UnsupportedModel
 
 from .families import FamilySpec, NormKind
 from .finder import spec_of
+from .readout import Readout
 
 __all__ = [
     "EMBEDDED_GGUF",
@@ -167,6 +168,11 @@ class LanguageModel:
         """The unembedding bias, if any (a constant: no layer's direct effect includes it)."""
         bias = getattr(self.model.get_submodule(self.spec.unembed), "bias", None)
         return None if bias is None else bias.detach()
+
+    @property
+    def readout(self) -> Readout:
+        """The map from the unembedding's output to the logits (a logit scale, a softcap)."""
+        return self.spec.readout(self.config)
 
     @property
     def device(self) -> torch.device:

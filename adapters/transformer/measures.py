@@ -4,7 +4,9 @@ For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt`
 one :func:`scmnet.effect_table` query on the traced model (:func:`~.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
-  MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10);
+  MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10); where the
+  model softcaps its logits (Gemma 2), minus the direct effect of zeroing the layer through
+  that exact readout (:mod:`~.readout`);
 * for every ablation do(A^k_t = a~) or do(M^k_t = m~), and each of the K draws of a~:
   the centred logit of i, so the **ablation impact** Delta_ablate,k (eq. 12, averaged over
   draws as in eq. 39), and the unembedding impacts of every layer in the ablated run, with the
@@ -30,6 +32,7 @@ from scmnet import Outcome, Rule, Site, SiteValues
 from .causal import contribution_sites, hydra_model
 from .families import Block, NormKind
 from .lm import LanguageModel
+from .readout import centred_logit, direct_impacts
 
 __all__ = ["Draw", "PromptMeasures", "downstream_mask", "measure_prompt", "readouts"]
 
@@ -254,25 +257,42 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     (attention first; eqs. 10, 13), the final-norm scale sigma and the centred logit of i
     (eq. 9). The centred logit is the normed residual times ``W_U[i] - mean W_U``; the
     unembedding impact of a contribution is the contribution times ``G (W_U[i] - mean W_U)``
-    over the run's own sigma. These are dot products, so the readout of every run of a query
-    is a handful of matrix products.
+    over the run's own sigma (times the logit scale, if any). These are dot products, so the
+    readout of every run of a query is a handful of matrix products. Where the model softcaps
+    its logits, both are read through the exact readout over the whole vocabulary instead, the
+    unembedding impact being minus the direct effect of zeroing the contribution with sigma and
+    every other variable held (:mod:`~.readout`, eqs. 19-20, 25).
     """
     read = (0, -1)
     contributions = contribution_sites(lm, index=read)
     sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
     normed = Site(lm.spec.final_norm.path, index=read)
-    w = lm.unembedding.float()
-    w_bar = (w[token] - w.mean(0)).to(lm.device)  # W_U[i] - mean W_U, computed once
-    readout = w_bar * lm.norm_gain.to(lm.device)  # G (W_U[i] - mean W_U): eq. 10's readout
+    w = lm.unembedding.float().to(lm.device)
+    w_bar = w[token] - w.mean(0)  # W_U[i] - mean W_U, computed once
+    gain = lm.norm_gain.to(lm.device)
+    readout = lm.readout
+    rows = w_bar * gain * readout.scale  # s G (W_U[i] - mean W_U): eq. 10's readout
     if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
-        readout = readout - readout.mean()  # (c - mean c) . r = c . (r - mean r)
+        rows = rows - rows.mean()  # (c - mean c) . r = c . (r - mean r)
     bias = lm.centred_bias(token)
+    unembedding_bias = lm.unembedding_bias
 
     def read_runs(*values: torch.Tensor) -> torch.Tensor:
-        *parts, scale, z = values  # each (runs, d_model), sigma (runs, 1)
+        *found, scale, z = values  # each (runs, d_model), sigma (runs, 1)
         s = scale.reshape(-1).float()
-        dots = torch.stack([c.float() @ readout for c in parts], dim=1)  # (runs, 2L)
-        logit = (z.float() @ w_bar).double() + bias
-        return torch.cat([(dots / s[:, None]).double(), s.double()[:, None], logit[:, None]], 1)
+        if readout.linear:
+            dots = torch.stack([c.float() @ rows for c in found], dim=1)  # (runs, 2L)
+            direct = dots / s[:, None]
+            logit = ((z.float() @ w_bar).double() + bias) * readout.scale
+        else:  # a softcap: the exact readout over the whole vocabulary (see .readout)
+            parts = torch.stack([c.float() for c in found], dim=1)  # (runs, 2L, d)
+            if lm.norm_kind is NormKind.LAYER:
+                parts = parts - parts.mean(-1, keepdim=True)
+            x = z.float() @ w.T  # (runs, vocab): W_U h + b
+            if unembedding_bias is not None:
+                x = x + unembedding_bias.float().to(x.device)
+            direct = direct_impacts(readout, x, parts / s[:, None, None] * gain, w, token)
+            logit = centred_logit(readout, x, token).double()
+        return torch.cat([direct.double(), s.double()[:, None], logit[:, None]], 1)
 
     return Outcome((*contributions, sigma, normed), read_runs, "Hydra readouts", batched=True)

@@ -20,8 +20,9 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
+import sys
+import tempfile
 import warnings
 from collections.abc import Iterator
 
@@ -52,6 +53,10 @@ def _torch_loggers() -> list[logging.Logger]:
 def captured() -> Iterator[list[str]]:
     """Collect warnings, ``torch.*`` log records and stray prints instead of showing them.
 
+    Prints go to a temporary file, not a string buffer: torch's log handlers ask their stream
+    for a file descriptor, and a handler torch opens lazily inside the block (on the redirected
+    standard error) is pointed back at the real one afterwards.
+
     Yields
     ------
     list of str
@@ -61,23 +66,32 @@ def captured() -> Iterator[list[str]]:
     collect = _Collect(lines)
     loggers = _torch_loggers()
     saved = [(lg, lg.handlers[:], lg.propagate) for lg in loggers]
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        for lg in loggers:
-            lg.handlers = [collect] if lg.name == "torch" else []
-            lg.propagate = lg.name != "torch"
-        with (
-            warnings.catch_warnings(record=True) as caught,
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-        ):
-            warnings.simplefilter("always")
-            try:
-                yield lines
-            finally:
-                lines.extend(f"{w.category.__name__}: {w.message}" for w in caught)
-    finally:
-        for lg, handlers, propagate in saved:
-            lg.handlers = handlers
-            lg.propagate = propagate
-        lines.extend(text for text in (out.getvalue(), err.getvalue()) if text.strip())
+    stderr = sys.stderr
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as buffer:
+        try:
+            for lg in loggers:
+                lg.handlers = [collect] if lg.name == "torch" else []
+                lg.propagate = lg.name != "torch"
+            with (
+                warnings.catch_warnings(record=True) as caught,
+                contextlib.redirect_stdout(buffer),
+                contextlib.redirect_stderr(buffer),
+            ):
+                warnings.simplefilter("always")
+                try:
+                    yield lines
+                finally:
+                    lines.extend(f"{w.category.__name__}: {w.message}" for w in caught)
+        finally:
+            for lg, handlers, propagate in saved:
+                lg.handlers = handlers
+                lg.propagate = propagate
+            for logger in list(logging.root.manager.loggerDict.values()):
+                for handler in getattr(logger, "handlers", []):  # opened inside the block
+                    if isinstance(handler, logging.StreamHandler) and handler.stream is buffer:
+                        handler.setStream(stderr)
+            buffer.flush()
+            buffer.seek(0)
+            printed = buffer.read()
+            if printed.strip():
+                lines.extend(printed.splitlines())

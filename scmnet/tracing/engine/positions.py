@@ -43,6 +43,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -236,10 +237,23 @@ def _resized(
             return executor.call_function(node, tuple(args), kwargs)
         return executor.call_method(node, tuple(args), kwargs)
     except Exception as e:
+        if _is_view(node) and isinstance(args[0], torch.Tensor):
+            # A view that held at trace time, on a suffix laid out differently in memory (the
+            # shared-prefix attention's output is not strided as the fused kernel's): the same
+            # values as a reshape, which copies only when it must.
+            shape = args[1] if as_list else args[1:]
+            with contextlib.suppress(RuntimeError):
+                return torch.reshape(args[0], tuple(shape))
         raise MechanismError(
             f"the operation {node.name!r} in module {module_path(node)!r} raised "
             f"{type(e).__name__} on the suffix of its positions: {e}"
         ) from e
+
+
+def _is_view(node: fx.Node) -> bool:
+    return (node.op == "call_function" and str(node.target) == "aten.view.default") or (
+        node.op == "call_method" and node.target == "view"
+    )
 
 
 class NoSuffixPlan(Exception):

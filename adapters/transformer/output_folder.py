@@ -1,0 +1,55 @@
+"""Leaving an output folder as it was found when a run fails before its first result.
+
+:func:`restoring` undoes what a run created in its output folder when it fails before its first
+result: a run that cannot start leaves no ``settings.json`` behind, and a folder that already
+held results is left untouched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+__all__ = ["restoring"]
+
+
+def _entries(folder: Path) -> set[Path]:
+    return set(folder.rglob("*")) if folder.is_dir() else set()
+
+
+def _is_result(path: Path) -> bool:
+    """A finished per-prompt result (``measures/NNNNN.npz``; not a half-written ``.tmp.npz``)."""
+    return path.parent.name == "measures" and path.suffix == ".npz" and ".tmp" not in path.name
+
+
+@contextlib.contextmanager
+def restoring(out: Path) -> Iterator[None]:
+    """Leave ``out`` as it was found if the block fails before it writes its first result.
+
+    On any exception (an interrupt included) with no new ``measures/*.npz`` in ``out``, every
+    file and folder the block created there is removed -- ``out`` itself, and the folders
+    above it, if the block created them -- and the exception propagates. Once a result exists
+    the run is resumable, and nothing is removed.
+    """
+    out = Path(out)
+    created_from = out
+    while not created_from.parent.exists() and created_from.parent != created_from:
+        created_from = created_from.parent
+    existed = out.exists()
+    before = _entries(out)
+    try:
+        yield
+    except BaseException:
+        new = _entries(out) - before
+        if not any(_is_result(p) for p in new):
+            if not existed:
+                shutil.rmtree(created_from, ignore_errors=True)
+            else:
+                for path in sorted(new, key=lambda p: len(p.parts), reverse=True):
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
+        raise
