@@ -78,7 +78,9 @@ def test_donors() -> None:
     assert len(found) == 3
     assert 2 not in found
     assert (donors(2, 5, resample) == found).all()  # reproducible per prompt
-    assert len(donors(0, 5, Ablation(patches=15))) == 4  # all the others when K > N - 1
+    assert len(donors(0, 5, Ablation(patches=4))) == 4  # all the others
+    with pytest.raises(InvalidIntervention, match="15 resample draws asked for, but prompt 0 has"):
+        donors(0, 5, Ablation(patches=15))  # never a silent cap
     with pytest.raises(InvalidIntervention, match="at least two prompts"):
         donors(0, 1, Ablation())
 

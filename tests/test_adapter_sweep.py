@@ -14,7 +14,7 @@ from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 from scmnet.adapters.transformer.report import write_report
 from scmnet.adapters.transformer.sweep import SettingsMismatch, SweepSettings, run_sweep
-from scmnet.errors import InvalidDataset
+from scmnet.errors import InvalidDataset, InvalidIntervention
 from scmnet.testing import assert_close
 from tests.tiny_models import CharTokenizer, tiny_model
 
@@ -85,6 +85,24 @@ def test_limit_and_kept_prompts(lm: LanguageModel, tmp_path: Path) -> None:
         run_sweep(lm, impossible, Ablation(AblationKind.ZERO), tmp_path / "other")
 
 
+def test_resample_numbers_do_not_depend_on_limit(lm: LanguageModel, tmp_path: Path) -> None:
+    """The donors are every correct prompt, not only the analysed ones (issue: --limit)."""
+    ablation = Ablation(AblationKind.RESAMPLE, patches=3, seed=2)
+    _, whole = run_sweep(lm, PROMPTS, ablation, tmp_path / "all")
+    _, limited = run_sweep(lm, PROMPTS, ablation, tmp_path / "two", limit=2)
+    for a, b in zip(limited, whole[:2], strict=True):
+        assert_close(a.ablated_logit, b.ablated_logit, reordered=True)
+        assert_close(a.ablated_unembed, b.ablated_unembed, reordered=True)
+
+
+def test_more_draws_than_donors_is_refused(lm: LanguageModel, tmp_path: Path) -> None:
+    too_many = Ablation(AblationKind.RESAMPLE, patches=5)
+    with pytest.raises(InvalidIntervention, match=r"--patches 5 .* with 5 prompts .* only 4"):
+        run_sweep(lm, PROMPTS, too_many, tmp_path / "out")
+    assert not (tmp_path / "out" / "measures").exists()  # refused before any prompt ran
+    Ablation(AblationKind.ZERO, patches=5)  # zero ablation has one value: K is not used
+
+
 def test_hydra_command_on_a_local_model_directory(
     hf_dir_with_tokenizer: Path, tmp_path: Path
 ) -> None:
@@ -146,7 +164,8 @@ def test_failed_trace_leaves_out_as_found_and_holds_back_torch_output(
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("abc de\nxyz w\n")
     fresh = tmp_path / "new" / "report"
-    args = ["hydra", "--model", "x", "--prompts", str(prompts), "--quiet", "--out"]
+    args = ["hydra", "--model", "x", "--prompts", str(prompts), "--ablation", "zero", "--quiet"]
+    args.append("--out")
     assert main([*args, str(fresh)]) == 2
     err = capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # nothing created, not even the parent

@@ -99,8 +99,8 @@ def donors(prompt: int, pool: int, ablation: Ablation) -> np.ndarray:
 
     Drawn without replacement from the other prompts of a pool of ``pool`` prompts, with a
     generator seeded by ``(ablation.seed, prompt)`` so that every prompt's draw is reproducible
-    on its own (a resumed sweep draws the same patches). With fewer than K other prompts, all
-    of them.
+    on its own (a resumed sweep draws the same patches). Fewer than K other prompts are
+    refused: a silent cap would make K a lie.
 
     Examples
     --------
@@ -113,9 +113,13 @@ def donors(prompt: int, pool: int, ablation: Ablation) -> np.ndarray:
             "resample ablation needs at least two prompts (one to patch from); use a larger "
             "prompt set or --ablation zero/mean"
         )
+    if ablation.patches > len(others):
+        raise InvalidIntervention(
+            f"{ablation.patches} resample draws asked for, but prompt {prompt} has only "
+            f"{len(others)} other prompts to draw from; ask for {len(others)} or fewer"
+        )
     rng = np.random.default_rng([ablation.seed, prompt])
-    k = min(ablation.patches, len(others))
-    return np.sort(rng.choice(others, size=k, replace=False))
+    return np.sort(rng.choice(others, size=ablation.patches, replace=False))
 
 
 def noised_contributions(

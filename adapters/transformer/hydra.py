@@ -33,7 +33,7 @@ from .lm import LanguageModel, load_model
 from .output_folder import restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .report import write_report
-from .sweep import SweepSettings, run_sweep
+from .sweep import SweepSettings, check_draws, run_sweep
 
 __all__ = ["run_hydra"]
 
@@ -107,6 +107,9 @@ def run_hydra(
         If the model cannot be traced; the output folder is left as it was found.
     InvalidArgument
         If ``out`` is an existing file.
+    InvalidIntervention
+        If resample ablation asks for more draws than the prompt set has donors (checked
+        before the model loads, and again once the correct prompts are known).
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -126,6 +129,7 @@ def run_hydra(
         if prompts is None
         else load_prompts(prompts)
     )
+    check_draws(setting, len(prompt_set), "prompts in the set")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"--out {str(out)!r} is a file; give a directory for the report")

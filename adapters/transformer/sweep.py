@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import torch
 
 import scmnet as sn
-from scmnet.errors import InvalidDataset, ScmnetError
+from scmnet.errors import InvalidDataset, InvalidIntervention, ScmnetError
 
 from .ablations import Ablation, AblationKind, donors, noised_contributions
 from .causal import final_readings, recorded_readings
@@ -39,6 +39,7 @@ __all__ = [
     "CleanRun",
     "SettingsMismatch",
     "SweepSettings",
+    "check_draws",
     "clean_pass",
     "run_sweep",
     "target_token",
@@ -102,8 +103,13 @@ class CleanRun:
         How many prompts the model predicts correctly top-1 (``len(kept)`` unless a limit cut
         the analysed set short).
     contributions : tensor, shape (kept, 2, L, d_model)
-        The final-position contributions a^l_t, m^l_t of each kept prompt's clean run: what
-        mean and resample ablation values are made of.
+        The final-position contributions a^l_t, m^l_t of each kept prompt's clean run.
+    donors : tuple of tensors
+        The token ids of every correctly predicted prompt, whether or not a limit keeps it for
+        analysis: the pool of mean and resample ablation values, so that a prompt's numbers do
+        not depend on ``limit``. The kept prompts are its first entries.
+    donor_contributions : tensor, shape (correct, 2, L, d_model)
+        Their contributions.
     """
 
     kept: tuple[int, ...]
@@ -112,6 +118,8 @@ class CleanRun:
     total: int
     correct: int
     contributions: torch.Tensor
+    donors: tuple[torch.Tensor, ...] = ()
+    donor_contributions: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.kept)
@@ -160,13 +168,16 @@ def clean_pass(
             ids_kept.append(ids)
             tokens.append(top[index])
     n = len(kept) if limit is None else min(limit, len(kept))
+    pool = contributions[torch.tensor(kept, dtype=torch.long)]
     return CleanRun(
         tuple(kept[:n]),
         tuple(ids_kept[:n]),
         tuple(tokens[:n]),
         len(items),
         len(kept),
-        contributions[torch.tensor(kept[:n], dtype=torch.long)],
+        pool[:n],
+        tuple(ids_kept),
+        pool,
     )
 
 
@@ -195,6 +206,37 @@ def _top_tokens(
         for i, t in zip(group, logits.argmax(-1).tolist(), strict=True):
             top[i] = int(t)
     return top, contributions
+
+
+def check_draws(ablation: Ablation, prompts: int, what: str) -> None:
+    """Refuse a resample ablation with more draws K than each prompt has donors.
+
+    Each prompt draws its K patches without replacement from the ``prompts - 1`` others
+    (eq. 38), so K must not exceed that; a silent cap would make the report's K a lie.
+
+    Raises
+    ------
+    InvalidIntervention
+        Naming both numbers and the fix.
+
+    Examples
+    --------
+    >>> check_draws(Ablation(patches=15), 16, "prompts")
+    >>> try:
+    ...     check_draws(Ablation(patches=5), 3, "prompts in the set")
+    ... except InvalidIntervention as e:
+    ...     print(str(e)[:60])
+    --patches 5 asks for 5 resample draws per prompt, but with 3
+    """
+    if ablation.kind is not AblationKind.RESAMPLE or ablation.patches <= prompts - 1:
+        return
+    others = max(prompts - 1, 0)
+    raise InvalidIntervention(
+        f"--patches {ablation.patches} asks for {ablation.patches} resample draws per prompt, "
+        f"but with {prompts} {what} each prompt has only {others} other"
+        f"{'s' if others != 1 else ''} to draw from; use "
+        f"--patches {others} or fewer, or a larger prompt set"
+    )
 
 
 def _check_settings(out: Path, settings: SweepSettings) -> None:
@@ -261,8 +303,10 @@ def run_sweep(
             f"the model predicts the expected object top-1 for none of the {clean.total} "
             f"prompts of {prompts.name!r}, so there is nothing to analyse"
         )
-    pool = [{"input_ids": ids.to(lm.device)} for ids in clean.ids]  # the donors' contexts
-    readings = recorded_readings(lm, pool, clean.contributions)
+    check_draws(ablation, clean.correct, "prompts the model predicts correctly")
+    pool = [{"input_ids": ids.to(lm.device)} for ids in clean.donors]  # the donors' contexts
+    assert clean.donor_contributions is not None
+    readings = recorded_readings(lm, pool, clean.donor_contributions)
     everywhere: dict[AblationKind, list[Draw]] = {
         AblationKind.ZERO: [sn.zero()],
         AblationKind.MEAN: [sn.mean(pool)],  # one rule, so its means are computed once
