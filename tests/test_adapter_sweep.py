@@ -206,3 +206,13 @@ def test_run_failing_before_its_first_result_leaves_no_settings(
     with pytest.raises(RuntimeError, match="out of memory"):
         hydra.run_hydra(prompts=PROMPTS, out=out, ablation="zero", progress=False)
     assert _tree(out) == {"notes.txt": b"mine"}
+
+
+def test_a_prompt_past_the_context_is_refused(lm: LanguageModel, tmp_path: Path) -> None:
+    limit = lm.context_length
+    assert limit is not None
+    long = PromptSet((Prompt("ab", None), Prompt("x" * (limit + 1), None)), name="long")
+    with pytest.raises(
+        InvalidDataset, match=rf"prompt 1 .* is {limit + 1} tokens long, past the {limit}"
+    ):
+        run_sweep(lm, long, Ablation(AblationKind.ZERO), tmp_path)

@@ -91,6 +91,17 @@ class LanguageModel:
         return self.model.config
 
     @property
+    def context_length(self) -> int | None:
+        """The most tokens a prompt may have (``max_position_embeddings`` or the like), if the
+        config says."""
+        config = getattr(self.config, "text_config", None) or self.config
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            value = getattr(config, key, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return None
+
+    @property
     def layers(self) -> nn.ModuleList:
         """The decoder layers."""
         layers = self.model.get_submodule(self.spec.layers)

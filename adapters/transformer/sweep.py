@@ -160,6 +160,7 @@ def clean_pass(
     """
     items = list(prompts)
     encoded = [_encode(lm, p.text) for p in items]
+    _check_lengths(lm, items, encoded)
     top, contributions = _top_tokens(lm, encoded, batch, progress)
     kept, ids_kept, tokens = [], [], []
     for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
@@ -179,6 +180,21 @@ def clean_pass(
         tuple(ids_kept),
         pool,
     )
+
+
+def _check_lengths(lm: LanguageModel, items: list[Any], encoded: list[torch.Tensor]) -> None:
+    """Refuse a prompt longer than the model's context, naming it and both lengths."""
+    limit = lm.context_length
+    if limit is None:
+        return
+    for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
+        if int(ids.shape[1]) > limit:
+            raise InvalidDataset(
+                f"prompt {index} ({prompt.text[:60]!r}) is {int(ids.shape[1])} tokens long, "
+                f"past the {limit} tokens of {lm.name}'s context (max_position_embeddings): "
+                f"positions past it have no trained embedding, so its numbers would mean "
+                f"nothing; shorten the prompt or drop it from the set"
+            )
 
 
 def _top_tokens(
