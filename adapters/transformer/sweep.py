@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,6 +31,7 @@ from scmnet.errors import InvalidDataset, InvalidIntervention, ScmnetError
 
 from .ablations import Ablation, AblationKind, donors, noised_contributions
 from .causal import final_readings, recorded_readings
+from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
 from .prompts import PromptSet
@@ -55,7 +56,12 @@ class SettingsMismatch(ScmnetError):
 
 @dataclass(frozen=True)
 class SweepSettings:
-    """Everything that determines a sweep's numbers (recorded in ``settings.json``)."""
+    """Everything that determines a sweep's numbers (recorded in ``settings.json``).
+
+    ``model_hash`` is the identity of the weights and config computed with (not their path:
+    :func:`~.identity.model_identity`) and ``versions`` those of the packages that compute, so
+    that a resume never mixes two models, or two versions, in one report.
+    """
 
     model: str
     prompts: str
@@ -65,6 +71,8 @@ class SweepSettings:
     seed: int
     noise_scale: float
     limit: int | None
+    model_hash: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -80,6 +88,8 @@ class SweepSettings:
             seed=ablation.seed,
             noise_scale=ablation.noise_scale,
             limit=limit,
+            model_hash=model_identity(lm),
+            versions=package_versions(),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -255,13 +265,21 @@ def check_draws(ablation: Ablation, prompts: int, what: str) -> None:
     )
 
 
+def _difference(key: str, there: Any, now: Any) -> str:
+    """One setting's difference; for a mapping (the versions), only the entries that differ."""
+    if isinstance(there, dict) and isinstance(now, dict):
+        keys = [k for k in {**there, **now} if there.get(k) != now.get(k)]
+        return ", ".join(f"{key}[{k}]: {there.get(k)!r} there, {now.get(k)!r} now" for k in keys)
+    return f"{key}: {there!r} there, {now!r} now"
+
+
 def _check_settings(out: Path, settings: SweepSettings) -> None:
     path = out / "settings.json"
     if path.exists():
         old = json.loads(path.read_text())
         diff = {k: (old.get(k), v) for k, v in settings.to_json().items() if old.get(k) != v}
         if diff:
-            shown = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+            shown = ", ".join(_difference(k, a, b) for k, (a, b) in diff.items())
             raise SettingsMismatch(
                 f"{out} holds a sweep made with other settings ({shown}); resume it with the "
                 f"same settings, or write to another --out directory"
