@@ -3,6 +3,7 @@ the ablation values (eqs. 35-38) and the resumable result files."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -105,3 +106,10 @@ def test_bad_ablation_settings() -> None:
         Ablation(patches=0)
     with pytest.raises(InvalidIntervention, match="unknown ablation 'bogus'"):
         Ablation("bogus")  # type: ignore[arg-type]
+
+
+def test_summary_json_is_strict() -> None:
+    from scmnet.adapters.transformer.report import _strict
+
+    found = json.dumps(_strict({"slope": float("nan"), "r2": np.float64(np.inf)}), allow_nan=False)
+    assert found == '{"slope": null, "r2": null}'

@@ -38,7 +38,13 @@ def test_sweep_and_report(lm: LanguageModel, tmp_path: Path, kind: AblationKind)
     settings = SweepSettings.of(lm, PROMPTS, ablation, None)
     summary = write_report(tmp_path, results, clean, PROMPTS, settings, parallel=False)
     assert summary["prompts_kept"] == 5
-    assert json.loads((tmp_path / "summary.json").read_text())["settings"]["ablation"] == kind.value
+
+    def no_bare_constants(name: str) -> None:
+        raise AssertionError(f"summary.json holds a bare {name}, which is not JSON")
+
+    text = (tmp_path / "summary.json").read_text()
+    assert json.loads(text, parse_constant=no_bare_constants)["settings"]["ablation"] == kind.value
+    assert not [p.name for p in tmp_path.rglob("*") if ".tmp" in p.name]  # all renamed in place
     for name in (
         "fig1_ablation_example",
         "fig2_unembed_vs_ablate",

@@ -1,4 +1,8 @@
-"""Leaving an output folder as it was found when a run fails before its first result.
+"""An output folder that is never left half-written.
+
+:func:`atomic` writes a file under a temporary name beside it and renames it into place, so a
+run killed while writing leaves the old file or the new one, never a truncated one (every file
+of a report goes through it).
 
 :func:`restoring` undoes what a run created in its output folder when it fails before its first
 result: a run that cannot start leaves no ``settings.json`` behind, and a folder that already
@@ -8,11 +12,41 @@ held results is left untouched.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["restoring"]
+__all__ = ["atomic", "restoring", "write_atomic"]
+
+
+@contextlib.contextmanager
+def atomic(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` (same suffix) to write to; renamed to ``path`` when
+    the block ends without error, removed otherwise.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic(folder / "table.csv") as tmp:
+    ...     _ = tmp.write_text("a,b\\n")
+    >>> sorted(p.name for p in folder.iterdir())
+    ['table.csv']
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic`)."""
+    with atomic(path) as tmp:
+        tmp.write_text(text)
 
 
 def _entries(folder: Path) -> set[Path]:

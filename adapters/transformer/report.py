@@ -35,10 +35,31 @@ from .analysis import HydraResults
 from .families import Block
 from .identity import package_versions
 from .measures import PromptMeasures
+from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
 from .sweep import CleanRun, SweepSettings
 
 __all__ = ["write_report"]
+
+
+def _strict(value: Any) -> Any:
+    """``value`` as strict JSON: numpy numbers as Python ones, NaN and infinities as ``null``
+    (a bare ``NaN`` is not JSON, and strict parsers reject the file).
+
+    >>> _strict({"slope": float("nan"), "r2": np.float64(0.5), "xs": [1, float("inf")]})
+    {'slope': None, 'r2': 0.5, 'xs': [1, None]}
+    """
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _strict(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _figure(rows: int, cols: int, size: tuple[float, float]) -> Any:
@@ -76,7 +97,8 @@ def _fig1(results: HydraResults, text: str, path: Path) -> None:
         ax.set(xlabel="layer", ylabel="unembedding impact", title=f"{b.label} layers")
         ax.legend(fontsize=8)
     fig.suptitle(f"Ablating attention layer {k}: {text!r} (thin lines: one per patch)", fontsize=10)
-    fig.savefig(path, dpi=110)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _fig2(results: HydraResults, path: Path) -> None:
@@ -105,7 +127,8 @@ def _fig2(results: HydraResults, path: Path) -> None:
         ax.axhline(0, color="black", lw=0.5)
         ax.legend(fontsize=8)
     fig.suptitle("Unembedding impact vs ablation drop -Δablate (cf. Figure 2)")
-    fig.savefig(path, dpi=110)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _fig7(results: HydraResults, path: Path) -> None:
@@ -140,7 +163,8 @@ def _fig7(results: HydraResults, path: Path) -> None:
     ax.set(xlabel="ablated layer", title="CE ~ DE regression by layer")
     ax.legend(fontsize=8)
     fig.suptitle("Direct vs compensatory effect (cf. Figure 7)")
-    fig.savefig(path, dpi=110)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _fig8(results: HydraResults, path: Path) -> None:
@@ -160,11 +184,12 @@ def _fig8(results: HydraResults, path: Path) -> None:
         )
         ax.legend(fontsize=8)
     fig.suptitle("Compensation split into attention and MLP responses (cf. Figure 8)")
-    fig.savefig(path, dpi=110)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=110)
 
 
 def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
-    with open(out / "prompts.csv", "w", newline="") as fh:
+    with atomic(out / "prompts.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
             [
@@ -202,12 +227,12 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                             f"{results.rest[p, b, layer]:.6g}",
                         ]
                     )
-    with open(out / "layers.csv", "w", newline="") as fh:
+    with atomic(out / "layers.csv") as tmp, open(tmp, "w", newline="") as fh:
         rows = [asdict(s) for s in results.layers]
         w2 = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w2.writeheader()
         w2.writerows(rows)
-    with open(out / "patches.csv", "w", newline="") as fh:
+    with atomic(out / "patches.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["prompt", "block", "layer", "draw", "ablate"])
         for p, m in enumerate(results.measures):
@@ -334,6 +359,7 @@ def write_report(
         "versions": package_versions(),
         **results.summary(),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
-    (out / "summary.md").write_text(_markdown(summary, results))
+    text = json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n"
+    write_atomic(out / "summary.json", text)
+    write_atomic(out / "summary.md", _markdown(summary, results))
     return summary

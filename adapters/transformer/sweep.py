@@ -34,6 +34,7 @@ from .causal import final_readings, recorded_readings
 from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
+from .output_folder import write_atomic
 from .prompts import PromptSet
 
 __all__ = [
@@ -286,7 +287,7 @@ def _check_settings(out: Path, settings: SweepSettings) -> None:
             )
     else:
         out.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(settings.to_json(), indent=2) + "\n")
+        write_atomic(path, json.dumps(settings.to_json(), indent=2) + "\n")
 
 
 def run_sweep(
