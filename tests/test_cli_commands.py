@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 import scmnet.cli
 from scmnet.cli import main
@@ -97,3 +98,21 @@ def test_a_sub_command_of_another_package(
     monkeypatch.setattr(scmnet.cli, "entry_points", lambda group: [Entry()])
     assert main(["hello", "world"]) == 3
     assert capsys.readouterr().out == "hello, world\n"
+
+
+def test_bad_devices_are_refused_before_the_model_loads(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scmnet.adapters.transformer import hydra
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the model must not load")
+
+    monkeypatch.setattr(hydra, "load_model", never)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device, message in (
+        ("cuda", "this machine has no CUDA device"),
+        ("gpu0", "'gpu0' is not a torch device"),
+    ):
+        assert main(["hydra", "--device", device, "--ablation", "zero", "--quiet"]) == 2
+        assert message in capsys.readouterr().err

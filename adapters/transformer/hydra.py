@@ -106,7 +106,8 @@ def run_hydra(
     UntraceableModel
         If the model cannot be traced; the output folder is left as it was found.
     InvalidArgument
-        If ``out`` is an existing file.
+        If ``out`` is an existing file, or ``device`` is not a device of this machine (both
+        checked before the model loads).
     InvalidIntervention
         If resample ablation asks for more draws than the prompt set has donors (checked
         before the model loads, and again once the correct prompts are known).
@@ -130,6 +131,7 @@ def run_hydra(
         else load_prompts(prompts)
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
+    check_device(device)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"--out {str(out)!r} is a file; give a directory for the report")
@@ -145,6 +147,46 @@ def run_hydra(
     summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device ``device`` names, checked before anything loads.
+
+    Raises
+    ------
+    InvalidArgument
+        If the string names no device, or a CUDA or MPS device this machine does not have.
+
+    Examples
+    --------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> try:
+    ...     check_device("gpu0")
+    ... except InvalidArgument as e:
+    ...     print(str(e)[:39])
+    --device 'gpu0' is not a torch device (
+    """
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError) as e:
+        raise InvalidArgument(
+            f"--device {device!r} is not a torch device ({e}); use cpu, cuda, cuda:N or mps"
+        ) from e
+    if found.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise InvalidArgument(
+                f"--device {device!r}: this machine has no CUDA device (torch "
+                f"{torch.__version__} sees none); use --device cpu"
+            )
+        if found.index is not None and found.index >= count:
+            raise InvalidArgument(
+                f"--device {device!r}: this machine has {count} CUDA device(s), numbered from 0"
+            )
+    if found.type == "mps" and not torch.backends.mps.is_available():
+        raise InvalidArgument(f"--device {device!r}: MPS is not available here; use --device cpu")
+    return found
 
 
 def _trace(lm: LanguageModel, *, verbose: bool) -> None:
