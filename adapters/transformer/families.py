@@ -214,36 +214,30 @@ def _llama_like(name: str, *model_types: str) -> FamilySpec:
     )
 
 
+def _gemma3(name: str, base: str, *model_types: str) -> FamilySpec:
+    """Gemma 3's layout under ``base``: post-norms on both blocks, a (1 + w) RMSNorm."""
+    return FamilySpec(
+        name=name,
+        model_types=model_types,
+        base=base,
+        embed=f"{base}.embed_tokens",
+        layers=f"{base}.layers",
+        attention="self_attn",
+        mlp="mlp",
+        attention_out="post_attention_layernorm",
+        mlp_out="post_feedforward_layernorm",
+        final_norm=NormSpec(f"{base}.norm", NormKind.RMS, weight_offset=1.0),
+    )
+
+
 FAMILIES: tuple[FamilySpec, ...] = (
     _llama_like("llama", "llama"),
     _llama_like("mistral", "mistral"),
     _llama_like("qwen2", "qwen2"),
-    FamilySpec(
-        name="gemma3",
-        model_types=("gemma3_text", "gemma3"),
-        base="model",
-        embed="model.embed_tokens",
-        layers="model.layers",
-        attention="self_attn",
-        mlp="mlp",
-        attention_out="post_attention_layernorm",
-        mlp_out="post_feedforward_layernorm",
-        final_norm=NormSpec("model.norm", NormKind.RMS, weight_offset=1.0),
-    ),
+    _gemma3("gemma3", "model", "gemma3_text", "gemma3"),
     # Gemma 3 from 4B up: Gemma3ForConditionalGeneration, whose language model is
     # model.language_model (the vision tower and projector are not part of the analysis).
-    FamilySpec(
-        name="gemma3_multimodal",
-        model_types=("gemma3",),
-        base="model.language_model",
-        embed="model.language_model.embed_tokens",
-        layers="model.language_model.layers",
-        attention="self_attn",
-        mlp="mlp",
-        attention_out="post_attention_layernorm",
-        mlp_out="post_feedforward_layernorm",
-        final_norm=NormSpec("model.language_model.norm", NormKind.RMS, weight_offset=1.0),
-    ),
+    _gemma3("gemma3_multimodal", "model.language_model", "gemma3"),
     FamilySpec(
         name="gpt2",
         model_types=("gpt2",),

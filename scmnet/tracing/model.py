@@ -94,6 +94,7 @@ class TracedModel(CausalModelBase):
     def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
         super().__init__(network.graph, interventions)
         self._net = network
+        self._finite: dict[fx.Node, Any] | None = None  # the last clean run checked finite
 
     # -- the CausalModel protocol (graph, interventions and intervene: CausalModelBase) ----------
 
@@ -513,6 +514,8 @@ class TracedModel(CausalModelBase):
             At the first variable, in graph order, whose clean value has a NaN or infinity.
         """
         inputs, clean = self._net.source.clean(context)
+        if self._finite is clean:  # the same cached clean run, already checked
+            return inputs, clean
         position = self._net.executor.position
         checked = [
             (name, torch.isfinite(value).all())
@@ -531,6 +534,7 @@ class TracedModel(CausalModelBase):
                     f"model's weights (torch.isfinite) and whether its activations overflow "
                     f"its dtype"
                 )
+        self._finite = clean
         return inputs, clean
 
     def _read(
