@@ -151,6 +151,7 @@ def _branching_llama(monkeypatch: pytest.MonkeyPatch) -> None:
 
     model.model.layers[1].mlp.register_forward_hook(branch)
     lm = LanguageModel.from_pretrained_model(model, CharTokenizer(), "branching")
+    monkeypatch.setattr(hydra, "resolve_model", lambda name: name)  # "x" names no directory
     monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
 
 

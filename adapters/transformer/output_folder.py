@@ -7,6 +7,9 @@ of a report goes through it).
 :func:`restoring` undoes what a run created in its output folder when it fails before its first
 result: a run that cannot start leaves no ``settings.json`` behind, and a folder that already
 held results is left untouched.
+
+:func:`check_writable` refuses, before anything loads, an output folder that cannot be created
+or written to, and leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic", "restoring", "write_atomic"]
+from scmnet.errors import InvalidArgument
+
+__all__ = ["atomic", "check_writable", "restoring", "write_atomic"]
 
 
 @contextlib.contextmanager
@@ -87,3 +93,56 @@ def restoring(out: Path) -> Iterator[None]:
                     else:
                         path.unlink(missing_ok=True)
         raise
+
+
+def check_writable(out: Path, *, option: str = "--out") -> None:
+    """Refuse an output folder that is a file, cannot be created or cannot be written to.
+
+    The folder (and any missing folder above it) is created and a probe file written there;
+    everything this creates is removed again, so a run refused later leaves ``out`` as it was.
+
+    Raises
+    ------
+    InvalidArgument
+        Naming ``out``, what is in the way, and what to do.
+
+    Examples
+    --------
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "notes.txt").write_text("")
+    >>> check_writable(folder / "new" / "report")
+    >>> sorted(p.name for p in folder.iterdir())  # nothing left behind
+    ['notes.txt']
+    >>> try:
+    ...     check_writable(folder / "notes.txt" / "report")
+    ... except InvalidArgument as e:
+    ...     print(str(e).split(": ", 1)[1][:60])
+    it cannot be created, as notes.txt above it is a file, not a
+    """
+    out = Path(out)
+    where = f"{option} {str(out)!r}"
+    if out.exists() and not out.is_dir():
+        raise InvalidArgument(f"{where} is a file; give a directory for the report")
+    missing = out
+    while not missing.parent.exists() and missing.parent != missing:
+        missing = missing.parent
+    above = missing.parent if not out.exists() else out
+    if not out.exists() and not above.is_dir():
+        raise InvalidArgument(
+            f"{where}: it cannot be created, as {above.name or str(above)} above it is a file, "
+            f"not a folder; give a path under a folder"
+        )
+    created = None if out.exists() else missing
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".scmnet-probe-", dir=out)
+        os.close(handle)
+        os.unlink(probe)
+    except OSError as e:
+        raise InvalidArgument(
+            f"{where} is not writable ({e.strerror or e}: {e.filename or out}); give a folder "
+            f"you can write to, or change its permissions"
+        ) from e
+    finally:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
