@@ -12,11 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scmnet.adapters.transformer.ablations import Ablation
-from scmnet.adapters.transformer.analysis import HydraResults, linear_fit
+from scmnet.adapters.transformer.analysis import INTERVAL_FIELDS, HydraResults, linear_fit
 from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.measures import PromptMeasures, downstream_mask
 from scmnet.errors import InvalidIntervention
-from scmnet.testing import assert_close
+from scmnet.testing import assert_close, tolerance
 
 
 def _synthetic(rng: np.random.Generator, n: int = 4, k: int = 3, prompt: int = 0) -> PromptMeasures:
@@ -94,6 +94,59 @@ def test_statistics_recover_a_planted_slope() -> None:
     assert_close(row.ce_attn_mean, row.ce_mean)
     assert_close(row.ce_mlp_mean, 0.0)
     assert results.summary()["prompts"] == 40
+
+
+def _results(prompts: int, seed: int = 0, **kw: int) -> HydraResults:
+    rng = np.random.default_rng(12)
+    measures = [_synthetic(rng, prompt=p) for p in range(prompts)]
+    return HydraResults(measures, parallel=False, seed=seed, **kw)
+
+
+def test_layer_intervals_hold_the_means() -> None:
+    results = _results(30)
+    rtol, atol = tolerance(np.float64)
+    for row in results.layers:
+        for name in INTERVAL_FIELDS:
+            value, low, high = (getattr(row, name + end) for end in ("", "_low", "_high"))
+            if np.isnan(value):  # R^2 of the last MLP, whose CE is always 0
+                assert np.isnan([low, high]).all(), (name, row)
+                continue
+            assert np.isfinite([value, low, high]).all(), (name, row)
+            assert low <= high
+            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "slope"):
+                slack = atol + rtol * abs(value)
+                assert low - slack <= value <= high + slack, (name, row)
+    # The drop's interval is the ablation impact's, negated; the CE's is the layer's.
+    summary = results.summary()
+    drop = summary["blocks"]["mlp"]["largest_drop"]
+    row = next(s for s in results.layers if (s.block, s.layer) == ("mlp", drop["layer"]))
+    assert (drop["drop_low"], drop["drop_high"]) == (-row.ablate_mean_high, -row.ablate_mean_low)
+    assert (drop["ce_low"], drop["ce_high"]) == (row.ce_mean_low, row.ce_mean_high)
+    for key in ("correlation_unembed_drop", "share_unembed_gt_drop"):
+        assert summary[f"{key}_low"] <= summary[key] <= summary[f"{key}_high"]
+
+
+def test_intervals_are_a_function_of_the_seed() -> None:
+    a, b, c = _results(20, seed=3), _results(20, seed=3), _results(20, seed=4)
+    assert repr(a.layers) == repr(b.layers)  # NaN (an undefined R^2) included
+    assert json.dumps(a.summary()) == json.dumps(b.summary())
+    assert repr(a.layers) != repr(c.layers)
+    assert [s.ce_mean for s in a.layers] == [s.ce_mean for s in c.layers]  # only the bounds
+    narrow = _results(20, seed=3, level=0.5, resamples=500).layers[0]  # type: ignore[arg-type]
+    assert (
+        a.layers[0].ce_mean_low
+        < narrow.ce_mean_low
+        < narrow.ce_mean_high
+        < a.layers[0].ce_mean_high
+    )
+
+
+def test_one_prompt_gives_nan_intervals_with_the_reason() -> None:
+    results = _results(1)
+    assert all(np.isnan(s.ce_mean_low) and np.isnan(s.unembed_mean_high) for s in results.layers)
+    summary = results.summary()
+    assert summary["intervals"]["note"] == "an interval needs at least 2 observations; got 1"
+    assert np.isnan(summary["blocks"]["attn"]["largest_drop"]["drop_low"])
 
 
 def test_linear_fit_degenerate() -> None:

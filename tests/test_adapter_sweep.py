@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import torch
 
 from scmnet.adapters.transformer import measures as measures_module
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
+from scmnet.adapters.transformer.analysis import INTERVAL_FIELDS
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 from scmnet.adapters.transformer.report import write_report
@@ -50,11 +53,90 @@ def test_sweep_and_report(lm: LanguageModel, tmp_path: Path, kind: AblationKind)
         "fig2_unembed_vs_ablate",
         "fig7_compensation",
         "fig8_compensation_split",
+        "fig_distributions",
     ):
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "prompts.csv").read_text().splitlines()
     assert len(rows) == 1 + 5 * 2 * 3
     assert (tmp_path / "summary.md").read_text().startswith("# Hydra-effect analysis of tiny-llama")
+
+
+def test_report_intervals_are_reproducible_and_hold_the_means(
+    lm: LanguageModel, tmp_path: Path
+) -> None:
+    """Every mean in layers.csv has a finite interval around it; the bootstrap is seeded with
+    the sweep's seed, so two reports of the same sweep are identical, byte for byte."""
+    ablation = Ablation(AblationKind.ZERO, seed=4)
+    clean, results = run_sweep(lm, PROMPTS, ablation, tmp_path / "sweep")
+    settings = SweepSettings.of(lm, PROMPTS, ablation, None)
+    first, second = tmp_path / "first", tmp_path / "second"
+    for out in (first, second):
+        out.mkdir()
+        write_report(out, results, clean, PROMPTS, settings, parallel=False)
+    for name in ("layers.csv", "summary.json", "summary.md", "prompts.csv"):
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    assert (first / "fig_distributions.png").read_bytes()[:4] == b"\x89PNG"
+
+    with open(first / "layers.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * 3
+    for name in INTERVAL_FIELDS:
+        assert {f"{name}_low", f"{name}_high"} <= set(rows[0]), name
+    for row in rows:
+        for name in INTERVAL_FIELDS:
+            value, low, high = (float(row[name + end]) for end in ("", "_low", "_high"))
+            if math.isnan(value):  # a slope or R^2 where DE is constant across prompts
+                assert math.isnan(low)
+                assert math.isnan(high)
+                continue
+            assert math.isfinite(low), (name, row)
+            assert math.isfinite(high), (name, row)
+            assert low <= high, (name, row)
+            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "slope"):
+                assert low <= value <= high, (name, row)
+
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["intervals"] == {
+        "level": 0.95,
+        "method": "percentile bootstrap over prompts",
+        "resamples": 2000,
+        "seed": 4,
+        "slope_method": "t (from the slope's standard error)",
+        "note": "",
+    }
+    drop = summary["blocks"]["attn"]["largest_drop"]
+    assert drop["drop_low"] <= drop["drop"] <= drop["drop_high"]
+    assert drop["ce_low"] <= drop["ce"] <= drop["ce_high"]
+    low, high = summary["correlation_unembed_drop_low"], summary["correlation_unembed_drop_high"]
+    assert -1 <= low <= high <= 1
+    text = (first / "summary.md").read_text()
+    assert "Numbers in brackets are 95% confidence intervals" in text
+    assert f"drop {drop['drop']:.2f} [{drop['drop_low']:.2f}, {drop['drop_high']:.2f}]" in text
+    assert "fig_distributions.png" in text
+
+    other = tmp_path / "other-seed"
+    other.mkdir()
+    write_report(other, results, clean, PROMPTS, settings, parallel=False, seed=5)
+    assert (other / "layers.csv").read_bytes() != (first / "layers.csv").read_bytes()
+
+
+def test_a_report_of_one_prompt_has_no_intervals_and_says_why(
+    lm: LanguageModel, tmp_path: Path
+) -> None:
+    ablation = Ablation(AblationKind.ZERO)
+    clean, results = run_sweep(lm, PROMPTS, ablation, tmp_path, limit=1)
+    settings = SweepSettings.of(lm, PROMPTS, ablation, 1)
+    summary = write_report(tmp_path, results, clean, PROMPTS, settings, parallel=False)
+    reason = "an interval needs at least 2 observations; got 1"
+    assert summary["intervals"]["note"] == reason
+    assert f"No confidence intervals: {reason}." in (tmp_path / "summary.md").read_text()
+    with open(tmp_path / "layers.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert math.isnan(float(row["ce_mean_low"]))
+    assert math.isnan(float(row["ce_mean_high"]))
+    stored = json.loads((tmp_path / "summary.json").read_text())
+    assert stored["correlation_unembed_drop_low"] is None  # NaN, written as null
+    assert (tmp_path / "fig_distributions.png").exists()
 
 
 def test_sweep_resumes_where_it_stopped(

@@ -17,6 +17,11 @@
 * the split of CE into the responses of attention and MLP layers (Figure 8);
 * erasure candidates: MLP layers whose direct effect rises when an upstream attention layer is
   ablated (their push against the prediction weakens).
+
+Every mean, correlation and :math:`R^2` carries a confidence interval from a percentile bootstrap
+over prompts (:func:`scmnet.intervals.bootstrap`: one set of resampled prompts, seeded, for all
+the statistics), and every slope its t-based interval (:func:`scmnet.intervals.slope_interval`).
+The same measures and seed give the same intervals, bit for bit.
 """
 
 from __future__ import annotations
@@ -28,10 +33,13 @@ from typing import Any
 
 import numpy as np
 
+from scmnet import intervals as ci
+from scmnet.intervals import Interval
+
 from .families import Block
 from .measures import PromptMeasures, downstream_mask
 
-__all__ = ["HydraResults", "LayerStats", "linear_fit"]
+__all__ = ["INTERVAL_FIELDS", "HydraResults", "LayerStats", "linear_fit"]
 
 
 @dataclass(frozen=True)
@@ -64,24 +72,72 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
+#: The statistics of :class:`LayerStats` that carry an interval (``<name>_low``, ``<name>_high``).
+INTERVAL_FIELDS = (
+    "unembed_mean",
+    "ablate_mean",
+    "correlation",
+    "share_unembed_gt_drop",
+    "ce_mean",
+    "ce_attn_mean",
+    "ce_mlp_mean",
+    "own_delta_mean",
+    "rest_mean",
+    "slope",
+    "r2",
+)
+
+
 @dataclass(frozen=True)
 class LayerStats:
-    """Statistics of one ablated/read layer (one row of ``layers.csv``)."""
+    """Statistics of one ablated/read layer (one row of ``layers.csv``).
+
+    Each ``<name>_low``, ``<name>_high`` pair is the confidence interval of ``<name>`` at the
+    results' level (:attr:`HydraResults.level`): a bootstrap over prompts for the means, the
+    correlation, the share and :math:`R^2`, t-based for the slope; NaN for too few prompts.
+    """
 
     block: str
     layer: int
     unembed_mean: float
+    unembed_mean_low: float
+    unembed_mean_high: float
     ablate_mean: float
+    ablate_mean_low: float
+    ablate_mean_high: float
     correlation: float
+    correlation_low: float
+    correlation_high: float
     share_unembed_gt_drop: float
+    share_unembed_gt_drop_low: float
+    share_unembed_gt_drop_high: float
     ce_mean: float
+    ce_mean_low: float
+    ce_mean_high: float
     ce_attn_mean: float
+    ce_attn_mean_low: float
+    ce_attn_mean_high: float
     ce_mlp_mean: float
+    ce_mlp_mean_low: float
+    ce_mlp_mean_high: float
     own_delta_mean: float
+    own_delta_mean_low: float
+    own_delta_mean_high: float
     rest_mean: float
+    rest_mean_low: float
+    rest_mean_high: float
     slope: float
+    slope_low: float
+    slope_high: float
     intercept: float
     r2: float
+    r2_low: float
+    r2_high: float
+
+
+def _bounds(iv: Interval, name: str) -> dict[str, float]:
+    """``{name + "_low": low, name + "_high": high}`` of a scalar interval."""
+    return {f"{name}_low": float(iv.low), f"{name}_high": float(iv.high)}
 
 
 class HydraResults:
@@ -93,14 +149,31 @@ class HydraResults:
         One per prompt, all with the same number of layers and draws.
     parallel : bool
         Whether the model's blocks are parallel (changes which MLPs are downstream, eq. 33).
+    seed : int
+        The seed of the bootstrap over prompts (a report uses the sweep's seed).
+    level : float
+        The confidence level of every interval.
+    resamples : int
+        The number of bootstrap resamples.
     """
 
-    def __init__(self, measures: Sequence[PromptMeasures], *, parallel: bool) -> None:
+    def __init__(
+        self,
+        measures: Sequence[PromptMeasures],
+        *,
+        parallel: bool,
+        seed: int = 0,
+        level: float = 0.95,
+        resamples: int = 2000,
+    ) -> None:
         if not measures:
             raise ValueError("HydraResults needs at least one prompt's measures")
         self.measures = tuple(measures)
         self.parallel = parallel
         self.n_layers = measures[0].n_layers
+        self.seed = seed
+        self.level = level
+        self.resamples = resamples
 
     def __len__(self) -> int:
         return len(self.measures)
@@ -145,6 +218,51 @@ class HydraResults:
         """The regression of CE on DE for ablations of (block, layer) across prompts."""
         return linear_fit(self.unembed[:, block, layer], self.compensation[:, block, layer])
 
+    def _bootstrap(self, data: np.ndarray, statistic: ci.Statistic | None = None) -> Interval:
+        """The bootstrap interval over prompts (the first axis of ``data``)."""
+        return ci.bootstrap(
+            data, statistic, level=self.level, resamples=self.resamples, seed=self.seed
+        )
+
+    @cached_property
+    def intervals(self) -> dict[str, Interval]:
+        """The interval of every statistic in :data:`INTERVAL_FIELDS`, bounds of shape (2, L).
+
+        One set of resampled prompts (the seed's) serves every statistic.
+        """
+        split = self.compensation_split
+        drop = -self.ablate
+        means = np.stack(
+            [
+                self.unembed,
+                self.ablate,
+                (self.unembed > drop).astype(np.float64),
+                self.compensation,
+                split[..., 0],
+                split[..., 1],
+                self.own_delta,
+                self.rest,
+            ],
+            axis=1,
+        )  # (prompts, 8, 2, L)
+        found = self._bootstrap(means)
+        names = (
+            "unembed_mean",
+            "ablate_mean",
+            "share_unembed_gt_drop",
+            "ce_mean",
+            "ce_attn_mean",
+            "ce_mlp_mean",
+            "own_delta_mean",
+            "rest_mean",
+        )
+        out = {name: found.at(i) for i, name in enumerate(names)}
+        kw: dict[str, Any] = {"level": self.level, "resamples": self.resamples, "seed": self.seed}
+        out["correlation"] = ci.correlation_interval(self.unembed, drop, **kw)
+        out["r2"] = ci.r2_interval(self.unembed, self.compensation, **kw)
+        out["slope"] = ci.slope_interval(self.unembed, self.compensation, level=self.level)
+        return {name: out[name] for name in INTERVAL_FIELDS}
+
     @cached_property
     def layers(self) -> list[LayerStats]:
         """Per-layer statistics, attention layers first."""
@@ -154,25 +272,62 @@ class HydraResults:
                 u, drop = self.unembed[:, b, layer], -self.ablate[:, b, layer]
                 fit = self.fit(b, layer)
                 split = self.compensation_split[:, b, layer]
+                values = {
+                    "unembed_mean": float(u.mean()),
+                    "ablate_mean": float(-drop.mean()),
+                    "correlation": _pearson(u, drop),
+                    "share_unembed_gt_drop": float((u > drop).mean()),
+                    "ce_mean": float(self.compensation[:, b, layer].mean()),
+                    "ce_attn_mean": float(split[:, 0].mean()),
+                    "ce_mlp_mean": float(split[:, 1].mean()),
+                    "own_delta_mean": float(self.own_delta[:, b, layer].mean()),
+                    "rest_mean": float(self.rest[:, b, layer].mean()),
+                    "slope": fit.slope,
+                    "r2": fit.r2,
+                }
+                bounds: dict[str, float] = {}
+                for name in INTERVAL_FIELDS:
+                    bounds.update(_bounds(self.intervals[name].at((b, layer)), name))
                 rows.append(
                     LayerStats(
                         block=b.label,
                         layer=layer,
-                        unembed_mean=float(u.mean()),
-                        ablate_mean=float(-drop.mean()),
-                        correlation=_pearson(u, drop),
-                        share_unembed_gt_drop=float((u > drop).mean()),
-                        ce_mean=float(self.compensation[:, b, layer].mean()),
-                        ce_attn_mean=float(split[:, 0].mean()),
-                        ce_mlp_mean=float(split[:, 1].mean()),
-                        own_delta_mean=float(self.own_delta[:, b, layer].mean()),
-                        rest_mean=float(self.rest[:, b, layer].mean()),
-                        slope=fit.slope,
                         intercept=fit.intercept,
-                        r2=fit.r2,
+                        **values,
+                        **bounds,
                     )
                 )
         return rows
+
+    @cached_property
+    def restored_shares(self) -> tuple[np.ndarray, Interval]:
+        """:meth:`restored_share` of every layer, (2, L), and its bootstrap interval."""
+        data = np.stack([self.compensation, self.own_delta], axis=1)  # (prompts, 2, 2, L)
+
+        def share(m: np.ndarray) -> np.ndarray:
+            loss = -m[:, 1]
+            with np.errstate(all="ignore"):
+                return np.where(loss > 0, m[:, 0] / loss, np.nan)
+
+        value = np.array([[self.restored_share(b, k) for k in range(self.n_layers)] for b in Block])
+        return value, self._bootstrap(data, share)
+
+    @cached_property
+    def pooled(self) -> dict[str, tuple[float, Interval]]:
+        """The correlation of the unembedding impact with the drop, and the share of
+        unembedding impacts above the drop, over all layers and prompts, with intervals
+        from a bootstrap over prompts (a prompt's layers stay together)."""
+        u, drop = self.unembed.reshape(len(self), -1), -self.ablate.reshape(len(self), -1)
+        flat = ci.moments(u.ravel(), drop.ravel()).reshape(len(self), -1, 5)
+        per_prompt = flat.mean(1)  # (prompts, 5): each prompt's mean moments
+        above = (u > drop).mean(1)
+        return {
+            "correlation_unembed_drop": (
+                _pearson(u.ravel(), drop.ravel()),
+                self._bootstrap(per_prompt, ci.pearson),
+            ),
+            "share_unembed_gt_drop": (float((u > drop).mean()), self._bootstrap(above)),
+        }
 
     def restored_share(self, block: Block, layer: int) -> float:
         """``sum(CE) / -sum(own Delta DE)`` over prompts, for ablations of (block, layer).
@@ -193,11 +348,11 @@ class HydraResults:
         write: ablate one of them and the MLP's direct effect rises. For every MLP layer, the
         upstream attention ablation after which its direct effect rises most on average (mean
         Delta DE); the ``top`` layers with a positive rise, largest first, with their mean direct
-        effect.
+        effect, and the intervals of both (``delta_de_low``, ...).
         """
         mask = downstream_mask(self.n_layers, parallel=self.parallel)
         mean = self.delta_de.mean(0)  # (2, L, 2, L)
-        found = []
+        found: list[dict[str, Any]] = []
         for layer in range(self.n_layers):
             upstream = [k for k in range(self.n_layers) if mask[Block.ATTN, k, Block.MLP, layer]]
             if not upstream:
@@ -213,49 +368,108 @@ class HydraResults:
                         "delta_de": rise,
                     }
                 )
-        return sorted(found, key=lambda e: -e["delta_de"])[:top]
+        chosen = sorted(found, key=lambda e: -e["delta_de"])[:top]
+        if chosen:
+            rises = self._bootstrap(
+                np.stack(
+                    [
+                        self.delta_de[:, Block.ATTN, e["after_attention"], Block.MLP, e["layer"]]
+                        for e in chosen
+                    ],
+                    axis=1,
+                )
+            )
+            impact = self.intervals["unembed_mean"]
+            for i, e in enumerate(chosen):
+                e.update(_bounds(impact.at((Block.MLP, e["layer"])), "unembed_mean"))
+                e.update(_bounds(rises.at(i), "delta_de"))
+        return chosen
+
+    def interval_settings(self) -> dict[str, Any]:
+        """How the intervals were made, and why they are missing (``note``) if they are."""
+        reason = self.intervals["unembed_mean"].reason
+        return {
+            "level": self.level,
+            "method": f"{ci.BOOTSTRAP} over prompts",
+            "resamples": self.resamples,
+            "seed": self.seed,
+            "slope_method": "t (from the slope's standard error)",
+            "note": reason if len(self) < 2 else "",
+        }
 
     def summary(self) -> dict[str, Any]:
-        """The headline numbers, as a JSON-ready dict."""
-        u, drop = self.unembed.ravel(), -self.ablate.ravel()
+        """The headline numbers, as a JSON-ready dict.
+
+        Every number ``x`` that is a mean, a share, a correlation, a slope or an :math:`R^2`
+        comes with its interval, ``x_low`` and ``x_high``; ``intervals`` says how they were
+        made (:meth:`interval_settings`).
+        """
+        iv = self.intervals
+        shares, share_iv = self.restored_shares
         blocks: dict[str, Any] = {}
         for b in Block:
             stats = [s for s in self.layers if s.block == b.label]
             largest = max(stats, key=lambda s: -s.ablate_mean)
+            at = (b, largest.layer)
             fitted = [s for s in stats if not np.isnan(s.r2)]
             best = max(fitted, key=lambda s: s.r2) if fitted else None
             blocks[b.label] = {
                 "largest_drop": {
                     "layer": largest.layer,
                     "drop": -largest.ablate_mean,
+                    **_bounds(-iv["ablate_mean"].at(at), "drop"),
                     "unembed": largest.unembed_mean,
+                    **_bounds(iv["unembed_mean"].at(at), "unembed"),
                     "own_delta_de": largest.own_delta_mean,
+                    **_bounds(iv["own_delta_mean"].at(at), "own_delta_de"),
                     "ce": largest.ce_mean,
+                    **_bounds(iv["ce_mean"].at(at), "ce"),
                     "ce_attn": largest.ce_attn_mean,
+                    **_bounds(iv["ce_attn_mean"].at(at), "ce_attn"),
                     "ce_mlp": largest.ce_mlp_mean,
+                    **_bounds(iv["ce_mlp_mean"].at(at), "ce_mlp"),
                     "rest": largest.rest_mean,
-                    "restored_share": self.restored_share(b, largest.layer),
+                    **_bounds(iv["rest_mean"].at(at), "rest"),
+                    "restored_share": float(shares[at]),
+                    **_bounds(share_iv.at(at), "restored_share"),
                 },
                 "best_fit": None
                 if best is None
-                else {"layer": best.layer, "r2": best.r2, "slope": best.slope},
+                else {
+                    "layer": best.layer,
+                    "r2": best.r2,
+                    "r2_low": best.r2_low,
+                    "r2_high": best.r2_high,
+                    "slope": best.slope,
+                    "slope_low": best.slope_low,
+                    "slope_high": best.slope_high,
+                },
                 "compensated_layers": [
                     s.layer for s in stats if s.unembed_mean > 0 and s.share_unembed_gt_drop > 0.5
                 ],
             }
         hydra = [s for s in self.layers if s.block == "attn" and s.ce_attn_mean > 0]
+        correlation, correlation_iv = self.pooled["correlation_unembed_drop"]
+        share, above_iv = self.pooled["share_unembed_gt_drop"]
         return {
             "prompts": len(self),
             "layers": self.n_layers,
-            "correlation_unembed_drop": _pearson(u, drop),
-            "share_unembed_gt_drop": float((u > drop).mean()),
+            "intervals": self.interval_settings(),
+            "correlation_unembed_drop": correlation,
+            **_bounds(correlation_iv, "correlation_unembed_drop"),
+            "share_unembed_gt_drop": share,
+            **_bounds(above_iv, "share_unembed_gt_drop"),
             "blocks": blocks,
             "hydra_attention": sorted(
                 (
                     {
                         "layer": s.layer,
                         "attention_response": s.ce_attn_mean,
+                        "attention_response_low": s.ce_attn_mean_low,
+                        "attention_response_high": s.ce_attn_mean_high,
                         "mlp_response": s.ce_mlp_mean,
+                        "mlp_response_low": s.ce_mlp_mean_low,
+                        "mlp_response_high": s.ce_mlp_mean_high,
                     }
                     for s in hydra
                 ),

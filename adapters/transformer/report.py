@@ -11,10 +11,18 @@
   ablations, and the slope and R^2 of CE on DE by layer (Figure 7);
 * ``fig8_compensation_split.png`` -- Delta DE of the downstream attention and MLP layers
   after each ablation (Figure 8);
+* ``fig_distributions.png`` -- per layer, the spread over prompts of the ablation drop and of
+  the compensatory effect (box plots), with the mean and its interval;
 * ``prompts.csv`` (one row per prompt and ablated/read layer), ``layers.csv`` (per-layer
-  statistics), ``patches.csv`` (the ablation impact of every draw);
-* ``summary.json`` (the exact settings, package versions and headline numbers) and
-  ``summary.md`` (the findings in words).
+  statistics, each with its interval: ``<name>_low``, ``<name>_high``), ``patches.csv`` (the
+  ablation impact of every draw);
+* ``summary.json`` (the exact settings, package versions and headline numbers, with their
+  intervals) and ``summary.md`` (the findings in words).
+
+Every mean is shown with its confidence interval (bands and error bars in the figures, brackets
+in ``summary.md``): a percentile bootstrap over prompts seeded with the sweep's seed, so that the
+same measures and seed give the same report, interval for interval
+(:class:`~scmnet.adapters.transformer.analysis.HydraResults`).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from scmnet.errors import require
+from scmnet.intervals import Interval
 
 from .analysis import HydraResults
 from .families import Block
@@ -70,6 +79,22 @@ def _figure(rows: int, cols: int, size: tuple[float, float]) -> Any:
     return fig, fig.subplots(rows, cols, squeeze=False)
 
 
+def _band(ax: Any, x: np.ndarray, iv: Interval, color: str, alpha: float = 0.25) -> None:
+    """Shade the interval ``iv`` (bounds along ``x``) around a plotted mean."""
+    low, high = np.asarray(iv.low, dtype=float), np.asarray(iv.high, dtype=float)
+    ax.fill_between(x, low, high, color=color, alpha=alpha, lw=0)
+
+
+def _errors(value: np.ndarray, iv: Interval) -> np.ndarray:
+    """Matplotlib's ``yerr`` (distances below and above ``value``) for the interval ``iv``."""
+    low, high = np.asarray(iv.low, dtype=float), np.asarray(iv.high, dtype=float)
+    return np.asarray(np.nan_to_num(np.stack([value - low, high - value]), nan=0.0).clip(min=0.0))
+
+
+def _level(results: HydraResults) -> str:
+    return f"{results.level:.0%} CI"
+
+
 def _example_prompt(results: HydraResults) -> tuple[int, int]:
     """The prompt and attention layer with the strongest single compensation (for Figure 1)."""
     ce = results.compensation[:, Block.ATTN]  # (prompts, L)
@@ -103,20 +128,28 @@ def _fig1(results: HydraResults, text: str, path: Path) -> None:
 
 def _fig2(results: HydraResults, path: Path) -> None:
     layers = np.arange(results.n_layers)
+    iv = results.intervals
     fig, axes = _figure(2, 3, (15, 8))
     for row, b in enumerate(Block):
-        for col, (data, name) in enumerate(
-            [(results.unembed, "unembedding impact"), (-results.ablate, "ablation drop")]
+        for col, (data, name, bounds) in enumerate(
+            [
+                (results.unembed, "unembedding impact", iv["unembed_mean"]),
+                (-results.ablate, "ablation drop", -iv["ablate_mean"]),
+            ]
         ):
             ax = axes[row, col]
             for prompt in data[:, b]:
                 ax.plot(layers, prompt, color="grey", alpha=0.15, lw=0.6)
-            ax.plot(layers, data[:, b].mean(0), color="tab:blue", lw=2)
+            _band(ax, layers, bounds.at(b), "tab:blue")
+            ax.plot(layers, data[:, b].mean(0), color="tab:blue", lw=2, label="mean")
             ax.axhline(0, color="black", lw=0.5)
             ax.set(xlabel="layer", ylabel=name, title=f"{b.label}: {name}")
+            ax.legend(fontsize=8, title=f"band: {_level(results)}", title_fontsize=8)
         stats = [s for s in results.layers if s.block == b.label]
         ax = axes[row, 2]
+        _band(ax, layers, iv["correlation"].at(b), "tab:blue")
         ax.plot(layers, [s.correlation for s in stats], label="correlation", color="tab:blue")
+        _band(ax, layers, iv["share_unembed_gt_drop"].at(b), "tab:orange")
         ax.plot(
             layers,
             [s.share_unembed_gt_drop for s in stats],
@@ -157,10 +190,15 @@ def _fig7(results: HydraResults, path: Path) -> None:
     ax = axes[0, 2]
     for b, style in zip(Block, ("-", "--"), strict=True):
         stats = [s for s in results.layers if s.block == b.label]
+        _band(ax, layers, results.intervals["r2"].at(b), "tab:blue")
         ax.plot(layers, [s.r2 for s in stats], style, color="tab:blue", label=f"R² ({b.label})")
+        _band(ax, layers, results.intervals["slope"].at(b), "black", alpha=0.12)
         ax.plot(layers, [s.slope for s in stats], style, color="black", label=f"slope ({b.label})")
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set(xlabel="ablated layer", title="CE ~ DE regression by layer")
+    ax.set(
+        xlabel="ablated layer",
+        title=f"CE ~ DE regression by layer (bands: {_level(results)})",
+    )
     ax.legend(fontsize=8)
     fig.suptitle("Direct vs compensatory effect (cf. Figure 7)")
     with atomic(path) as tmp:
@@ -170,12 +208,32 @@ def _fig7(results: HydraResults, path: Path) -> None:
 def _fig8(results: HydraResults, path: Path) -> None:
     layers = np.arange(results.n_layers)
     split = results.compensation_split.mean(0)  # (2, L, 2)
+    own = results.own_delta.mean(0)  # (2, L)
+    iv = results.intervals
     fig, axes = _figure(1, 2, (12, 4))
     for col, b in enumerate(Block):
         ax = axes[0, col]
-        ax.bar(layers - 0.2, split[b, :, 0], width=0.4, label="attention response")
-        ax.bar(layers + 0.2, split[b, :, 1], width=0.4, label="MLP response")
-        ax.plot(layers, results.own_delta[:, b].mean(0), "k.-", lw=1, label="own ΔDE")
+        bars = {"elinewidth": 0.8, "capsize": 2}
+        attn_err = _errors(split[b, :, 0], iv["ce_attn_mean"].at(b))
+        mlp_err = _errors(split[b, :, 1], iv["ce_mlp_mean"].at(b))
+        ax.bar(
+            layers - 0.2,
+            split[b, :, 0],
+            width=0.4,
+            yerr=attn_err,
+            error_kw=bars,
+            label="attention response",
+        )
+        ax.bar(
+            layers + 0.2,
+            split[b, :, 1],
+            width=0.4,
+            yerr=mlp_err,
+            error_kw=bars,
+            label="MLP response",
+        )
+        _band(ax, layers, iv["own_delta_mean"].at(b), "black", alpha=0.12)
+        ax.plot(layers, own[b], "k.-", lw=1, label="own ΔDE")
         ax.axhline(0, color="black", lw=0.5)
         ax.set(
             xlabel=f"ablated {b.label} layer",
@@ -183,9 +241,65 @@ def _fig8(results: HydraResults, path: Path) -> None:
             title=f"{b.label} ablations",
         )
         ax.legend(fontsize=8)
-    fig.suptitle("Compensation split into attention and MLP responses (cf. Figure 8)")
+    fig.suptitle(
+        "Compensation split into attention and MLP responses (cf. Figure 8); "
+        f"error bars and band: {_level(results)}"
+    )
     with atomic(path) as tmp:
         fig.savefig(tmp, dpi=110)
+
+
+def _fig_distributions(results: HydraResults, path: Path) -> None:
+    """Per layer, the spread over prompts of the ablation drop and the compensatory effect."""
+    n = results.n_layers
+    layers = np.arange(n)
+    iv = results.intervals
+    fig, axes = _figure(4, 1, (min(max(10.0, 0.22 * n + 3), 30.0), 13))
+    panels = [
+        (-results.ablate, "ablation drop −Δablate", -iv["ablate_mean"]),
+        (results.compensation, "compensatory effect CE", iv["ce_mean"]),
+    ]
+    for row, b in enumerate(Block):
+        for col, (data, name, bounds) in enumerate(panels):
+            ax = axes[2 * row + col, 0]
+            ax.boxplot(
+                data[:, b],
+                positions=layers,
+                widths=0.6,
+                manage_ticks=False,
+                patch_artist=True,
+                boxprops={"facecolor": "lightsteelblue", "linewidth": 0.8},
+                medianprops={"color": "black", "linewidth": 1},
+                whiskerprops={"linewidth": 0.8},
+                capprops={"linewidth": 0.8},
+                flierprops={"marker": ".", "markersize": 3, "alpha": 0.5},
+            )
+            mean = data[:, b].mean(0)
+            ax.errorbar(
+                layers,
+                mean,
+                yerr=_errors(mean, bounds.at(b)),
+                fmt="o",
+                color="tab:red",
+                markersize=3,
+                elinewidth=1,
+                capsize=2,
+                label=f"mean and {_level(results)}",
+            )
+            ax.axhline(0, color="black", lw=0.5)
+            ax.set_xticks(layers if n <= 32 else layers[:: max(1, n // 16)])
+            ax.set(
+                xlabel=f"ablated {b.label} layer",
+                ylabel=name,
+                title=f"{b.label} ablations: {name} over {len(results)} prompts",
+            )
+            ax.legend(fontsize=8, loc="best")
+    fig.suptitle(
+        "Per-prompt distributions (boxes: quartiles; whiskers: 1.5 IQR; dots: outliers)",
+        fontsize=11,
+    )
+    with atomic(path) as tmp:
+        fig.savefig(tmp, dpi=150)
 
 
 def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
@@ -247,8 +361,34 @@ def _fmt(x: float, spec: str = "+.2f") -> str:
     return "n/a" if math.isnan(x) else format(x, spec)
 
 
-def _share(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:+.0%}"
+def _ci(d: dict[str, Any], key: str, spec: str = "+.2f", *, negate: bool = False) -> str:
+    """``d[key]`` as "x [low, high]" from ``d[key + "_low"]``, ``d[key + "_high"]``; just "x"
+    where the interval is missing (NaN). ``negate`` shows minus the number and its interval.
+
+    >>> _ci({"ce": 0.5, "ce_low": 0.25, "ce_high": 0.75}, "ce", negate=True)
+    '-0.50 [-0.75, -0.25]'
+    >>> _ci({"r2": 0.5, "r2_low": float("nan"), "r2_high": float("nan")}, "r2", ".2f")
+    '0.50'
+    """
+    value, low, high = d[key], d.get(f"{key}_low", math.nan), d.get(f"{key}_high", math.nan)
+    if negate:
+        value, low, high = -value, -high, -low
+    text = _fmt(value, spec)
+    if math.isnan(value) or math.isnan(low) or math.isnan(high):
+        return text
+    return f"{text} [{_fmt(low, spec)}, {_fmt(high, spec)}]"
+
+
+def _interval_line(summary: dict[str, Any]) -> str:
+    """The one statement of how the bracketed intervals were made (or why there are none)."""
+    iv = summary["intervals"]
+    if iv["note"]:
+        return f"No confidence intervals: {iv['note']}."
+    return (
+        f"Numbers in brackets are {iv['level']:.0%} confidence intervals: a percentile "
+        f"bootstrap over the {summary['prompts']} analysed prompts ({iv['resamples']} "
+        f"resamples, seed {iv['seed']}); for slopes, from the slope's standard error (t)."
+    )
 
 
 def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
@@ -263,12 +403,14 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         f"ablation, seed {settings['seed']}). Logits are centred (eq. 9); impacts are on the "
         f"clean top-1 token.",
         "",
+        _interval_line(s),
+        "",
         "## Unembedding vs ablation (Figure 2)",
         f"- Correlation of the unembedding impact with the ablation drop (-Delta_ablate), all "
-        f"layers and prompts: {_fmt(s['correlation_unembed_drop'])}.",
+        f"layers and prompts: {_ci(s, 'correlation_unembed_drop')}.",
         f"- Share of (prompt, layer) pairs whose unembedding impact exceeds the drop (the drop "
         f"is smaller than the layer's own direct contribution): "
-        f"{s['share_unembed_gt_drop']:.0%}.",
+        f"{_ci(s, 'share_unembed_gt_drop', '.0%')}.",
         "",
         "## Where the drop comes from (Figures 7-8)",
         "Every ablation impact splits exactly into the ablated layer's own change of direct "
@@ -280,17 +422,19 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     for block, info in s["blocks"].items():
         d = info["largest_drop"]
         lines.append(
-            f"- Largest {block} drop: layer {d['layer']}, drop {_fmt(d['drop'], '.2f')} "
-            f"(unembedding impact {_fmt(d['unembed'], '.2f')}) = own {_fmt(-d['own_delta_de'])}"
-            f" + downstream {_fmt(-d['ce'])} (attention {_fmt(-d['ce_attn'])}, MLP "
-            f"{_fmt(-d['ce_mlp'])}) + rest {_fmt(-d['rest'])}; downstream layers give back "
-            f"{_share(d['restored_share'])} of the layer's own loss."
+            f"- Largest {block} drop: layer {d['layer']}, drop {_ci(d, 'drop', '.2f')} "
+            f"(unembedding impact {_ci(d, 'unembed', '.2f')}) = own "
+            f"{_ci(d, 'own_delta_de', negate=True)} + downstream {_ci(d, 'ce', negate=True)} "
+            f"(attention {_ci(d, 'ce_attn', negate=True)}, MLP "
+            f"{_ci(d, 'ce_mlp', negate=True)}) + rest {_ci(d, 'rest', negate=True)}; "
+            f"downstream layers give back {_ci(d, 'restored_share', '+.0%')} of the layer's "
+            f"own loss."
         )
         fit = info["best_fit"]
         if fit is not None:
             lines.append(
                 f"- CE against DE for {block} ablations is most linear at layer {fit['layer']}: "
-                f"R^2 = {_fmt(fit['r2'], '.2f')}, slope {_fmt(fit['slope'])}."
+                f"R^2 = {_ci(fit, 'r2', '.2f')}, slope {_ci(fit, 'slope')}."
             )
         comp = info["compensated_layers"]
         lines.append(
@@ -300,7 +444,8 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     hydra = s["hydra_attention"]
     if hydra:
         shown = ", ".join(
-            f"{h['layer']} ({h['attention_response']:+.3f}; MLPs {h['mlp_response']:+.3f})"
+            f"{h['layer']} ({_ci(h, 'attention_response', '+.3f')}; MLPs "
+            f"{_ci(h, 'mlp_response', '+.3f')})"
             for h in hydra
         )
         lines.append(
@@ -312,8 +457,8 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     erasers = s["erasure_mlps"]
     if erasers:
         shown = ", ".join(
-            f"MLP {e['layer']} after attention {e['after_attention']} ({e['delta_de']:+.3f}; "
-            f"mean impact {e['unembed_mean']:+.2f})"
+            f"MLP {e['layer']} after attention {e['after_attention']} "
+            f"({_ci(e, 'delta_de', '+.3f')}; mean impact {_ci(e, 'unembed_mean')})"
             for e in erasers
         )
         lines.append(
@@ -325,7 +470,9 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     lines += [
         "",
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
-        "fig8_compensation_split.png. Tables: prompts.csv, layers.csv, patches.csv.",
+        "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
+        "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
+        "intervals), patches.csv.",
         "",
     ]
     return "\n".join(lines)
@@ -339,10 +486,36 @@ def write_report(
     settings: SweepSettings,
     *,
     parallel: bool,
+    seed: int | None = None,
+    level: float = 0.95,
+    resamples: int = 2000,
 ) -> dict[str, Any]:
-    """Write figures, tables and summaries for a finished sweep; returns the summary."""
+    """Write figures, tables and summaries for a finished sweep; returns the summary.
+
+    Parameters
+    ----------
+    out : str or Path
+        The sweep's output directory.
+    measures, clean, prompts, settings
+        The sweep's results, clean pass, prompt set and settings.
+    parallel : bool
+        Whether the model's blocks are parallel.
+    seed : int, optional
+        The seed of the bootstrap over prompts; by default the sweep's (``settings.seed``), so
+        that the same sweep always gives the same intervals.
+    level : float
+        The confidence level of every interval.
+    resamples : int
+        The number of bootstrap resamples.
+    """
     out = Path(out)
-    results = HydraResults(measures, parallel=parallel)
+    results = HydraResults(
+        measures,
+        parallel=parallel,
+        seed=settings.seed if seed is None else seed,
+        level=level,
+        resamples=resamples,
+    )
     _tables(results, clean, out)
     example_prompt, _ = _example_prompt(results)
     _fig1(
@@ -351,6 +524,7 @@ def write_report(
     _fig2(results, out / "fig2_unembed_vs_ablate.png")
     _fig7(results, out / "fig7_compensation.png")
     _fig8(results, out / "fig8_compensation_split.png")
+    _fig_distributions(results, out / "fig_distributions.png")
     summary = {
         "settings": settings.to_json(),
         "prompts_total": clean.total,
