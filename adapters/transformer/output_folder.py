@@ -7,6 +7,9 @@ of a report goes through it).
 :func:`restoring` undoes what a run created in its output folder when it fails before its first
 result: a run that cannot start leaves no ``settings.json`` behind, and a folder that already
 held results is left untouched.
+
+A file of the folder that cannot be read back (truncated by a full disk, garbled by hand) is a
+:class:`DamagedFile`, whose message names the file and what to delete.
 """
 
 from __future__ import annotations
@@ -17,7 +20,23 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic", "restoring", "write_atomic"]
+from scmnet.errors import InvalidDataset
+
+__all__ = ["DamagedFile", "atomic", "restoring", "write_atomic"]
+
+
+class DamagedFile(InvalidDataset):
+    """A file of an output folder that cannot be read back: truncated, not valid JSON, without
+    the keys or arrays it should hold, or with arrays of the wrong shape.
+
+    The message names the file, what is wrong and what to delete to go on.
+
+    Examples
+    --------
+    >>> e = DamagedFile("reports/hydra/measures/00003.npz is truncated; delete it")
+    >>> isinstance(e, ValueError)
+    True
+    """
 
 
 @contextlib.contextmanager
