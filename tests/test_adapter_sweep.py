@@ -14,7 +14,7 @@ from scmnet.adapters.transformer import measures as measures_module
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
 from scmnet.adapters.transformer.analysis import INTERVAL_FIELDS
 from scmnet.adapters.transformer.lm import LanguageModel
-from scmnet.adapters.transformer.prompts import Prompt, PromptSet
+from scmnet.adapters.transformer.prompts import Prompt, PromptSet, load_prompts
 from scmnet.adapters.transformer.report import write_report
 from scmnet.adapters.transformer.sweep import SettingsMismatch, SweepSettings, run_sweep
 from scmnet.errors import InvalidDataset, InvalidIntervention
@@ -264,7 +264,9 @@ def test_failed_trace_leaves_out_as_found_and_holds_back_torch_output(
     # An existing folder with earlier results is left exactly as it was ...
     earlier = tmp_path / "earlier"
     (earlier / "measures").mkdir(parents=True)
-    (earlier / "settings.json").write_text('{"model": "other"}\n')
+    # (its settings those of this run, or it would be refused before the model loads)
+    planned = SweepSettings.planned("x", load_prompts(prompts), Ablation(AblationKind.ZERO), None)
+    (earlier / "settings.json").write_text(json.dumps(planned.to_json()))
     (earlier / "measures" / "00000.npz").write_bytes(b"an earlier result")
     before = _tree(earlier)
     assert main([*args, str(earlier), "--verbose"]) == 2

@@ -15,23 +15,39 @@ Examples
 >>> parser = argparse.ArgumentParser(prog="scmnet hydra")
 >>> HYDRA.add_arguments(parser)
 >>> args = parser.parse_args(["--ablation", "zero", "--limit", "5", "--batch-memory", "512"])
->>> args.ablation, args.limit, args.patches, str(args.out), args.batch_memory
-('zero', 5, 15, 'reports/hydra', 512)
+>>> args.ablation, args.limit, str(args.out), args.batch_memory
+('zero', 5, 'reports/hydra', 512)
+>>> args.patches is None  # not given: 15, unless --from-record takes it from the record
+True
+>>> args = parser.parse_args(["--from-record", "reports/hydra", "--out", "reports/again"])
+>>> str(args.from_record), str(args.out)
+('reports/hydra', 'reports/again')
+>>> try:
+...     HYDRA.run(parser.parse_args(["--from-record", "reports/hydra", "--seed", "1"]))
+... except InvalidArgument as e:
+...     print(e)  # doctest: +NORMALIZE_WHITESPACE
+--from-record takes the model, prompts, ablation, patches, seed and limit from
+reports/hydra/settings.json; drop --seed, which would change the numbers, or run without
+--from-record
 """
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from scmnet.commands import Command, DirectoryLoader, LoadedModel, positive_int
 from scmnet.errors import InvalidArgument, require
 from scmnet.random_inputs import random_inputs
 
-from .hydra import run_hydra
+from .hydra import rerun, run_hydra
 from .lm import load_directory
 
 __all__ = ["HUGGING_FACE", "HYDRA", "HuggingFaceDirectory", "HydraCommand"]
+
+_RECORDED = ("model", "prompts", "ablation", "patches", "seed", "limit")
+"""The options --from-record takes from the record: those that change the numbers."""
 
 SENTENCE = "The Eiffel Tower is located in the city of"
 """What ``scmnet graph DIR`` traces a model with a tokenizer on."""
@@ -45,7 +61,8 @@ class HydraCommand:
     description = (
         "Unembedding vs ablation impact, self-repair and erasure of every attention and MLP "
         "layer on a factual-recall prompt set, written as a report directory (figures, CSV "
-        "tables, summary.json, summary.md). Resumes an interrupted run in the same --out."
+        "tables, summary.json, summary.md). Resumes an interrupted run in the same --out; "
+        "--from-record DIR re-runs the sweep recorded in DIR/settings.json into --out."
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -65,15 +82,29 @@ class HydraCommand:
             "set",
         )
         parser.add_argument(
-            "--ablation", choices=("resample", "zero", "mean", "noise"), default="resample"
+            "--ablation",
+            choices=("resample", "zero", "mean", "noise"),
+            default=None,
+            help="how layers are ablated; default: resample",
         )
         parser.add_argument(
-            "--patches", type=positive_int, default=15, help="draws per ablation (resample, noise)"
+            "--patches",
+            type=positive_int,
+            default=None,
+            help="draws per ablation (resample, noise); default: 15",
         )
         parser.add_argument(
             "--limit", type=positive_int, default=None, help="analyse at most N correct prompts"
         )
-        parser.add_argument("--seed", type=int, default=0, help="seed of every draw")
+        parser.add_argument("--seed", type=int, default=None, help="seed of every draw; default: 0")
+        parser.add_argument(
+            "--from-record",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="re-run the sweep recorded in DIR/settings.json (its model, prompts, ablation, "
+            "patches, seed and limit) into --out, a directory other than DIR",
+        )
         parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
         parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
         parser.add_argument(
@@ -95,21 +126,42 @@ class HydraCommand:
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        """Run the analysis and print where the report went; returns 0."""
-        summary = run_hydra(
-            model=args.model,
-            prompts=args.prompts,
-            ablation=args.ablation,
-            patches=args.patches,
-            limit=args.limit,
-            seed=args.seed,
-            device=args.device,
-            out=args.out,
-            threads=args.threads,
-            progress=not args.quiet,
-            memory=None if args.batch_memory is None else args.batch_memory * 2**20,
-            verbose=args.verbose,
-        )
+        """Run the analysis (or re-run a record) and print where the report went; returns 0.
+
+        Raises
+        ------
+        InvalidArgument
+            If ``--from-record`` comes with an option that would change the numbers.
+        """
+        memory = None if args.batch_memory is None else args.batch_memory * 2**20
+        how: dict[str, Any] = {
+            "device": args.device,
+            "out": args.out,
+            "threads": args.threads,
+            "progress": not args.quiet,
+            "memory": memory,
+            "verbose": args.verbose,
+        }
+        if args.from_record is not None:
+            given = [f"--{n}" for n in _RECORDED if getattr(args, n) is not None]
+            if given:
+                which = "which would" if len(given) == 1 else "which would each"
+                raise InvalidArgument(
+                    f"--from-record takes the model, prompts, ablation, patches, seed and limit "
+                    f"from {args.from_record / 'settings.json'}; drop {', '.join(given)}, "
+                    f"{which} change the numbers, or run without --from-record"
+                )
+            summary = rerun(args.from_record, **how)
+        else:
+            summary = run_hydra(
+                model=args.model,
+                prompts=args.prompts,
+                ablation="resample" if args.ablation is None else args.ablation,
+                patches=15 if args.patches is None else args.patches,
+                limit=args.limit,
+                seed=0 if args.seed is None else args.seed,
+                **how,
+            )
         print(
             f"scmnet hydra: wrote {args.out} ({summary['prompts_kept']} of "
             f"{summary['prompts_total']} prompts analysed, {summary['seconds']} s); "

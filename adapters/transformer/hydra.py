@@ -13,6 +13,9 @@ From Python, on the embedded model (this takes minutes, so it is not run as a do
     from scmnet.adapters.transformer.hydra import run_hydra
     summary = run_hydra(out="reports/hydra", limit=20)
     print(summary["blocks"]["attn"]["largest_drop"])
+
+    # the same sweep again, from its record alone: the same tables
+    again = rerun("reports/hydra", out="reports/hydra-again")
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from .lm import LanguageModel, load_model
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
+from .record import Record
 from .report import write_report
-from .sweep import SweepSettings, check_draws, run_sweep
+from .sweep import SweepSettings, check_draws, check_resume, run_sweep
 
-__all__ = ["run_hydra"]
+__all__ = ["rerun", "run_hydra"]
 
 T = TypeVar("T")
 
@@ -63,6 +67,8 @@ def run_hydra(
     chunk: int | None = None,
     memory: int | None = None,
     verbose: bool = False,
+    noise_scale: float = 3.0,
+    record: Record | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -99,6 +105,12 @@ def run_hydra(
     verbose : bool
         Print torch's own output while tracing the model (warnings, log lines) on standard
         error; by default it is held back.
+    noise_scale : float
+        For noise ablation: the standard deviation of the noise, in standard deviations of the
+        embedding matrix (:class:`~.ablations.Ablation`).
+    record : Record, optional
+        The recorded sweep this run re-runs (:func:`rerun` passes it): once the model loads,
+        its identity and the other settings are compared with the record's.
 
     Raises
     ------
@@ -114,6 +126,13 @@ def run_hydra(
     InvalidIntervention
         If resample ablation asks for more draws than the prompt set has donors (checked
         before the model loads, and again once the correct prompts are known).
+    DamagedFile
+        If ``out`` holds a ``settings.json`` that cannot be read back (checked before the model
+        loads), or a ``measures/NNNNN.npz`` that cannot; the message names the file and what to
+        delete.
+    SettingsMismatch
+        If ``out`` holds a sweep made with other settings (all but the model's identity are
+        compared before the model loads), or the model is not the ``record``'s.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -125,7 +144,7 @@ def run_hydra(
         raise InvalidIntervention(
             f"unknown ablation {ablation!r}; choose one of {', '.join(kinds)}"
         )
-    setting = Ablation(kinds[ablation], patches=patches, seed=seed)
+    setting = Ablation(kinds[ablation], patches=patches, seed=seed, noise_scale=noise_scale)
     prompt_set = (
         prompts
         if isinstance(prompts, PromptSet)
@@ -138,7 +157,11 @@ def run_hydra(
     source = resolve_model(model)
     out = Path(out)
     check_writable(out)
+    planned = SweepSettings.planned(source.label, prompt_set, setting, limit)
+    check_resume(out, planned, identity=False)
     lm = load_model(source, device=device)
+    if record is not None:
+        record.check(SweepSettings.of(lm, prompt_set, setting, limit))
     show = _tqdm if progress else None
     kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
     if show is not None:
@@ -150,6 +173,88 @@ def run_hydra(
     summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
+
+
+def rerun(
+    record: str | Path,
+    *,
+    out: str | Path,
+    device: str = "cpu",
+    threads: int | None = None,
+    progress: bool = True,
+    chunk: int | None = None,
+    memory: int | None = None,
+    verbose: bool = False,
+) -> dict[str, Any]:
+    """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
+
+    The model, the prompts, the ablation, the patches, the seed, the noise scale and the limit
+    all come from ``record/settings.json``; the report goes to ``out``, a directory other than
+    ``record`` (an interrupted re-run resumes there). The same settings give the same tables.
+
+    Parameters
+    ----------
+    record : path
+        The ``--out`` directory of an earlier run.
+    out : path
+        Where the re-run's report goes.
+    device, threads, progress, chunk, memory, verbose
+        As for :func:`run_hydra`: how to compute, not what.
+
+    Returns
+    -------
+    dict
+        The summary, as :func:`run_hydra` returns it.
+
+    Raises
+    ------
+    InvalidArgument
+        If ``record`` holds no ``settings.json``, ``out`` is ``record``, or the record does not
+        say where its prompts came from.
+    DamagedFile
+        If ``record/settings.json`` cannot be read back.
+    SettingsMismatch
+        If the prompt file's content changed since the record (before the model loads), or the
+        model's identity is not the recorded one (once it loads); the message shows the
+        difference.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> empty = tempfile.mkdtemp()
+    >>> try:
+    ...     rerun(empty, out=empty + "-again")
+    ... except InvalidArgument as e:
+    ...     print(str(e).replace(empty, "reports/old"))  # doctest: +NORMALIZE_WHITESPACE
+    --from-record 'reports/old' holds no settings.json, so it is not the report of a scmnet
+    hydra run; give the --out directory of an earlier run
+    """
+    found = Record.read(record)
+    if Path(out).resolve() == found.folder.resolve():
+        raise InvalidArgument(
+            f"--out {str(out)!r} is the recorded directory itself; a re-run writes a new report "
+            f"to compare with the recorded one, so give another --out (an interrupted run in "
+            f"{str(out)!r} resumes with its own settings: scmnet hydra with them and --out)"
+        )
+    prompts = found.prompts()
+    ablation = found.ablation()
+    return run_hydra(
+        model=found.model,
+        prompts=prompts,
+        ablation=ablation.kind.value,
+        patches=ablation.patches,
+        limit=found.settings.limit,
+        seed=ablation.seed,
+        noise_scale=ablation.noise_scale,
+        device=device,
+        out=out,
+        threads=threads,
+        progress=progress,
+        chunk=chunk,
+        memory=memory,
+        verbose=verbose,
+        record=found,
+    )
 
 
 def check_device(device: str) -> torch.device:

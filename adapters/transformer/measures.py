@@ -18,6 +18,8 @@ Delta DE (eq. 34) and the **compensatory effect** CE (eq. 33) of every ablation.
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -32,6 +34,7 @@ from scmnet import Outcome, Rule, Site, SiteValues
 from .causal import contribution_sites, hydra_model
 from .families import Block, NormKind
 from .lm import LanguageModel
+from .output_folder import DamagedFile
 from .readout import centred_logit, direct_impacts
 
 __all__ = ["Draw", "PromptMeasures", "downstream_mask", "measure_prompt", "readouts"]
@@ -161,10 +164,51 @@ class PromptMeasures:
         np.savez_compressed(path, **{f.name: getattr(self, f.name) for f in fields(self)})
 
     @classmethod
-    def load(cls, path: str | Path) -> PromptMeasures:
-        """Read measures written by :meth:`save`."""
-        with np.load(path) as data:
-            values = {f.name: data[f.name] for f in fields(cls)}
+    def load(
+        cls,
+        path: str | Path,
+        *,
+        layers: int | None = None,
+        draws: int | None = None,
+        prompt: int | None = None,
+    ) -> PromptMeasures:
+        """Read measures written by :meth:`save`, checking that the file is whole.
+
+        Parameters
+        ----------
+        path : path
+            The ``.npz`` file.
+        layers, draws : int, optional
+            The number of layers L and of draws K the arrays must have.
+        prompt : int, optional
+            The prompt index the file must hold.
+
+        Raises
+        ------
+        DamagedFile
+            If the file is truncated or not an ``.npz`` archive, lacks an array, holds arrays of
+            the wrong shape or another prompt; the message names the file and says to delete it
+            (a sweep then recomputes that prompt).
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "00003.npz"
+        >>> _ = path.write_bytes(b"PK\\x03\\x04, cut short")
+        >>> try:
+        ...     PromptMeasures.load(path)
+        ... except DamagedFile as e:
+        ...     print(str(e).replace(str(path), "measures/00003.npz"))
+        ... # doctest: +ELLIPSIS +NORMALIZE_WHITESPACE
+        measures/00003.npz is truncated or not an .npz archive (...); delete measures/00003.npz
+        and run again: that prompt is recomputed
+        """
+        values = _read_arrays(Path(path), [f.name for f in fields(cls)])
+        found = _check_shapes(values, layers, draws)
+        if found is not None:
+            raise _damaged(path, found)
+        if prompt is not None and int(values["prompt"]) != prompt:
+            raise _damaged(path, f"holds prompt {int(values['prompt'])}, not prompt {prompt}")
         return cls(
             prompt=int(values["prompt"]),
             token=int(values["token"]),
@@ -175,6 +219,68 @@ class PromptMeasures:
             ablated_unembed=values["ablated_unembed"],
             ablated_sigma=values["ablated_sigma"],
         )
+
+
+_SCALARS = ("prompt", "token", "clean_logit", "clean_sigma")
+
+
+def _damaged(path: str | Path, problem: str) -> DamagedFile:
+    return DamagedFile(f"{path} {problem}; delete {path} and run again: that prompt is recomputed")
+
+
+def _read_arrays(path: Path, names: list[str]) -> dict[str, np.ndarray]:
+    """Every named array of the ``.npz`` file, or :class:`DamagedFile`."""
+    unreadable = (OSError, EOFError, ValueError, zipfile.BadZipFile, zlib.error)
+    try:
+        data = np.load(path, allow_pickle=False)
+    except unreadable as e:
+        raise _damaged(path, f"is truncated or not an .npz archive ({_reason(path, e)})") from e
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise _damaged(path, "holds a single array, not an .npz archive of measures")
+    with data:
+        missing = [n for n in names if n not in data.files]
+        if missing:
+            raise _damaged(path, f"lacks the array(s) {', '.join(map(repr, missing))}")
+        try:
+            return {n: np.asarray(data[n]) for n in names}
+        except unreadable as e:
+            raise _damaged(path, f"is truncated or garbled ({_reason(path, e)})") from e
+
+
+def _reason(path: Path, error: Exception) -> str:
+    """Why numpy could not read ``path``, in a few words."""
+    if path.is_file() and path.stat().st_size == 0:
+        return "it is empty"
+    if isinstance(error, ValueError) and "pickle" in str(error):
+        return "it starts with neither a zip nor a NumPy header"
+    return f"{type(error).__name__}: {error}"
+
+
+def _check_shapes(
+    values: dict[str, np.ndarray], layers: int | None, draws: int | None
+) -> str | None:
+    """What is wrong with the arrays' shapes and kinds, or None."""
+    for name in _SCALARS:
+        if values[name].shape != () or values[name].dtype.kind not in "iuf":
+            return f"has {name!r} of shape {values[name].shape}, not a single number"
+    unembed, logit = values["unembed"], values["ablated_logit"]
+    n = layers if layers is not None else (unembed.shape[1] if unembed.ndim == 2 else 0)
+    k = draws if draws is not None else (logit.shape[2] if logit.ndim == 3 else 0)
+    expected = {
+        "unembed": (2, n),
+        "ablated_logit": (2, n, k),
+        "ablated_unembed": (2, n, k, 2, n),
+        "ablated_sigma": (2, n, k),
+    }
+    for name, shape in expected.items():
+        if values[name].dtype.kind != "f":
+            return f"has {name!r} of dtype {values[name].dtype}, not floats"
+        if values[name].shape != shape:
+            return (
+                f"has {name!r} of shape {values[name].shape}, expected {shape} ({n} layers, "
+                f"{k} draw{'s' if k != 1 else ''})"
+            )
+    return None
 
 
 Draw = Rule | torch.Tensor

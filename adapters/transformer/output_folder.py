@@ -9,7 +9,9 @@ result: a run that cannot start leaves no ``settings.json`` behind, and a folder
 held results is left untouched.
 
 :func:`check_writable` refuses, before anything loads, an output folder that cannot be created
-or written to, and leaves nothing behind.
+or written to, and leaves nothing behind. A file of the folder that cannot be read back
+(truncated by a full disk, garbled by hand) is a :class:`DamagedFile`, whose message names the
+file and what to delete.
 """
 
 from __future__ import annotations
@@ -21,9 +23,23 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from scmnet.errors import InvalidArgument
+from scmnet.errors import InvalidArgument, InvalidDataset
 
-__all__ = ["atomic", "check_writable", "restoring", "write_atomic"]
+__all__ = ["DamagedFile", "atomic", "check_writable", "restoring", "write_atomic"]
+
+
+class DamagedFile(InvalidDataset):
+    """A file of an output folder that cannot be read back: truncated, not valid JSON, without
+    the keys or arrays it should hold, or with arrays of the wrong shape.
+
+    The message names the file, what is wrong and what to delete to go on.
+
+    Examples
+    --------
+    >>> e = DamagedFile("reports/hydra/measures/00003.npz is truncated; delete it")
+    >>> isinstance(e, ValueError)
+    True
+    """
 
 
 @contextlib.contextmanager

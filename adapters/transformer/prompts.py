@@ -55,7 +55,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
@@ -67,6 +67,9 @@ __all__ = ["FORMATS", "Prompt", "PromptSet", "builtin_prompts", "load_prompts"]
 
 FORMATS: tuple[str, ...] = ("rome", "counterfact", "jsonl", "text")
 """The file formats :func:`load_prompts` reads."""
+
+BUILTIN_SOURCE = "builtin"
+"""The :attr:`PromptSet.source` of :func:`builtin_prompts`."""
 
 _BUILTIN_FILE = "facts.jsonl"
 _REQUIRED: Any = object()
@@ -170,6 +173,11 @@ class PromptSet:
         The prompts, in order.
     name : str
         A name for reports and progress output, e.g. ``"builtin:facts"`` or a file name.
+    source : str, optional
+        Where the set was read from, so that it can be read again (``scmnet hydra
+        --from-record``): the resolved path of a prompt file (:func:`load_prompts`), or
+        ``"builtin"`` (:func:`builtin_prompts`); ``None`` for a set built or filtered in Python.
+        Not compared: two sets with the same prompts are equal wherever they came from.
 
     Raises
     ------
@@ -188,6 +196,8 @@ class PromptSet:
     ... )
     >>> s, len(s), s.relations
     (PromptSet(name='demo', prompts=2, relations=1), 2, ('sum',))
+    >>> builtin_prompts().source, s.source
+    ('builtin', None)
     >>> [p.text for p in s.filter(has_target=True)]
     ['Two plus two is']
     >>> s.content_hash[:16]
@@ -196,6 +206,7 @@ class PromptSet:
 
     prompts: tuple[Prompt, ...]
     name: str = "prompts"
+    source: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         prompts = tuple(self.prompts)
@@ -333,7 +344,7 @@ def builtin_prompts() -> PromptSet:
     Returns
     -------
     PromptSet
-        Named ``"builtin:facts"``; every target starts with a space.
+        Named ``"builtin:facts"``, with source ``"builtin"``; every target starts with a space.
 
     Examples
     --------
@@ -343,7 +354,9 @@ def builtin_prompts() -> PromptSet:
     """
     data = resources.files(__package__ or "scmnet.adapters.transformer") / "data" / _BUILTIN_FILE
     raw = data.read_text(encoding="utf-8")
-    return PromptSet(tuple(_parse_jsonl(raw, _BUILTIN_FILE)), name="builtin:facts")
+    return PromptSet(
+        tuple(_parse_jsonl(raw, _BUILTIN_FILE)), name="builtin:facts", source=BUILTIN_SOURCE
+    )
 
 
 def load_prompts(
@@ -366,7 +379,8 @@ def load_prompts(
     -------
     PromptSet
         The prompts in file order. Targets get a leading space where the file gives the bare
-        word, and whitespace at the end of a prompt moves to the start of its target.
+        word, and whitespace at the end of a prompt moves to the start of its target. Its
+        :attr:`~PromptSet.source` is the file's resolved path.
 
     Raises
     ------
@@ -414,7 +428,9 @@ def load_prompts(
         prompts = [parse(rec, f"{path}: record {i}") for i, rec in enumerate(records, 1)]
     if not prompts:
         raise InvalidDataset(f"{path} holds no prompts; {_EXPECTED[kind]}")
-    return PromptSet(tuple(prompts), name=name if name is not None else path.name)
+    return PromptSet(
+        tuple(prompts), name=name if name is not None else path.name, source=str(path.resolve())
+    )
 
 
 # --- detection and parsing --------------------------------------------------------------------

@@ -13,14 +13,16 @@
 An interrupted sweep resumes where it stopped: prompts whose file exists are loaded, not
 recomputed. The settings are written to ``settings.json`` first, and a directory holding a
 sweep with other settings is refused (with the differing setting named), so that results of
-different settings are never mixed.
+different settings are never mixed. A damaged ``settings.json`` or ``measures/NNNNN.npz`` (cut
+short by a full disk, edited by hand) is a :class:`~.output_folder.DamagedFile` naming the file
+and what to delete, never a raw numpy or json error.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,15 +36,19 @@ from .causal import final_readings, recorded_readings
 from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
-from .output_folder import write_atomic
+from .output_folder import DamagedFile, write_atomic
 from .prompts import PromptSet
 
 __all__ = [
     "CleanRun",
+    "DamagedFile",
     "SettingsMismatch",
     "SweepSettings",
     "check_draws",
+    "check_resume",
     "clean_pass",
+    "differences",
+    "read_settings",
     "run_sweep",
     "target_token",
 ]
@@ -61,7 +67,20 @@ class SweepSettings:
 
     ``model_hash`` is the identity of the weights and config computed with (not their path:
     :func:`~.identity.model_identity`) and ``versions`` those of the packages that compute, so
-    that a resume never mixes two models, or two versions, in one report.
+    that a resume never mixes two models, or two versions, in one report. ``prompts_source`` is
+    where the prompts were read from (:attr:`~.prompts.PromptSet.source`: a resolved file path,
+    ``"builtin"``, or ``""`` for a set built in Python), so that the sweep can be re-run from its
+    record (``scmnet hydra --from-record``); a resume does not compare it (``prompts_hash``
+    pins the prompts themselves), and a ``settings.json`` written before it existed lacks it.
+
+    Examples
+    --------
+    >>> from scmnet.adapters.transformer.prompts import builtin_prompts
+    >>> planned = SweepSettings.planned("my-model", builtin_prompts(), Ablation(), limit=20)
+    >>> planned.prompts, planned.prompts_source, planned.ablation, planned.patches
+    ('builtin:facts', 'builtin', 'resample', 15)
+    >>> SweepSettings.from_json(planned.to_json(), "settings.json", "") == planned
+    True
     """
 
     model: str
@@ -74,14 +93,16 @@ class SweepSettings:
     limit: int | None
     model_hash: str = ""
     versions: dict[str, str] = field(default_factory=dict)
+    prompts_source: str = ""
 
     @classmethod
-    def of(
-        cls, lm: LanguageModel, prompts: PromptSet, ablation: Ablation, limit: int | None
+    def planned(
+        cls, model: str, prompts: PromptSet, ablation: Ablation, limit: int | None
     ) -> SweepSettings:
-        """The settings of a sweep of ``lm`` over ``prompts``."""
+        """The settings of a sweep of the model named ``model``, known before it loads: all
+        but ``model_hash``, which is ``""``."""
         return cls(
-            model=lm.name,
+            model=model,
             prompts=prompts.name,
             prompts_hash=prompts.content_hash,
             ablation=ablation.kind.value,
@@ -89,13 +110,145 @@ class SweepSettings:
             seed=ablation.seed,
             noise_scale=ablation.noise_scale,
             limit=limit,
-            model_hash=model_identity(lm),
             versions=package_versions(),
+            prompts_source=prompts.source or "",
         )
+
+    @classmethod
+    def of(
+        cls, lm: LanguageModel, prompts: PromptSet, ablation: Ablation, limit: int | None
+    ) -> SweepSettings:
+        """The settings of a sweep of ``lm`` over ``prompts``."""
+        planned = cls.planned(lm.name, prompts, ablation, limit)
+        return replace(planned, model_hash=model_identity(lm))
 
     def to_json(self) -> dict[str, Any]:
         """The settings as a JSON-ready dict."""
         return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, path: str | Path, advice: str) -> SweepSettings:
+        """The settings of a parsed ``settings.json``, checked key by key.
+
+        Keys added since a file was written (``model_hash``, ``versions``,
+        ``prompts_source``) take their defaults; keys this version does not know are ignored.
+
+        Raises
+        ------
+        DamagedFile
+            If ``data`` is not an object, lacks a key, or holds a value of the wrong type,
+            naming ``path``, the key, and ending with ``advice``.
+        """
+
+        def damaged(problem: str) -> DamagedFile:
+            return DamagedFile(f"{path} is damaged: {problem}; {advice}")
+
+        if not isinstance(data, dict):
+            raise damaged(f"it holds {_json_kind(data)}, not an object of settings")
+        required = [f.name for f in fields(cls) if _required(f)]
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise damaged(f"it lacks the key(s) {', '.join(map(repr, missing))}")
+        found: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            kind, valid = _SETTING_TYPES[f.name]
+            if not valid(value):
+                raise damaged(f"its {f.name!r} is {json.dumps(value)[:60]}, not {kind}")
+            found[f.name] = value
+        return cls(**found)
+
+
+def _required(f: Any) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
+    return "null" if value is None else kinds.get(type(value), "a number")
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_ABLATIONS = tuple(k.value for k in AblationKind)
+_SETTING_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "model": ("a string", lambda v: isinstance(v, str)),
+    "prompts": ("a string", lambda v: isinstance(v, str)),
+    "prompts_hash": ("a string", lambda v: isinstance(v, str)),
+    "ablation": (f"one of {', '.join(_ABLATIONS)}", lambda v: v in _ABLATIONS),
+    "patches": ("an integer >= 1", lambda v: _integer(v) and v >= 1),
+    "seed": ("an integer", _integer),
+    "noise_scale": (
+        "a number > 0",
+        lambda v: (_integer(v) or isinstance(v, float)) and v > 0,
+    ),
+    "limit": ("an integer >= 0 or null", lambda v: v is None or (_integer(v) and v >= 0)),
+    "model_hash": ("a string", lambda v: isinstance(v, str)),
+    "versions": (
+        "an object of strings",
+        lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
+    ),
+    "prompts_source": ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def read_settings(folder: str | Path, *, advice: str | None = None) -> SweepSettings | None:
+    """The settings recorded in ``folder/settings.json``, checked; ``None`` if there is none.
+
+    Parameters
+    ----------
+    folder : path
+        A report directory.
+    advice : str, optional
+        What the message of a damaged file says to do; by default, to delete the directory or
+        write to another ``--out``.
+
+    Raises
+    ------
+    DamagedFile
+        If ``settings.json`` cannot be read, is empty or not valid JSON, lacks a key or holds a
+        value of the wrong type; the message names the file and what is wrong.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> read_settings(folder) is None
+    True
+    >>> _ = (folder / "settings.json").write_text('{"model": "x", ')
+    >>> try:
+    ...     read_settings(folder)
+    ... except DamagedFile as e:
+    ...     print(str(e).replace(str(folder), "reports/hydra"))  # doctest: +NORMALIZE_WHITESPACE
+    reports/hydra/settings.json is damaged: it is not valid JSON (Expecting property name
+    enclosed in double quotes: line 1 column 16 (char 15)); the results in reports/hydra cannot
+    be checked against the settings they were made with: delete the directory reports/hydra, or
+    write to another --out
+    """
+    folder = Path(folder)
+    path = folder / "settings.json"
+    if advice is None:
+        advice = (
+            f"the results in {folder} cannot be checked against the settings they were made "
+            f"with: delete the directory {folder}, or write to another --out"
+        )
+    if not path.exists():
+        return None
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DamagedFile(f"{path} is damaged: it cannot be read ({e}); {advice}") from e
+    if not text.strip():
+        raise DamagedFile(f"{path} is damaged: it is empty; {advice}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DamagedFile(f"{path} is damaged: it is not valid JSON ({e}); {advice}") from e
+    return SweepSettings.from_json(data, path, advice)
 
 
 @dataclass(frozen=True)
@@ -274,20 +427,62 @@ def _difference(key: str, there: Any, now: Any) -> str:
     return f"{key}: {there!r} there, {now!r} now"
 
 
+_NOT_COMPARED = ("prompts_source",)
+"""Settings a resume does not compare: where the prompts were read from (their hash is)."""
+
+
+def differences(recorded: SweepSettings, now: SweepSettings, skip: Collection[str] = ()) -> str:
+    """The settings that differ, as ``key: 'there' there, 'now' now``; ``""`` if none."""
+    there, found = recorded.to_json(), now.to_json()
+    keys = [k for k in there if k not in skip and there[k] != found[k]]
+    return ", ".join(_difference(k, there[k], found[k]) for k in keys)
+
+
+def check_resume(
+    out: str | Path, settings: SweepSettings, *, identity: bool = True
+) -> SweepSettings | None:
+    """Refuse to resume in ``out`` if its ``settings.json`` records other settings.
+
+    Parameters
+    ----------
+    out : path
+        The output directory.
+    settings : SweepSettings
+        The settings of the run about to start.
+    identity : bool
+        Compare the model's identity (``model_hash``); ``False`` before the model loads, when
+        it is not known yet (the rest is compared, and the identity once the model is loaded).
+
+    Returns
+    -------
+    SweepSettings or None
+        The recorded settings, ``None`` if ``out`` holds no ``settings.json``.
+
+    Raises
+    ------
+    DamagedFile
+        If ``settings.json`` cannot be read back (:func:`read_settings`).
+    SettingsMismatch
+        If it records other settings, naming each difference.
+    """
+    out = Path(out)
+    recorded = read_settings(out)
+    if recorded is None:
+        return None
+    skip = [*_NOT_COMPARED, *(() if identity else ("model_hash",))]
+    shown = differences(recorded, settings, skip)
+    if shown:
+        raise SettingsMismatch(
+            f"{out} holds a sweep made with other settings ({shown}); resume it with the "
+            f"same settings, or write to another --out directory"
+        )
+    return recorded
+
+
 def _check_settings(out: Path, settings: SweepSettings) -> None:
-    path = out / "settings.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in settings.to_json().items() if old.get(k) != v}
-        if diff:
-            shown = ", ".join(_difference(k, a, b) for k, (a, b) in diff.items())
-            raise SettingsMismatch(
-                f"{out} holds a sweep made with other settings ({shown}); resume it with the "
-                f"same settings, or write to another --out directory"
-            )
-    else:
+    if check_resume(out, settings) is None:
         out.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(settings.to_json(), indent=2) + "\n")
+        write_atomic(out / "settings.json", json.dumps(settings.to_json(), indent=2) + "\n")
 
 
 def run_sweep(
@@ -327,6 +522,10 @@ def run_sweep(
     ------
     SettingsMismatch
         If ``out`` holds a sweep made with other settings.
+    DamagedFile
+        If ``out/settings.json`` or a saved ``measures/NNNNN.npz`` cannot be read back
+        (truncated, not valid JSON, missing keys, arrays of the wrong shape); the message names
+        the file and what to delete.
     InvalidDataset
         If no prompt is kept.
     """
@@ -352,7 +551,8 @@ def run_sweep(
     for j in progress(range(len(clean)), "ablations", len(clean)):
         path = folder / f"{j:05d}.npz"
         if path.exists():
-            results.append(PromptMeasures.load(path))
+            found = PromptMeasures.load(path, layers=lm.n_layers, draws=ablation.draws, prompt=j)
+            results.append(found)
             continue
         ids, tok = clean.ids[j], clean.tokens[j]
         draws: list[Draw] | torch.Tensor

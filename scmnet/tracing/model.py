@@ -94,7 +94,7 @@ class TracedModel(CausalModelBase):
     def __init__(self, network: TracedNetwork, interventions: Interventions | None = None) -> None:
         super().__init__(network.graph, interventions)
         self._net = network
-        self._finite: dict[fx.Node, Any] | None = None  # the last clean run checked finite
+        self._finite: Mapping[fx.Node, Any] | None = None  # the last clean run checked finite
 
     # -- the CausalModel protocol (graph, interventions and intervene: CausalModelBase) ----------
 
@@ -255,7 +255,7 @@ class TracedModel(CausalModelBase):
         chunk: int | None,
         memory: int | None,
         stacked: list[tuple[list[int], Any]] | None,
-    ) -> tuple[dict[str, Any], dict[fx.Node, Any], list[Mapping[fx.Node, Any]]]:
+    ) -> tuple[dict[str, Any], Mapping[fx.Node, Any], list[Mapping[fx.Node, Any]]]:
         """Validate and fit the sets, then run them (batched where exact): the inputs, the
         clean run, and the values each set changes (see :meth:`Batcher.evaluate`)."""
         check_batching(chunk, memory)
@@ -505,7 +505,7 @@ class TracedModel(CausalModelBase):
                 raise unknown_node(name, self._net.records, what="nodes")
         return tuple(outputs)
 
-    def _clean(self, context: Context) -> tuple[dict[str, Any], dict[fx.Node, Any]]:
+    def _clean(self, context: Context) -> tuple[dict[str, Any], Mapping[fx.Node, Any]]:
         """The inputs and clean run of ``context`` (cached), checked to be finite.
 
         Raises
@@ -513,7 +513,7 @@ class TracedModel(CausalModelBase):
         NonFiniteValue
             At the first variable, in graph order, whose clean value has a NaN or infinity.
         """
-        inputs, clean = self._net.source.clean(context)
+        inputs, clean = self._net.source.clean(context, keep=self._net.variables.values())
         if self._finite is clean:  # the same cached clean run, already checked
             return inputs, clean
         position = self._net.executor.position

@@ -4,7 +4,8 @@ A :class:`TraceSource` holds everything about a traced model that does not depen
 nodes are variables: the graph and its :class:`~scmnet.tracing.engine.executor.Executor`, the
 module calls, which nodes depend on input values, the shape and dtype of every node in the
 example run, what the inputs must look like -- and the cache of **clean runs**. A clean run
-executes the whole graph for one context and keeps every node's value; it is cached in a small
+executes the whole graph for one context and keeps every node's value (storing what cannot be
+recomputed cheaply: :mod:`~scmnet.tracing.engine.run_values`); it is cached in a small
 LRU keyed by the identity and version of the context's tensors and invalidated when a parameter
 or buffer of the model changes in place. It also holds the
 :class:`~scmnet.tracing.engine.batched.Batcher` that runs many intervention sets as one batch
@@ -27,7 +28,7 @@ tensor([0., 0.])
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Collection, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -41,6 +42,7 @@ from scmnet.tracing.capture.calls import CallIndex
 from scmnet.tracing.capture.records import TraceInfo
 from scmnet.tracing.engine.batched import Batcher
 from scmnet.tracing.engine.executor import Executor
+from scmnet.tracing.engine.run_values import RunValues, run_values
 
 __all__ = ["INPUTS", "InputSpec", "TensorMeta", "TraceSource"]
 
@@ -67,7 +69,7 @@ class _CleanRuns:
     def __init__(self, model: nn.Module, size: int) -> None:
         self._model = model
         self._size = size
-        self._runs: OrderedDict[Hashable, tuple[Any, dict[fx.Node, Any]]] = OrderedDict()
+        self._runs: OrderedDict[Hashable, tuple[Any, RunValues]] = OrderedDict()
         self._weights = self._fingerprint()
 
     def _fingerprint(self) -> tuple[tuple[int, int], ...]:
@@ -85,7 +87,7 @@ class _CleanRuns:
             stack.extend(m for m in module._modules.values() if m is not None)
         return tuple(found)
 
-    def get(self, key: Hashable) -> dict[fx.Node, Any] | None:
+    def get(self, key: Hashable) -> RunValues | None:
         weights = self._fingerprint()
         if weights != self._weights:
             self._runs.clear()
@@ -96,7 +98,7 @@ class _CleanRuns:
         self._runs.move_to_end(key)
         return entry[1]
 
-    def put(self, key: Hashable, pinned: Any, values: dict[fx.Node, Any]) -> None:
+    def put(self, key: Hashable, pinned: Any, values: RunValues) -> None:
         self._runs[key] = (pinned, values)
         while len(self._runs) > self._size:
             self._runs.popitem(last=False)
@@ -192,14 +194,22 @@ class TraceSource:
             pinned.append(raw)
         return values, tuple(key), pinned
 
-    def clean(self, context: Context) -> tuple[dict[str, Any], dict[fx.Node, Any]]:
-        """The input values and every node's value in the clean run of ``context`` (cached)."""
+    def clean(
+        self, context: Context, *, keep: Collection[fx.Node] = frozenset()
+    ) -> tuple[dict[str, Any], RunValues]:
+        """The input values and every node's value in the clean run of ``context`` (cached).
+
+        The run stores what cannot be recomputed cheaply, and the values of ``keep`` (the
+        variables); the rest is recomputed when read (:mod:`~scmnet.tracing.engine.run_values`).
+        """
         values, key, pinned = self.context_inputs(context)
         run = self._clean.get(key)
         if run is None:
             with torch.no_grad():
-                run = self.executor.run(values)
+                run = run_values(self.executor, values, keep=keep)
             self._clean.put(key, pinned, run)
+        else:
+            run.pin(keep)
         return values, run
 
     def clear_cache(self) -> None:

@@ -56,6 +56,7 @@ from torch.fx.node import map_arg
 from scmnet.errors import MechanismError
 from scmnet.tracing.engine.executor import Executor, module_path
 from scmnet.tracing.engine.prefix_attention import prefix_attention
+from scmnet.tracing.engine.run_values import run_values
 
 __all__ = [
     "FULL",
@@ -731,17 +732,19 @@ def plan_suffix(
 
     overrides = {n: override(n, a) for n, a in starts.items()}
     order = sorted(region, key=executor.position.__getitem__)
-    with torch.no_grad():
-        probe = executor.run(inputs, initial_env=clean, nodes=order, overrides=overrides)
-    for node in region:
-        value, base = probe[node], clean[node]
-        if not tensorish(value):
-            continue
-        plan.confined[node] = tuple(
-            a
-            for a in axes_of_length(value, length)
-            if close(cut_prefix(value, a, t), cut_prefix(base, a, t))
+    with torch.no_grad():  # the probe stores no more of its values than a clean run does
+        probe = run_values(
+            executor, inputs, base=clean, nodes=order, overrides=overrides, keep=set(starts)
         )
+        for node in order:  # in graph order: each dropped value is recomputed once
+            value, base = probe[node], clean[node]
+            if not tensorish(value):
+                continue
+            plan.confined[node] = tuple(
+                a
+                for a in axes_of_length(value, length)
+                if close(cut_prefix(value, a, t), cut_prefix(base, a, t))
+            )
     for node, axis in starts.items():
         if axis not in plan.confined.get(node, ()):
             raise NoSuffixPlan(
