@@ -16,6 +16,7 @@ from scmnet.adapters.transformer import hydra
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
 from scmnet.adapters.transformer.lm import LanguageModel
 from scmnet.adapters.transformer.measures import PromptMeasures
+from scmnet.adapters.transformer.model_source import ModelSource, SourceKind
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 from scmnet.adapters.transformer.sweep import (
     DamagedFile,
@@ -46,6 +47,19 @@ own predictions are analysed, so every prompt is kept)."""
 @pytest.fixture(scope="module")
 def lm() -> LanguageModel:
     return LanguageModel.from_pretrained_model(tiny_model("llama"), CharTokenizer(), "tiny-llama")
+
+
+@pytest.fixture(autouse=True)
+def named_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--model tiny-llama`` names the in-memory model of :func:`lm` (no such directory)."""
+    resolve = hydra.resolve_model
+
+    def resolved(name: str | None) -> ModelSource:
+        if name == "tiny-llama":
+            return ModelSource(SourceKind.HUB, name, name)
+        return resolve(name)
+
+    monkeypatch.setattr(hydra, "resolve_model", resolved)
 
 
 @pytest.fixture

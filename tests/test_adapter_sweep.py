@@ -14,6 +14,7 @@ from scmnet.adapters.transformer import measures as measures_module
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
 from scmnet.adapters.transformer.analysis import INTERVAL_FIELDS
 from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.model_source import ModelSource, SourceKind
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet, load_prompts
 from scmnet.adapters.transformer.report import write_report
 from scmnet.adapters.transformer.sweep import SettingsMismatch, SweepSettings, run_sweep
@@ -233,7 +234,8 @@ def _branching_llama(monkeypatch: pytest.MonkeyPatch) -> None:
 
     model.model.layers[1].mlp.register_forward_hook(branch)
     lm = LanguageModel.from_pretrained_model(model, CharTokenizer(), "branching")
-    monkeypatch.setattr(hydra, "resolve_model", lambda name: name)  # "x" names no directory
+    source = ModelSource(SourceKind.HUB, "x", "x")  # "x" names no directory
+    monkeypatch.setattr(hydra, "resolve_model", lambda name: source)
     monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
 
 

@@ -232,31 +232,18 @@ class HydraResults:
         """
         split = self.compensation_split
         drop = -self.ablate
-        means = np.stack(
-            [
-                self.unembed,
-                self.ablate,
-                (self.unembed > drop).astype(np.float64),
-                self.compensation,
-                split[..., 0],
-                split[..., 1],
-                self.own_delta,
-                self.rest,
-            ],
-            axis=1,
-        )  # (prompts, 8, 2, L)
-        found = self._bootstrap(means)
-        names = (
-            "unembed_mean",
-            "ablate_mean",
-            "share_unembed_gt_drop",
-            "ce_mean",
-            "ce_attn_mean",
-            "ce_mlp_mean",
-            "own_delta_mean",
-            "rest_mean",
-        )
-        out = {name: found.at(i) for i, name in enumerate(names)}
+        per_prompt = {
+            "unembed_mean": self.unembed,
+            "ablate_mean": self.ablate,
+            "share_unembed_gt_drop": (self.unembed > drop).astype(np.float64),
+            "ce_mean": self.compensation,
+            "ce_attn_mean": split[..., 0],
+            "ce_mlp_mean": split[..., 1],
+            "own_delta_mean": self.own_delta,
+            "rest_mean": self.rest,
+        }
+        found = self._bootstrap(np.stack(list(per_prompt.values()), axis=1))  # (prompts, 8, 2, L)
+        out = {name: found.at(i) for i, name in enumerate(per_prompt)}
         kw: dict[str, Any] = {"level": self.level, "resamples": self.resamples, "seed": self.seed}
         out["correlation"] = ci.correlation_interval(self.unembed, drop, **kw)
         out["r2"] = ci.r2_interval(self.unembed, self.compensation, **kw)

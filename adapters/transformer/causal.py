@@ -20,6 +20,7 @@ with the generic effect operators; the tests check that both routes give the sam
 
 from __future__ import annotations
 
+import inspect
 import weakref
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -114,15 +115,21 @@ def site(lm: LanguageModel, block: Block, layer: int) -> sn.Site:
 def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
     """Trace ``lm`` on the prompt ``ids`` (shape ``(1, T)``) with the paper's variables.
 
-    The model is traced with :class:`ScaleNorm` in place of its final norm (restored after).
+    The model is traced with :class:`ScaleNorm` in place of its final norm (restored after),
+    and, where its ``forward`` takes ``logits_to_keep``, with the logits of the final position
+    only (the readouts read no other; the vocabulary projection of every position would be the
+    largest activation of a long prompt).
     """
     paths = [lm.module_path(layer, b.label) for layer in range(lm.n_layers) for b in Block]
     scale = f"{lm.spec.final_norm.path}.scale"
     selector: Selector = ByPath(scale)
     for path in paths:
         selector = selector | ByPath(path)
+    example: dict[str, Any] = {"input_ids": ids.to(lm.device)}
+    if "logits_to_keep" in inspect.signature(lm.model.forward).parameters:
+        example["logits_to_keep"] = 1  # a constant of the graph: the final position's logits
     with _scale_norm(lm):
-        return sn.trace(lm.model, {"input_ids": ids.to(lm.device)}, variables=selector)
+        return sn.trace(lm.model, example, variables=selector)
 
 
 _HYDRA_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()

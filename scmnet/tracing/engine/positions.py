@@ -371,6 +371,22 @@ def axes_of_length(value: Any, length: int) -> tuple[int, ...]:
     return tuple(a for a in range(1, ndim) if all(s[a] == length for s in shapes))
 
 
+_PIECE = 1 << 20
+"""Elements compared at once by :func:`close` (its temporaries are a few pieces, not a few
+copies of a large activation)."""
+
+
+def _pieces(a: torch.Tensor, b: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    flat_a, flat_b = a.reshape(-1), b.reshape(-1)
+    for start in range(0, flat_b.numel(), _PIECE):
+        yield flat_a[start : start + _PIECE], flat_b[start : start + _PIECE]
+
+
+def _finite_max(piece: torch.Tensor) -> float:
+    finite = piece[torch.isfinite(piece)]
+    return float(finite.abs().max()) if finite.numel() else 0.0
+
+
 def close(a: Any, b: Any) -> bool:
     """Equal up to the rounding that another kernel shape (more rows, fewer positions) causes.
 
@@ -382,10 +398,11 @@ def close(a: Any, b: Any) -> bool:
             return False
         if not (b.is_floating_point() or b.is_complex()):
             return torch.equal(a, b)
-        finite = b[torch.isfinite(b)]
-        scale = float(finite.abs().max()) if finite.numel() else 0.0
+        pieces = list(_pieces(a, b))  # compared a piece at a time: few temporaries at once
+        scale = max((_finite_max(y) for _, y in pieces), default=0.0)
         rtol = max(1e-4, 4 * torch.finfo(b.dtype).eps)
-        return torch.allclose(a, b, rtol=rtol, atol=rtol * 0.1 * scale + 1e-12, equal_nan=True)
+        atol = rtol * 0.1 * scale + 1e-12
+        return all(torch.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True) for x, y in pieces)
     if isinstance(a, tuple | list) and isinstance(b, tuple | list):
         return len(a) == len(b) and all(close(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
