@@ -60,6 +60,14 @@ def named_model(monkeypatch: pytest.MonkeyPatch) -> None:
         return resolve(name)
 
     monkeypatch.setattr(hydra, "resolve_model", resolved)
+    load_tokenizer = hydra.load_tokenizer
+
+    def tokenizer(source: ModelSource) -> tuple[Any, int | None]:
+        if source.label == "tiny-llama":
+            return CharTokenizer(), None
+        return load_tokenizer(source)
+
+    monkeypatch.setattr(hydra, "load_tokenizer", tokenizer)
 
 
 @pytest.fixture
@@ -196,10 +204,10 @@ def test_other_settings_are_refused_before_the_model_loads(
     lm: LanguageModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """All but the model's identity is compared before it loads; the identity after."""
-    monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
+    monkeypatch.setattr(hydra, "load_model", lambda name, device, **_: lm)
     out = tmp_path / "report"
     hydra.run_hydra(model="tiny-llama", prompts=PROMPTS, out=out, ablation="zero", progress=False)
-    monkeypatch.setattr(hydra, "load_model", lambda name, device: pytest.fail("loaded"))
+    monkeypatch.setattr(hydra, "load_model", lambda name, device, **_: pytest.fail("loaded"))
     with pytest.raises(SettingsMismatch, match=r"ablation: 'zero' there, 'mean' now"):
         hydra.run_hydra(
             model="tiny-llama", prompts=PROMPTS, out=out, ablation="mean", progress=False

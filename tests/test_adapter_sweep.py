@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -236,7 +237,8 @@ def _branching_llama(monkeypatch: pytest.MonkeyPatch) -> None:
     lm = LanguageModel.from_pretrained_model(model, CharTokenizer(), "branching")
     source = ModelSource(SourceKind.HUB, "x", "x")  # "x" names no directory
     monkeypatch.setattr(hydra, "resolve_model", lambda name: source)
-    monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
+    monkeypatch.setattr(hydra, "load_tokenizer", lambda source: (lm.tokenizer, lm.context_length))
+    monkeypatch.setattr(hydra, "load_model", lambda name, device, **_: lm)
 
 
 def _tree(folder: Path) -> dict[str, bytes | None]:
@@ -288,7 +290,8 @@ def test_run_failing_before_its_first_result_leaves_no_settings(
     def fail(*args: object, **kwargs: object) -> None:
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(hydra, "load_model", lambda name, device: lm)
+    monkeypatch.setattr(hydra, "load_tokenizer", lambda source: (lm.tokenizer, lm.context_length))
+    monkeypatch.setattr(hydra, "load_model", lambda name, device, **_: lm)
     monkeypatch.setattr(sweep, "measure_prompt", fail)  # after settings.json and the clean pass
     out = tmp_path / "report"
     with pytest.raises(RuntimeError, match="out of memory"):
@@ -327,3 +330,26 @@ def test_a_resume_with_another_model_at_the_same_name_is_refused(tmp_path: Path)
     (tmp_path / "settings.json").write_text(json.dumps(recorded))
     with pytest.raises(SettingsMismatch, match=r"versions\[torch\]: '0.0' there"):
         run_sweep(first, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=1)
+
+
+def test_a_prompt_past_the_context_is_refused_before_the_weights_load(
+    hf_dir_with_tokenizer: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Only the tokenizer and the config are read: the check comes before the weights."""
+    from scmnet.adapters.transformer import hydra
+
+    folder = tmp_path / "short-context"
+    shutil.copytree(hf_dir_with_tokenizer, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["max_position_embeddings"] = 4
+    (folder / "config.json").write_text(json.dumps(config))
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the tower is in\nthe eiffel tower is located in the city of\n")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the weights must not load")
+
+    monkeypatch.setattr(hydra, "load_model", never)
+    with pytest.raises(InvalidDataset, match=r"prompt 1 .* is 9 tokens long, past the 4 tokens"):
+        hydra.run_hydra(model=str(folder), prompts=prompts, out=tmp_path / "out", ablation="zero")
+    assert not (tmp_path / "out").exists()

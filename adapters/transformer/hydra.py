@@ -32,13 +32,13 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
-from .lm import LanguageModel, load_model
+from .lm import LanguageModel, load_model, load_tokenizer
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .record import Record
 from .report import write_report
-from .sweep import SweepSettings, check_draws, check_resume, run_sweep
+from .sweep import SweepSettings, check_draws, check_lengths, check_resume, run_sweep
 
 __all__ = ["rerun", "run_hydra"]
 
@@ -159,7 +159,9 @@ def run_hydra(
     check_writable(out)
     planned = SweepSettings.planned(source.label, prompt_set, setting, limit)
     check_resume(out, planned, identity=False)
-    lm = load_model(source, device=device)
+    tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
+    check_lengths(tokenizer, context, source.label, prompt_set)
+    lm = load_model(source, device=device, tokenizer=tokenizer)
     if record is not None:
         record.check(SweepSettings.of(lm, prompt_set, setting, limit))
     show = _tqdm if progress else None

@@ -40,9 +40,11 @@ __all__ = [
     "EMBEDDED_GGUF",
     "EMBEDDED_MODEL",
     "LanguageModel",
+    "context_length",
     "embedded_model_dir",
     "load_directory",
     "load_model",
+    "load_tokenizer",
 ]
 
 
@@ -77,14 +79,8 @@ class LanguageModel:
 
     @property
     def context_length(self) -> int | None:
-        """The most tokens a prompt may have (``max_position_embeddings`` or the like), if the
-        config says."""
-        config = getattr(self.config, "text_config", None) or self.config
-        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            value = getattr(config, key, None)
-            if isinstance(value, int) and value > 0:
-                return value
-        return None
+        """The most tokens a prompt may have (:func:`context_length` of the config)."""
+        return context_length(self.config)
 
     @property
     def layers(self) -> nn.ModuleList:
@@ -229,11 +225,61 @@ class LanguageModel:
         return (v * rows).sum(-1) / sigma
 
 
+def context_length(config: Any) -> int | None:
+    """The most tokens a prompt may have (``max_position_embeddings`` or the like), if the
+    config says (a multimodal model's text config first).
+
+    >>> from types import SimpleNamespace
+    >>> context_length(SimpleNamespace(max_position_embeddings=8192)), context_length(None)
+    (8192, None)
+    """
+    config = getattr(config, "text_config", None) or config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def _transformers() -> Any:
+    if importlib.util.find_spec("transformers") is None:
+        raise MissingDependency(
+            "the transformer adapter needs transformers; install it with: pip install 'scmnet[hf]'"
+        )
+    import transformers
+
+    return transformers
+
+
+def load_tokenizer(name: str | ModelSource | None = None) -> Any:
+    """The tokenizer of a model, and its config's context length, without its weights.
+
+    What the prompt checks need before the weights load (:func:`check_lengths
+    <scmnet.adapters.transformer.sweep.check_lengths>`); give the tokenizer to
+    :func:`load_model` to load it once.
+
+    Returns
+    -------
+    tuple of (tokenizer, int or None)
+
+    Raises
+    ------
+    MissingDependency, InvalidArgument, UnsupportedModel
+        As :func:`load_model`.
+    """
+    transformers = _transformers()
+    source = name if isinstance(name, ModelSource) else resolve_model(name)
+    tokenizer = source.load(transformers.AutoTokenizer, "tokenizer")
+    config = source.load(transformers.AutoConfig, "config")
+    return tokenizer, context_length(config)
+
+
 def load_model(
     name: str | ModelSource | None = None,
     *,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
+    tokenizer: Any = None,
 ) -> LanguageModel:
     """Load a causal LM and its tokenizer.
 
@@ -248,6 +294,8 @@ def load_model(
         Where to put the model (``"cpu"``, ``"cuda"``, ...).
     dtype : torch.dtype
         The parameter dtype.
+    tokenizer : optional
+        The model's tokenizer, if already loaded (:func:`load_tokenizer`).
 
     Raises
     ------
@@ -260,14 +308,10 @@ def load_model(
         If the model is not a decoder-only causal LM, its family is not supported, or
         transformers cannot load it (the message names the weight files and the reason).
     """
-    if importlib.util.find_spec("transformers") is None:
-        raise MissingDependency(
-            "the transformer adapter needs transformers; install it with: pip install 'scmnet[hf]'"
-        )
-    import transformers
-
+    transformers = _transformers()
     source = name if isinstance(name, ModelSource) else resolve_model(name)
-    tokenizer = source.load(transformers.AutoTokenizer, "tokenizer")
+    if tokenizer is None:
+        tokenizer = source.load(transformers.AutoTokenizer, "tokenizer")
     loaded: nn.Module = source.load(transformers.AutoModelForCausalLM, "model", dtype=dtype)
     return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, source.label)
 

@@ -45,6 +45,7 @@ __all__ = [
     "SettingsMismatch",
     "SweepSettings",
     "check_draws",
+    "check_lengths",
     "check_resume",
     "clean_pass",
     "differences",
@@ -293,8 +294,8 @@ def _no_progress(items: Iterable[T], desc: str, total: int) -> Iterable[T]:
     return items
 
 
-def _encode(lm: LanguageModel, text: str) -> torch.Tensor:
-    ids = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
+def _encode(tokenizer: Any, text: str) -> torch.Tensor:
+    ids = tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
     if ids.shape[1] == 0:
         raise InvalidDataset(f"the prompt {text!r} encodes to no tokens")
     return ids  # type: ignore[no-any-return]
@@ -323,8 +324,8 @@ def clean_pass(
     the model's own prediction as i.
     """
     items = list(prompts)
-    encoded = [_encode(lm, p.text) for p in items]
-    _check_lengths(lm, items, encoded)
+    encoded = [_encode(lm.tokenizer, p.text) for p in items]
+    _check_lengths(lm.context_length, lm.name, items, encoded)
     top, contributions = _top_tokens(lm, encoded, batch, progress)
     kept, ids_kept, tokens = [], [], []
     for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
@@ -346,16 +347,40 @@ def clean_pass(
     )
 
 
-def _check_lengths(lm: LanguageModel, items: list[Any], encoded: list[torch.Tensor]) -> None:
+def check_lengths(tokenizer: Any, limit: int | None, model: str, prompts: PromptSet) -> None:
+    """Refuse a prompt longer than the model's context, before the model's weights load.
+
+    Parameters
+    ----------
+    tokenizer
+        The model's tokenizer (:func:`~.lm.load_tokenizer`).
+    limit : int, optional
+        The context length (``None``: not known, nothing is refused).
+    model : str
+        The model's name, for the message.
+    prompts : PromptSet
+        The prompts.
+
+    Raises
+    ------
+    InvalidDataset
+        Naming the first prompt past the context, both lengths and the fix.
+    """
+    items = list(prompts)
+    _check_lengths(limit, model, items, [_encode(tokenizer, p.text) for p in items])
+
+
+def _check_lengths(
+    limit: int | None, model: str, items: list[Any], encoded: list[torch.Tensor]
+) -> None:
     """Refuse a prompt longer than the model's context, naming it and both lengths."""
-    limit = lm.context_length
     if limit is None:
         return
     for index, (prompt, ids) in enumerate(zip(items, encoded, strict=True)):
         if int(ids.shape[1]) > limit:
             raise InvalidDataset(
                 f"prompt {index} ({prompt.text[:60]!r}) is {int(ids.shape[1])} tokens long, "
-                f"past the {limit} tokens of {lm.name}'s context (max_position_embeddings): "
+                f"past the {limit} tokens of {model}'s context (max_position_embeddings): "
                 f"positions past it have no trained embedding, so its numbers would mean "
                 f"nothing; shorten the prompt or drop it from the set"
             )
