@@ -10,8 +10,10 @@ the mechanism of the variables downstream of it. So :func:`~scmnet.do`,
 A context is a mapping from input names to tensors (``{"input_ids": ids}``). Evaluation is exact
 and incremental:
 
-* the **clean run** of a context (no interventions) executes the whole graph once and keeps
-  every node's value; it is cached (:class:`~scmnet.tracing.capture.source.TraceSource`);
+* the **clean run** of a context (no interventions) executes the whole graph once; it is cached
+  (:class:`~scmnet.tracing.capture.source.TraceSource`), storing the variables and what
+  cannot be recomputed cheaply, and recomputing the rest when read
+  (:mod:`~scmnet.tracing.engine.run_values`);
 * an **intervened run** recomputes only the graph nodes downstream of the intervened
   variables (and only those needed for the requested ``outputs``), reading everything else
   from the clean cache, with each intervened value substituted at its variable's node.
