@@ -166,3 +166,25 @@ def test_summary_json_is_strict() -> None:
 
     found = json.dumps(_strict({"slope": float("nan"), "r2": np.float64(np.inf)}), allow_nan=False)
     assert found == '{"slope": null, "r2": null}'
+
+
+def test_a_largest_drop_with_no_downstream_layer_is_said_so() -> None:
+    """The last MLP has no layer downstream: the report says nothing can compensate, rather
+    than printing a share of exactly zero."""
+    from scmnet.adapters.transformer.report import _markdown
+
+    rng = np.random.default_rng(3)
+    measures = [_synthetic(rng, prompt=p) for p in range(6)]
+    for m in measures:  # make the last MLP's ablation the largest drop
+        m.ablated_logit[Block.MLP, -1] = m.clean_logit - 50.0
+    results = HydraResults(measures, parallel=False)
+    summary = results.summary()
+    drop = summary["blocks"]["mlp"]["largest_drop"]
+    assert (drop["layer"], drop["downstream_layers"]) == (results.n_layers - 1, 0)
+    assert summary["blocks"]["attn"]["largest_drop"]["downstream_layers"] > 0
+    settings = {"model": "m", "prompts": "p", "ablation": "zero", "patches": 1, "seed": 0}
+    counts = {"prompts_total": 6, "prompts_correct": 6, "prompts_kept": 6}
+    text = _markdown({**summary, **counts, "settings": settings}, results)
+    line = next(x for x in text.splitlines() if x.startswith("- Largest mlp drop"))
+    assert "no layer is downstream of it" in line
+    assert "give back" not in line

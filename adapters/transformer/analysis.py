@@ -393,6 +393,7 @@ class HydraResults:
         """
         iv = self.intervals
         shares, share_iv = self.restored_shares
+        mask = downstream_mask(self.n_layers, parallel=self.parallel)
         blocks: dict[str, Any] = {}
         for b in Block:
             stats = [s for s in self.layers if s.block == b.label]
@@ -403,6 +404,7 @@ class HydraResults:
             blocks[b.label] = {
                 "largest_drop": {
                     "layer": largest.layer,
+                    "downstream_layers": int(mask[b, largest.layer].sum()),
                     "drop": -largest.ablate_mean,
                     **_bounds(-iv["ablate_mean"].at(at), "drop"),
                     "unembed": largest.unembed_mean,

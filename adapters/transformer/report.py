@@ -421,15 +421,23 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     ]
     for block, info in s["blocks"].items():
         d = info["largest_drop"]
-        lines.append(
+        head = (
             f"- Largest {block} drop: layer {d['layer']}, drop {_ci(d, 'drop', '.2f')} "
             f"(unembedding impact {_ci(d, 'unembed', '.2f')}) = own "
-            f"{_ci(d, 'own_delta_de', negate=True)} + downstream {_ci(d, 'ce', negate=True)} "
-            f"(attention {_ci(d, 'ce_attn', negate=True)}, MLP "
-            f"{_ci(d, 'ce_mlp', negate=True)}) + rest {_ci(d, 'rest', negate=True)}; "
-            f"downstream layers give back {_ci(d, 'restored_share', '+.0%')} of the layer's "
-            f"own loss."
+            f"{_ci(d, 'own_delta_de', negate=True)}"
         )
+        if d.get("downstream_layers", 1):
+            lines.append(
+                f"{head} + downstream {_ci(d, 'ce', negate=True)} (attention "
+                f"{_ci(d, 'ce_attn', negate=True)}, MLP {_ci(d, 'ce_mlp', negate=True)}) + rest "
+                f"{_ci(d, 'rest', negate=True)}; downstream layers give back "
+                f"{_ci(d, 'restored_share', '+.0%')} of the layer's own loss."
+            )
+        else:
+            lines.append(
+                f"{head} + rest {_ci(d, 'rest', negate=True)}; no layer is downstream of it, so "
+                f"nothing can compensate."
+            )
         fit = info["best_fit"]
         if fit is not None:
             lines.append(

@@ -32,7 +32,7 @@ import scmnet as sn
 from scmnet.errors import InvalidDataset, InvalidIntervention, ScmnetError
 
 from .ablations import Ablation, AblationKind, donors, noised_contributions
-from .causal import final_readings, recorded_readings
+from .causal import final_readings, hydra_model, recorded_readings
 from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
@@ -590,6 +590,7 @@ def run_sweep(
         measures = measure_prompt(
             lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=readings
         )
+        hydra_model(lm).clear_cache()  # the prompt's clean run is not read again
         tmp = path.with_suffix(".tmp.npz")
         measures.save(tmp)
         tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
