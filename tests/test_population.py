@@ -229,3 +229,28 @@ def test_draw_units_are_the_contexts_drawn() -> None:
     assert [units.unit(i) for i in range(6)] == contexts
     assert m.units_batching(units).path == "vectorised"
     assert looped(m).units_batching(units).reason == "the SCM was built with vectorize=False"
+
+
+def test_torch_mechanisms_vectorise() -> None:
+    torch = pytest.importorskip("torch")
+    m = sn.SCM(
+        {
+            "x": lambda u: torch.as_tensor(u, dtype=torch.float64),
+            "y": lambda x: torch.tanh(x) * 3.0 + x,
+        },
+        exogenous={"u": sn.Normal()},
+    )
+    fast = sn.effect_table(m, [{"x": torch.tensor(1.0, dtype=torch.float64)}], "y", samples=300)
+    slow = sn.effect_table(
+        looped(m), [{"x": torch.tensor(1.0, dtype=torch.float64)}], "y", samples=300
+    )
+    assert_same_tables(fast, slow)
+    assert isinstance(fast.values, torch.Tensor)
+
+
+def test_carried_interventions_vectorise() -> None:
+    m = sn.do(binary_interaction(), {"m": sn.shift(1.0)})
+    kw: dict[str, Any] = {"kind": "direct", "reference": {"x": 0.0}, "samples": 400, "seed": 5}
+    fast = sn.effect_table(m, [{"x": 1.0}], "y", **kw)
+    slow = sn.effect_table(looped(m), [{"x": 1.0}], "y", **kw)
+    assert_same_tables(fast, slow)
