@@ -254,3 +254,13 @@ def test_carried_interventions_vectorise() -> None:
     fast = sn.effect_table(m, [{"x": 1.0}], "y", **kw)
     slow = sn.effect_table(looped(m), [{"x": 1.0}], "y", **kw)
     assert_same_tables(fast, slow)
+
+
+def test_a_failing_unit_is_reported_as_one_context_at_a_time() -> None:
+    m = sn.SCM({"x": lambda u: np.log(u), "y": lambda x: 2.0 * x}, exogenous={"u": sn.Uniform()})
+    contexts = [{"u": 1.0}, {"u": 2.0}, {"u": 3.0}, {"u": 4.0}, {"u": -1.0}]
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(sn.NonFiniteValue, match=r"mechanism of 'x'.*u=-1\.0"),
+    ):
+        sn.total_effect(m, {"x": 0.0}, "y", context=contexts)
