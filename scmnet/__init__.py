@@ -47,6 +47,7 @@ from scmnet.errors import (
     NonFiniteValue,
     NotADag,
     ScmnetError,
+    UnitShapeError,
     UnsupportedModel,
     UntraceableModel,
     require,
@@ -59,6 +60,7 @@ from scmnet.paths import path_specific_effect
 from scmnet.query import effect_table
 from scmnet.results import EffectTable, Estimate
 from scmnet.scm import SCM
+from scmnet.units import UnitBatching, Units
 
 if TYPE_CHECKING:
     from scmnet.tracing import ByPath, ByPredicate, ByType, Default, TracedModel, trace
@@ -118,6 +120,9 @@ __all__ = [
     "TracedModel",
     "Transform",
     "Uniform",
+    "UnitBatching",
+    "UnitShapeError",
+    "Units",
     "UnsupportedModel",
     "UntraceableModel",
     "__version__",

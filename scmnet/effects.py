@@ -143,7 +143,11 @@ def total_effect(
         One context u (returns a value); a data set of contexts (returns their mean as an
         :class:`Estimate`); or ``None`` to average over ``samples`` draws from P(u).
     samples : int
-        Number of Monte Carlo draws of contexts when ``context`` is ``None``.
+        Number of Monte Carlo draws of contexts when ``context`` is ``None``. On an
+        :class:`~scmnet.SCM` whose mechanisms broadcast, the draws are evaluated together,
+        every world once per chunk of units (:mod:`scmnet.population`): 10^6 draws take a
+        fraction of a second, with the numbers of one context at a time (same seed, same
+        draws); a mechanism that does not broadcast is evaluated one context at a time.
     seed : int
         Seed of those draws, and of the ablation draws.
     draws : int, optional

@@ -35,6 +35,7 @@ __all__ = [
     "NonFiniteValue",
     "NotADag",
     "ScmnetError",
+    "UnitShapeError",
     "UnsupportedModel",
     "UntraceableModel",
 ]
@@ -140,6 +141,15 @@ class NonFiniteValue(MechanismError):
 
     An effect computed through a non-finite value is meaningless (NaN, or an exact zero behind
     a normalisation of an infinite value), so the run stops where it first appears.
+    """
+
+
+class UnitShapeError(InvalidMechanism):
+    """A mechanism whose value for a batch of units is not the units' values stacked.
+
+    Raised where averaging over P(u) evaluates many units at once: a mechanism that returns a
+    different shape for a batch than for one unit (``x.sum()`` sums over the units), or mixes
+    the units (``x - x.mean()``). The message names the variable.
     """
 
 

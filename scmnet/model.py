@@ -9,6 +9,12 @@ for the purposes of the effect operators, four things:
   neural network can run as one batched forward;
 * draws of contexts from P(u), from an explicit seed.
 
+A model may also evaluate many contexts ("units") at once: :class:`CausalModelBase` says
+whether it does (:meth:`~CausalModelBase.evaluates_units`), draws the units of a population
+stacked (:meth:`~CausalModelBase.draw_units`, a :class:`~scmnet.Units`) and says how it will
+evaluate them (:meth:`~CausalModelBase.units_batching`). :class:`~scmnet.SCM` evaluates units
+vectorised; the effect operators then average over P(u) in one batch per chunk of units.
+
 :class:`CausalModel` states this as a :class:`typing.Protocol`. The plain :class:`~scmnet.SCM`
 implements it with Python callables; a traced network implements it with its compute graph.
 :func:`do` and the effect operators in :mod:`scmnet.effects` only use the protocol, so they
@@ -37,6 +43,7 @@ from scmnet.errors import (
     unknown_node,
 )
 from scmnet.interventions import Interventions, Site, normalize
+from scmnet.units import UnitBatching, Units
 
 __all__ = [
     "CausalModel",
@@ -351,6 +358,32 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
         new._interventions = self._merged(interventions)
         new._graph = None
         return new
+
+    # -- many contexts at once (optional: a model that does not evaluate units needs none) ----
+
+    def evaluates_units(self) -> bool:
+        """Whether :meth:`evaluate` takes :class:`~scmnet.Units` (many contexts stacked).
+
+        ``False`` here: the effect operators then evaluate one context at a time. A model that
+        returns ``True`` gives every value stacked along a leading axis of units.
+        """
+        return False
+
+    def draw_units(self, n: int, *, seed: int) -> Units:
+        """The ``n`` contexts that ``sample_contexts(n, seed=seed)`` draws, stacked as units.
+
+        Raises
+        ------
+        InvalidContext
+            If the contexts do not stack into numeric arrays or tensors.
+        """
+        sample = getattr(self, "sample_contexts")  # noqa: B009 -- subclasses implement it
+        return Units.stack(sample(n, seed=seed))
+
+    def units_batching(self, units: Units) -> UnitBatching:
+        """How :meth:`evaluate` runs ``units``: here one at a time (a model that vectorises
+        says so, or why it does not)."""
+        return UnitBatching("looped", f"{type(self).__name__} evaluates one context at a time")
 
     def _merged(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:
         """The interventions this model carries, then ``interventions``, checked.

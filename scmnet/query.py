@@ -20,7 +20,10 @@ go to the model in **one** :meth:`~scmnet.CausalModel.evaluate_many` call per st
 for total effects; the reference world, then the held-fixed world, for direct and indirect
 ones). A traced network evaluates such a call as the rows of one batched execution of the
 graph, recomputing only what the interventions change
-(:mod:`scmnet.tracing.engine.batched`); a plain :class:`~scmnet.SCM` loops. Rows draw their
+(:mod:`scmnet.tracing.engine.batched`); a plain :class:`~scmnet.SCM` loops over the sets. Over a
+population (``samples=N`` draws, or contexts that stack), an :class:`~scmnet.SCM` evaluates the
+contexts themselves at once: each stage runs once per chunk of units, on arrays
+(:mod:`scmnet.population`), with the same numbers as one context at a time. Rows draw their
 ablation values from the same random streams (draw j of every row uses the generator seeded by
 ``(seed, context, j)``), so the rows of one draw compare like with like, and a row's numbers do
 not depend on which other rows are in the table.
@@ -61,7 +64,9 @@ from scmnet.errors import (
 from scmnet.interventions import Interventions, Set, normalize
 from scmnet.model import CausalModel, Context, Output, check_batching
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
+from scmnet.population import UnitSummary, run_units, units_of
 from scmnet.results import EffectKind, EffectTable
+from scmnet.units import UnitBatching
 
 #: Ablation draws averaged per context for random ablations (Section 2.4: 15 patches).
 DEFAULT_DRAWS = 15
@@ -124,7 +129,11 @@ def effect_table(
         One context u; a data set of contexts (rows are their means); or ``None`` to average
         over ``samples`` draws from P(u).
     samples : int
-        Number of Monte Carlo draws of contexts when ``context`` is ``None``.
+        Number of Monte Carlo draws of contexts when ``context`` is ``None``. On an
+        :class:`~scmnet.SCM` the draws (and a data set of contexts that stack) are evaluated
+        as arrays, every world once per chunk of units (:mod:`scmnet.population`), where the
+        mechanisms broadcast; otherwise one context at a time. Both give the same numbers;
+        ``table.batching`` says which ran, and why.
     seed : int
         Seed of those draws, and of the ablation draws.
     draws : int, optional
@@ -138,7 +147,9 @@ def effect_table(
     memory : int, optional
         A budget in bytes for the activations one batched execution holds at once on a
         traced network: a first chunk measures what a row holds, and the rest are cut to fit
-        (see :meth:`~scmnet.TracedModel.evaluate_many`). Default: no budget.
+        (see :meth:`~scmnet.TracedModel.evaluate_many`). Default: no budget. On an
+        :class:`~scmnet.SCM` averaging over a population, the budget of one chunk of units
+        (default :data:`scmnet.population.DEFAULT_MEMORY`, 64 MiB).
     values : SiteValues, optional
         Values of sites in other contexts that are already known -- a sweep's clean pass over
         its data set, recorded with :meth:`SiteValues.record` -- from which
@@ -153,7 +164,8 @@ def effect_table(
         and ``table.reference`` are the outcome's values in the treated and reference worlds
         (``values`` is their difference); ``table.rows()`` is the tidy form;
         ``table.result(r)`` is row ``r`` as :func:`~scmnet.total_effect` (or the
-        direct/indirect operator) returns it.
+        direct/indirect operator) returns it; ``table.batching`` says how a population's
+        units ran on an SCM (vectorised, or one at a time and why).
 
     Raises
     ------
@@ -217,6 +229,7 @@ def effect_table(
         seed=seed,
         draws=draws,
         values=values,
+        memory=memory,
         finish=lambda found: EffectTable(
             kind=kind,
             outcome=y.label,
@@ -231,6 +244,7 @@ def effect_table(
             population=found.population,
             row_treated=tuple(found.treated),
             row_reference=tuple(found.reference),
+            batching=found.batching,
         ),
     )
 
@@ -520,6 +534,9 @@ class RowSummary:
         The seed of what was drawn (contexts from P(u), random ablation values).
     population : bool
         Whether the rows are averages over contexts.
+    batching : UnitBatching or None
+        How a population's units ran on a model that evaluates units (an SCM): vectorised,
+        or one at a time and why; ``None`` otherwise.
     """
 
     values: list[Any]
@@ -530,6 +547,7 @@ class RowSummary:
     draws: list[int]
     seed: int | None
     population: bool
+    batching: UnitBatching | None = None
 
 
 def run_query(
@@ -544,6 +562,7 @@ def run_query(
     draws: int | None,
     finish: Callable[[RowSummary], R],
     values: SiteValues | None = None,
+    memory: int | None = None,
 ) -> R:
     """Evaluate rows in every context and draw, and average (eq. 39, then over contexts).
 
@@ -551,7 +570,9 @@ def run_query(
     treatment in ``treated`` (a draw of row ``which[n]``) and in the world of the matching
     reference in ``base``. ``finish`` builds the result from the :class:`RowSummary`.
     ``values`` is a memo of sites' values in other contexts that ablation values read
-    (:class:`~scmnet.SiteValues`); by default one is made for the query.
+    (:class:`~scmnet.SiteValues`); by default one is made for the query. Over a population
+    of units that the model evaluates at once (an SCM), deterministic rows run vectorised,
+    chunked to ``memory`` bytes (:func:`scmnet.population.run_units`).
     """
     if draws is not None and (isinstance(draws, bool) or not isinstance(draws, int) or draws < 1):
         raise InvalidIntervention(f"draws must be a positive int, got {draws!r}")
@@ -560,10 +581,17 @@ def run_query(
             "the reference must be deterministic; put random ablations (noise, resample) in "
             "the treatment, whose effect is averaged over draws"
         )
-    contexts, population, used_seed = _contexts(model, context, samples, seed)
+    units, batching = None, None
+    if not any(_stochastic(iv) for iv in rows):  # random ablations draw per context
+        units, batching = units_of(model, context, samples, seed)
+    if units is None:
+        contexts, population, used_seed = _contexts(model, context, samples, seed)
+        first = contexts[0]
+    else:
+        population, used_seed = True, seed if context is None else None
+        first = units.unit(0)
     memo = values if values is not None else SiteValues(model)  # each source context runs once
     # Values that are the same in every context (mean, patch) are computed once.
-    first = contexts[0]
     rows = [_resolve_context_free(model, iv, first, memo) for iv in rows]
     resolved_refs: dict[int, Interventions] = {}
     for ref in refs:
@@ -572,6 +600,12 @@ def run_query(
             resolved_refs[id(ref)] = resolve(model, free, first, values=memo)
     base_of = [resolved_refs[id(ref)] for ref in refs]
     ks = [(draws or DEFAULT_DRAWS) if _stochastic(iv) else 1 for iv in rows]
+    if units is not None:
+        vectorised = run_units(per_context, model, units, rows, base_of, memory=memory)
+        if isinstance(vectorised, UnitSummary):
+            return finish(_unit_summary(vectorised, units.n, len(rows), used_seed))
+        batching = vectorised  # looped, and why
+        contexts, _, _ = _contexts(model, context, samples, seed)
     if any(k > 1 for k in ks) and used_seed is None:
         used_seed = seed
     # each row's (effect, treated level, reference level) in each context, and its draws' effects
@@ -598,7 +632,7 @@ def run_query(
                 after = _values.mean([a for a, _ in found])
                 per_row[r].append((_values.mean(effects), after, found[0][1]))
             draws_of[r] = effects
-    summary = RowSummary([], [], [], [], len(contexts), ks, used_seed, population)
+    summary = RowSummary([], [], [], [], len(contexts), ks, used_seed, population, batching)
     for r in range(len(rows)):
         found_effects, after, before = zip(*per_row[r], strict=True)
         if population:
@@ -616,3 +650,17 @@ def run_query(
             summary.treated.append(after[0])
             summary.reference.append(before[0])
     return finish(summary)
+
+
+def _unit_summary(found: UnitSummary, n: int, rows: int, seed: int | None) -> RowSummary:
+    return RowSummary(
+        found.values,
+        found.errors,
+        found.treated,
+        found.reference,
+        n,
+        [1] * rows,
+        seed,
+        True,
+        found.batching,
+    )

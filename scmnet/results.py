@@ -29,6 +29,7 @@ import numpy as np
 
 from scmnet import _values
 from scmnet.interventions import Interventions
+from scmnet.units import UnitBatching
 
 __all__ = ["EffectKind", "EffectTable", "Estimate", "plain_value", "treatment_label"]
 
@@ -157,6 +158,11 @@ class EffectTable:
         Each row's outcome in its treated world -- do(Z = z') for a total effect, with the
         mediators held (direct) or moved (indirect) as the kind says -- and in its reference
         world do(Z = z), averaged like the effect; ``row_values`` is their difference.
+    batching : UnitBatching or None
+        How a population's units ran on an SCM: ``path`` ``"vectorised"`` (every world once
+        per chunk of units) or ``"looped"`` (one context at a time, with the ``reason``); the
+        numbers are the same. ``None`` for one context, or a model that evaluates contexts
+        one at a time (a traced network: see its ``info.batching``).
     """
 
     kind: EffectKind
@@ -172,6 +178,7 @@ class EffectTable:
     population: bool
     row_treated: tuple[Any, ...]
     row_reference: tuple[Any, ...]
+    batching: UnitBatching | None = None
 
     def __len__(self) -> int:
         return len(self.treatments)

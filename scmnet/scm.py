@@ -11,6 +11,12 @@ order.
 Mechanisms may return floats, numpy arrays or torch tensors. The model is immutable:
 :func:`~scmnet.do` returns a new model, and :attr:`SCM.graph` is a frozen graph.
 
+Averaging over P(u) (``samples=N`` in the effect operators) evaluates the N units at once
+where the mechanisms broadcast: each exogenous variable's N draws are stacked into one array
+(:class:`~scmnet.Units`) and every world is evaluated once per chunk of units, vectorised. A
+shape probe checks this once per model and falls back to one unit at a time where a mechanism
+does not take a batch (:mod:`scmnet.scm_units`).
+
 Examples
 --------
 A linear mediation model, x -> m -> y and x -> y:
@@ -57,6 +63,8 @@ from scmnet.errors import (
 )
 from scmnet.interventions import Interventions
 from scmnet.model import CausalModelBase, Context, Output, check_context, output_names, pick_outputs
+from scmnet.scm_units import UnitProbe, evaluate_units, probe
+from scmnet.units import UnitBatching, Units
 
 __all__ = ["SCM"]
 
@@ -111,6 +119,13 @@ class SCM(CausalModelBase):
         values in this order.
     name : str, optional
         A name used in pictures and reprs.
+    vectorize : bool
+        Whether averaging over P(u) may evaluate many units at once on arrays (default). The
+        mechanisms must then compute each unit's value elementwise along a leading axis of
+        units (numpy or torch arithmetic does); a shape probe checks this once, falls back to
+        one unit at a time where a mechanism does not take a batch (``math.exp``, ``if``), and
+        raises :class:`~scmnet.UnitShapeError` where a batch would hide a mistake (``x.sum()``).
+        ``False`` always evaluates one unit at a time.
 
     Raises
     ------
@@ -127,6 +142,12 @@ class SCM(CausalModelBase):
     [('u', 'x'), ('x', 'y')]
     >>> m.graph.nodes["u"]["kind"]
     'exogenous'
+
+    Many units at once: a :class:`~scmnet.Units` context holds each exogenous variable's values
+    stacked along a leading axis, and every variable comes back stacked the same way.
+
+    >>> m.evaluate(sn.Units.stack([{"u": 1.0}, {"u": 2.0}]))["y"].tolist()
+    [1.0, 4.0]
     """
 
     def __init__(
@@ -136,6 +157,7 @@ class SCM(CausalModelBase):
         *,
         parents: Mapping[str, Sequence[str]] | nx.DiGraph | None = None,
         name: str | None = None,
+        vectorize: bool = True,
     ) -> None:
         if isinstance(exogenous, Mapping):
             distributions = dict(exogenous)
@@ -189,6 +211,8 @@ class SCM(CausalModelBase):
         self._parents = MappingProxyType(parent_map)
         self._explicit = frozenset(explicit)
         self._order = tuple(v for v in order if v in mechanisms)
+        self._vectorize = bool(vectorize)
+        self._unit_probes: dict[Any, UnitProbe] = {}  # shared with intervened copies
 
     @staticmethod
     def _explicit_parents(
@@ -259,8 +283,10 @@ class SCM(CausalModelBase):
 
         Parameters
         ----------
-        context : mapping
-            A value for every exogenous variable.
+        context : mapping or Units
+            A value for every exogenous variable; or :class:`~scmnet.Units`, many contexts
+            stacked, whose every value comes back stacked the same way (vectorised where the
+            mechanisms broadcast, see :mod:`scmnet.scm_units`).
         interventions : mapping, optional
             Extra interventions, applied on top of those the model carries.
         outputs : collection of str or Site, optional
@@ -278,6 +304,8 @@ class SCM(CausalModelBase):
             If the context misses an exogenous variable or names an unknown one.
         MechanismError
             If a mechanism raises; the message names the variable.
+        UnitShapeError
+            For units, if a mechanism's value for the batch is not the units' values stacked.
 
         Examples
         --------
@@ -285,6 +313,8 @@ class SCM(CausalModelBase):
         >>> sn.toys.self_repair().evaluate({"u": 2.0}, {"x": 0.0})
         {'u': 2.0, 'x': 0.0, 'f': 2.0, 'y': 2.0}
         """
+        if isinstance(context, Units):
+            return evaluate_units(self, context, interventions, outputs)
         iv = self._merged(interventions)
         values: dict[str, Any] = dict(check_context(context, self._distributions))
         needed = self._needed(iv, None if outputs is None else output_names(outputs))
@@ -334,6 +364,53 @@ class SCM(CausalModelBase):
         >>> m.sample_contexts(2, seed=0) == m.sample_contexts(2, seed=0)
         True
         """
+        draws = self._draws(n, seed)
+        return [{u: _item(draw[i]) for u, draw in draws.items()} for i in range(n)]
+
+    def draw_units(self, n: int, *, seed: int) -> Units:
+        """The ``n`` contexts of :meth:`sample_contexts` (the same draws), stacked as units.
+
+        Raises
+        ------
+        InvalidContext
+            If ``n`` is not a positive int, an exogenous variable has no distribution, or its
+            draws do not stack into a numeric array or tensor.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> m = sn.toys.erasure()
+        >>> m.draw_units(3, seed=0)["u"].tolist() == [c["u"] for c in m.sample_contexts(3, seed=0)]
+        True
+        """
+        return Units.from_draws(self._draws(n, seed), n)
+
+    def evaluates_units(self) -> bool:
+        """``True``: :meth:`evaluate` takes :class:`~scmnet.Units` (vectorised where it can)."""
+        return True
+
+    def units_batching(self, units: Units) -> UnitBatching:
+        """Whether :meth:`evaluate` runs ``units`` vectorised, and why not (the shape probe).
+
+        Raises
+        ------
+        UnitShapeError
+            If a mechanism's value for a batch is not the units' values stacked.
+
+        Examples
+        --------
+        >>> import math
+        >>> import scmnet as sn
+        >>> m = sn.toys.erasure()
+        >>> m.units_batching(m.draw_units(10, seed=0)).path
+        'vectorised'
+        """
+        found = probe(self, units)
+        if found.reason:
+            return UnitBatching("looped", found.reason, units.n)
+        return UnitBatching("vectorised", "", units.n, unit_bytes=found.unit_bytes)
+
+    def _draws(self, n: int, seed: int) -> dict[str, Any]:
         if not isinstance(n, int | np.integer) or n < 1:
             raise InvalidContext(f"the number of contexts must be a positive int, got {n!r}")
         missing = [u for u, d in self._distributions.items() if d is None]
@@ -344,8 +421,7 @@ class SCM(CausalModelBase):
                 f"context=..."
             )
         rng = np.random.default_rng(seed)
-        draws = {u: d.sample(rng, n) for u, d in self._distributions.items() if d is not None}
-        return [{u: _item(draw[i]) for u, draw in draws.items()} for i in range(n)]
+        return {u: d.sample(rng, n) for u, d in self._distributions.items() if d is not None}
 
     def sample(
         self,

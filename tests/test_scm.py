@@ -96,7 +96,7 @@ def test_outputs_restrict_computation() -> None:
 
 def test_numpy_mechanisms_and_indexed_sites() -> None:
     m = sn.SCM(
-        {"h": lambda u: np.tanh(u), "y": lambda h: h.sum()},
+        {"h": lambda u: np.tanh(u), "y": lambda h: h.sum(-1)},
         exogenous={"u": sn.Normal(shape=(3,))},
     )
     u = {"u": np.array([0.1, -0.2, 0.3])}
