@@ -47,11 +47,13 @@ from typing import Any
 
 import numpy as np
 
+from scmnet import _values
 from scmnet.distributions import Bernoulli, Choice, Constant
 from scmnet.errors import (
     InvalidArgument,
     InvalidContext,
     InvalidMechanism,
+    MechanismError,
     format_names,
     unknown_node,
 )
@@ -145,6 +147,8 @@ def abduct(model: SCM, observation: Mapping[str, Any] | Any) -> dict[str, Any] |
         If the observation names an unknown variable.
     InvalidArgument
         If the model carries interventions, is not an SCM, or the table is malformed.
+    MechanismError
+        If recovering a noise raises (e.g. a wrong inverse); the message names the variable.
 
     Examples
     --------
@@ -325,7 +329,7 @@ def _support(dist: object) -> list[tuple[Any, float]] | None:
     return None
 
 
-def _declaration_hint(var: str, noise: str) -> str:
+def _declaration_hint(noise: str) -> str:
     return (
         f"declare it as sn.additive(fn, noise={noise!r}) (the mechanism is fn(parents) + "
         f"{noise}) or sn.invertible(fn, inverse=..., noise={noise!r}), or give {noise!r} a "
@@ -355,6 +359,13 @@ def _plan(scm: SCM, obs: Mapping[str, Any]) -> _Plan:
                     f"exogenous variable; the exogenous variables are "
                     f"{format_names(scm.exogenous)}"
                 )
+            unnamed = [p for p in mech.required if p not in parents]
+            if unnamed:
+                raise InvalidMechanism(
+                    f"the mechanism of {var!r} is declared with parameters {list(unnamed)} that "
+                    f"are not its parents {list(parents)}; abduction passes the parents by name, "
+                    f"so name fn's parameters after the parent variables"
+                )
             if var in obs and mech.noise not in known:
                 recovers[var] = mech.noise
                 known.add(mech.noise)
@@ -368,7 +379,7 @@ def _plan(scm: SCM, obs: Mapping[str, Any]) -> _Plan:
                 raise InvalidMechanism(
                     f"cannot abduct: the mechanism of {var!r} reads exogenous {u!r} but does "
                     f"not say how to recover it from the observed {var!r}; "
-                    f"{_declaration_hint(var, u)}"
+                    f"{_declaration_hint(u)}"
                 )
             else:
                 raise InvalidContext(
@@ -423,7 +434,7 @@ def _solve(
     mismatch: str | None = None
     for var in scm.endogenous:
         if var in plan.recovers:
-            values[plan.recovers[var]] = mechanisms[var].recover(values, obs[var])
+            values[plan.recovers[var]] = _recover(mechanisms[var], var, values, obs[var])
             values[var] = obs[var]
             continue
         value = scm.run_mechanism(var, values)
@@ -437,6 +448,24 @@ def _solve(
         values[var] = value
     context = {u: _column(values[u], rows) for u in scm.exogenous}
     return context, np.asarray(consistent, dtype=float) if rows else float(consistent), mismatch
+
+
+def _recover(mech: Declared, var: str, values: Mapping[str, Any], observed: Any) -> Any:
+    """The noise of ``var`` from its observed value; errors name the variable."""
+    try:
+        with np.errstate(all="ignore"):
+            noise = mech.recover(values, observed)
+    except Exception as e:
+        raise MechanismError(
+            f"recovering the noise {mech.noise!r} of {var!r} from its observed value raised "
+            f"{type(e).__name__}: {e}"
+        ) from e
+    if not _values.is_finite(noise):
+        raise InvalidContext(
+            f"the observed {var!r} gives a noise {mech.noise!r} that is not finite: the value "
+            f"lies outside what the mechanism of {var!r} can produce from its parents"
+        )
+    return noise
 
 
 def _shown(value: Any, same: Any) -> str:

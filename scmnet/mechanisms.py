@@ -55,6 +55,8 @@ class Declared:
         The name of the exogenous variable the mechanism is invertible in.
     parent_names : tuple of str
         The parameters of ``fn`` other than the noise.
+    required : tuple of str
+        Those of ``parent_names`` without a default value: the parents proper.
     """
 
     def __init__(
@@ -95,7 +97,13 @@ class Declared:
                     f"sn.additive(fn, noise={noise!r}) adds the noise to fn's result, so fn "
                     f"must not take {noise!r} itself; use sn.invertible for a map of the noise"
                 )
-            extra = inspect.Parameter(noise, inspect.Parameter.KEYWORD_ONLY)
+            # positional too (the SCM calls a mechanism with explicit parents positionally),
+            # unless a default or a keyword-only parameter of fn comes before it
+            plain = all(p.kind == p.POSITIONAL_OR_KEYWORD and p.default is p.empty for p in params)
+            kind_ = (
+                inspect.Parameter.POSITIONAL_OR_KEYWORD if plain else inspect.Parameter.KEYWORD_ONLY
+            )
+            extra = inspect.Parameter(noise, kind_)
             self.__signature__ = sig.replace(parameters=[*params, extra])
         else:
             if noise not in names:
@@ -105,6 +113,9 @@ class Declared:
                 )
             self.__signature__ = sig
         self.parent_names = tuple(n for n in names if n != noise)
+        self.required = tuple(
+            p.name for p in params if p.name != noise and p.default is inspect.Parameter.empty
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """The variable's value from its parents and its noise."""

@@ -147,6 +147,33 @@ def test_a_pandas_table_is_accepted() -> None:
     np.testing.assert_allclose(u["u_y"], [0.3, 0.0], atol=1e-12)
 
 
+class _Column:
+    def __init__(self, values: list[float]) -> None:
+        self.values = values
+
+    def to_numpy(self) -> np.ndarray:
+        return np.array(self.values)
+
+
+class FakeFrame:
+    """What abduct reads of a pandas DataFrame (its columns and .to_numpy()), without pandas."""
+
+    __module__ = "pandas.core.frame"
+
+    def __init__(self, data: dict[str, list[float]]) -> None:
+        self.data = data
+        self.columns = list(data)
+
+    def __getitem__(self, name: str) -> _Column:
+        return _Column(self.data[name])
+
+
+def test_a_data_frame_is_read_by_its_columns() -> None:
+    u = sn.abduct(mediation(), FakeFrame({"x": [1.0, 0.0], "m": [2.5, 1.0], "y": [8.3, 3.0]}))
+    assert isinstance(u, dict)
+    np.testing.assert_allclose(u["u_m"], [0.5, 1.0])
+
+
 def test_invertible_mechanisms_are_abducted_exactly() -> None:
     model = sn.SCM(
         {
@@ -313,6 +340,40 @@ def test_unknown_names_and_bad_inputs() -> None:
         sn.additive(lambda x, u: x + u, noise="u")
     with pytest.raises(sn.InvalidMechanism, match="needs fn to take the noise"):
         sn.invertible(lambda x: x, inverse=lambda x, y: y, noise="u")
+
+
+def test_an_observation_outside_an_inverse_is_an_error() -> None:
+    model = sn.SCM(
+        {
+            "x": sn.additive(lambda: 1.0, noise="u_x"),
+            "y": sn.invertible(
+                lambda x, u_y: x * np.exp(u_y), inverse=lambda x, y: np.log(y / x), noise="u_y"
+            ),
+        },
+        exogenous={"u_x": sn.Normal(), "u_y": sn.Normal()},
+    )
+    with pytest.raises(sn.InvalidContext, match="observed 'y' gives a noise 'u_y' that is not fin"):
+        sn.abduct(model, {"x": 1.0, "y": -1.0})
+    broken = sn.SCM(
+        {
+            "x": sn.additive(lambda: 1.0, noise="u_x"),
+            "y": sn.invertible(lambda x, u_y: x + u_y, inverse=lambda x, y: 1 / 0, noise="u_y"),
+        },
+        exogenous={"u_x": sn.Normal(), "u_y": sn.Normal()},
+    )
+    with pytest.raises(sn.MechanismError, match=r"noise 'u_y' of 'y'.*ZeroDivisionError"):
+        sn.abduct(broken, {"x": 1.0, "y": 1.0})
+
+
+def test_declared_parameters_must_name_the_parents() -> None:
+    model = sn.SCM(
+        {"a": sn.additive(lambda: 0.0, noise="u_a"), "b": sn.additive(lambda z: z, noise="u_b")},
+        exogenous={"u_a": sn.Normal(), "u_b": sn.Normal()},
+        parents={"b": ["a", "u_b"]},
+    )
+    assert model.evaluate({"u_a": 1.0, "u_b": 0.5})["b"] == 1.5
+    with pytest.raises(sn.InvalidMechanism, match=r"parameters \['z'\] that are not its parents"):
+        sn.abduct(model, {"a": 1.0, "b": 1.5})
 
 
 def test_declarations_are_plain_mechanisms() -> None:
