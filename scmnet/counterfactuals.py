@@ -439,7 +439,7 @@ def _solve(
             continue
         value = scm.run_mechanism(var, values)
         if var in obs:
-            same = np.isclose(value, obs[var], rtol=_RTOL, atol=_ATOL)
+            same = _same(value, obs[var])
             if mismatch is None and not np.all(same):
                 mismatch = f"{var!r} is observed as {_shown(obs[var], same)} where its mechanism "
                 mismatch += f"gives {_shown(value, same)}"
@@ -466,6 +466,14 @@ def _recover(mech: Declared, var: str, values: Mapping[str, Any], observed: Any)
             f"lies outside what the mechanism of {var!r} can produce from its parents"
         )
     return noise
+
+
+def _same(value: Any, observed: Any) -> Any:
+    """Whether a computed value matches the observed one (numbers: up to rounding)."""
+    try:
+        return np.isclose(value, observed, rtol=_RTOL, atol=_ATOL)
+    except TypeError:  # not numbers: labels, e.g. from sn.Choice(["a", "b"])
+        return np.asarray(value == observed)
 
 
 def _shown(value: Any, same: Any) -> str:

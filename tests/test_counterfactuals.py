@@ -296,6 +296,17 @@ def test_discrete_and_declared_noises_combine() -> None:
     assert sn.counterfactual(model, {"x": 2.0, "y": 1.0}, {"x": 0.0}, "y") == pytest.approx(-0.2)
 
 
+def test_labels_are_enumerated_and_compared() -> None:
+    model = sn.SCM(
+        {"weather": lambda sky: sky, "umbrella": lambda weather: weather == "rain"},
+        exogenous={"sky": sn.Choice(["sun", "rain"], [0.6, 0.4])},
+    )
+    post = sn.abduct(model, {"umbrella": True})
+    assert isinstance(post, sn.Weighted)
+    assert list(post) == [({"sky": "rain"}, 1.0)]
+    assert sn.counterfactual(model, {"umbrella": True}, {"weather": "sun"}, "umbrella") == 0.0
+
+
 # -- errors -------------------------------------------------------------------------------------
 
 
