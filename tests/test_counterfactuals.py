@@ -296,6 +296,40 @@ def test_discrete_and_declared_noises_combine() -> None:
     assert sn.counterfactual(model, {"x": 2.0, "y": 1.0}, {"x": 0.0}, "y") == pytest.approx(-0.2)
 
 
+class ParityFn:
+    """(sum of the parents + the noise) mod 2, with the parents as keyword parameters."""
+
+    def __init__(self, names: list[str]) -> None:
+        params = [inspect.Parameter(p, inspect.Parameter.KEYWORD_ONLY) for p in names]
+        self.__signature__ = inspect.Signature(params)
+
+    def __call__(self, **parents: Any) -> Any:
+        return sum(parents.values(), 0.0) % 2
+
+
+@settings(max_examples=40, deadline=None)
+@given(dags(2, 5), st.data())
+def test_enumerated_posteriors_reproduce_the_observation(g: nx.DiGraph, data: Any) -> None:
+    probs = {v: data.draw(st.sampled_from([0.1, 0.5, 0.8])) for v in g.nodes}
+    model = sn.SCM(
+        {v: ParityFn([*g.predecessors(v), f"u_{v}"]) for v in g.nodes},
+        exogenous={f"u_{v}": sn.Bernoulli(probs[v]) for v in g.nodes},
+    )
+    truth = observe(model, {u: data.draw(st.sampled_from([0.0, 1.0])) for u in model.exogenous})
+    seen = data.draw(st.lists(st.sampled_from(sorted(g.nodes)), unique=True))
+    obs = {v: truth[v] for v in seen}
+    post = sn.abduct(model, obs)
+    assert isinstance(post, sn.Weighted)
+    assert sum(post.weights) == pytest.approx(1.0)
+    for context, weight in post:
+        assert weight > 0
+        assert {v: observe(model, context)[v] for v in seen} == obs
+    if seen:
+        y = data.draw(st.sampled_from(seen))
+        x = data.draw(st.sampled_from(seen))
+        assert sn.counterfactual(model, obs, {x: obs[x]}, y) == pytest.approx(obs[y])
+
+
 def test_labels_are_enumerated_and_compared() -> None:
     model = sn.SCM(
         {"weather": lambda sky: sky, "umbrella": lambda weather: weather == "rain"},
