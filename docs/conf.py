@@ -81,6 +81,25 @@ def draw_pictures(app: Any) -> None:
     model = _custom_scm_example().build_model()
     draw_graph(model, GENERATED / "smoking.png", layout="tb", legend=True)
     draw_intervention(model, {"smoking": 1.0}, GENERATED / "smoking_do_smoking.png", layout="tb")
+    draw_intervention(
+        _abducted_mediation(),
+        {"x": 0.0},
+        GENERATED / "counterfactual_do_x0.png",
+        title="abducted u, then do(x = 0)",
+    )
+
+
+def _abducted_mediation() -> Any:
+    """The declared mediation model of tutorial_counterfactuals.rst."""
+    sn = scmnet
+    return sn.SCM(
+        {
+            "x": sn.additive(lambda: 0.0, noise="u_x"),
+            "m": sn.additive(lambda x: 2.0 * x, noise="u_m"),
+            "y": sn.additive(lambda x, m: 0.5 * x + 3.0 * m, noise="u_y"),
+        },
+        exogenous={"u_x": sn.Normal(), "u_m": sn.Normal(), "u_y": sn.Normal()},
+    )
 
 
 def check_api_reference(app: Any) -> None:

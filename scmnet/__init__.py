@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from scmnet import ablations, distributions, draw, export, interventions, toys
 from scmnet.ablations import SiteValues, mean, noise, patch, resample, resolve, zero
+from scmnet.counterfactuals import Weighted, abduct, counterfactual
 from scmnet.distributions import (
     Bernoulli,
     Choice,
@@ -54,6 +55,7 @@ from scmnet.errors import (
 )
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
+from scmnet.mechanisms import Declared, additive, invertible
 from scmnet.model import CausalModel, Context, do
 from scmnet.outcome import Outcome, linear_readout
 from scmnet.paths import path_specific_effect
@@ -92,6 +94,7 @@ __all__ = [
     "Choice",
     "Constant",
     "Context",
+    "Declared",
     "Default",
     "Distribution",
     "EffectTable",
@@ -125,10 +128,14 @@ __all__ = [
     "Units",
     "UnsupportedModel",
     "UntraceableModel",
+    "Weighted",
     "__version__",
+    "abduct",
     "ablations",
+    "additive",
     "apply",
     "collapse",
+    "counterfactual",
     "direct_effect",
     "distributions",
     "do",
@@ -138,6 +145,7 @@ __all__ = [
     "export",
     "indirect_effect",
     "interventions",
+    "invertible",
     "linear_readout",
     "mean",
     "noise",
