@@ -53,6 +53,7 @@ from scmnet.errors import (
 )
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
+from scmnet.mediation import Mediation, controlled_direct_effect, mediation
 from scmnet.model import CausalModel, Context, do
 from scmnet.outcome import Outcome, linear_readout
 from scmnet.paths import path_specific_effect
@@ -104,6 +105,7 @@ __all__ = [
     "InvalidOutcome",
     "InvalidSelection",
     "MechanismError",
+    "Mediation",
     "MissingDependency",
     "NodeNotFound",
     "NonFiniteValue",
@@ -124,6 +126,7 @@ __all__ = [
     "ablations",
     "apply",
     "collapse",
+    "controlled_direct_effect",
     "direct_effect",
     "distributions",
     "do",
@@ -135,6 +138,7 @@ __all__ = [
     "interventions",
     "linear_readout",
     "mean",
+    "mediation",
     "noise",
     "patch",
     "path_specific_effect",
