@@ -192,6 +192,16 @@ def total_effect(
     0.0
     >>> sn.total_effect(m, {"x": 0.0}, "y").value  # averaged over P(u)
     0.0
+
+    Averaged over P(u), the average treatment effect needs a reference; without one, each unit
+    is compared with its own natural value. The estimate says which contrast it is:
+
+    >>> lm = sn.toys.linear_mediation(a=2.0, b=3.0, c=0.5)
+    >>> ate = sn.total_effect(lm, {"x": 1.0}, "y", reference={"x": 0.0}, samples=100)
+    >>> ate.contrast, round(ate.value, 6)
+    ('E[y(x=1.0) - y(x=0.0)]', 6.5)
+    >>> sn.total_effect(lm, {"x": 1.0}, "y", samples=100).contrast
+    'E[y(x=1.0)] - E[y]'
     """
     return _one_row(
         "total", model, treatment, outcome, None, reference, context, samples, seed, draws

@@ -252,3 +252,17 @@ def test_controlled_direct_effect_refuses_non_mediators() -> None:
         sn.controlled_direct_effect(model, {"x": 1.0}, "y", at={"q": 1.0}, **kw)
     with pytest.raises(sn.InvalidIntervention, match=r"non-empty mapping.*at=\{'m': 1.0\}"):
         sn.controlled_direct_effect(model, {"x": 1.0}, "y", at={}, **kw)
+
+
+def test_traced_network_gives_the_scm_answers() -> None:
+    torch = pytest.importorskip("torch")
+    scm = sn.toys.self_repair()
+    net = sn.trace(sn.toys.self_repair_module(), torch.zeros(()))
+    for x1, ref in ((0.0, None), (3.0, {"x": 0.5})):
+        expected = sn.mediation(scm, {"x": x1}, "y", reference=ref, context={"u": 1.5})
+        got = sn.mediation(net, {"x": x1}, "y", reference=ref, context={"u": torch.tensor(1.5)})
+        for name in FIELDS:
+            value = getattr(got, name)
+            assert torch.is_tensor(value)
+            assert_close(value, torch.tensor(getattr(expected, name)))
+        assert_identities(got)
