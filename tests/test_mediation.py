@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 import scmnet as sn
 from scmnet.testing import assert_close
-from tests.strategies import LinearCase, linear_scms, reals
+from tests.strategies import LinearCase, linear_scms, path_sum, reals
 
 FIELDS = ("te", "nde_pure", "nie_total", "nde_total", "nie_pure")
 
@@ -70,6 +70,12 @@ def test_identities_on_random_linear_dags(case: LinearCase, data: st.DataObject)
     assert_close(res.nde_pure, de)
     assert_close(res.nie_pure, ie)
     assert_close(res.te, te)
+    # linear closed forms: TE is the path sum, the NDE (every other variable a mediator) the
+    # weight of the edge x -> y, times the change of x from its reference (or natural) value
+    dx = x1 - (x0 if with_ref else case.model.evaluate(case.context)[x])
+    assert_close(res.te, path_sum(case.graph, case.weights, x, y) * dx, atol=1e-9)
+    assert_close(res.nde_pure, case.weights.get((x, y), 0.0) * dx, atol=1e-9)
+    assert_close(res.nde_total, res.nde_pure, atol=1e-9)  # no interaction: pure = total
 
 
 @settings(max_examples=40, deadline=None)
