@@ -56,6 +56,7 @@ from scmnet.errors import (
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.mechanisms import Declared, additive, invertible
+from scmnet.mediation import Mediation, controlled_direct_effect, mediation
 from scmnet.model import CausalModel, Context, do
 from scmnet.outcome import Outcome, linear_readout
 from scmnet.paths import path_specific_effect
@@ -109,6 +110,7 @@ __all__ = [
     "InvalidOutcome",
     "InvalidSelection",
     "MechanismError",
+    "Mediation",
     "MissingDependency",
     "NodeNotFound",
     "NonFiniteValue",
@@ -135,6 +137,7 @@ __all__ = [
     "additive",
     "apply",
     "collapse",
+    "controlled_direct_effect",
     "counterfactual",
     "direct_effect",
     "distributions",
@@ -148,6 +151,7 @@ __all__ = [
     "invertible",
     "linear_readout",
     "mean",
+    "mediation",
     "noise",
     "patch",
     "path_specific_effect",

@@ -23,6 +23,16 @@ The reference z defaults to the natural value z(u), in which case ``Y(u | do(Z =
 under do(Z = z); for the natural reference this is exactly the paper's m(u), and it makes
 DE(z -> z) = 0 for every z.
 
+In Pearl's terms (Pearl 2001, "Direct and indirect effects"), with the reference x0 and the
+treatment x1: the direct effect is the **pure natural direct effect** NDE_pure = Y(x1, M(x0)) -
+Y(x0), and the indirect effect the **pure natural indirect effect** NIE_pure = Y(x0, M(x1)) -
+Y(x0). With interactions they do not add up to the total effect; :func:`scmnet.mediation` gives
+the complementary total natural effects (TE = NDE_pure + NIE_total = NDE_total + NIE_pure), and
+:func:`scmnet.controlled_direct_effect` the controlled direct effect. Without a reference, x0 is
+the unit's natural value, so that a population estimate is ``E[Y(x=x1)] - E[Y]`` (treated against
+factual), not the average treatment effect ``E[Y(x=x1) - Y(x=x0)]``; pass ``reference=`` for
+that. Each population :class:`Estimate` names its contrast (:attr:`Estimate.contrast`).
+
 Each function is the one-row case of :func:`scmnet.effect_table`, which answers the same
 question for many treatments at once (and batches them on traced networks).
 
@@ -138,7 +148,9 @@ def total_effect(
         Y: a variable name, or a function of variables.
     reference : mapping, optional
         The reference do(Z = z), on the same sites. Default: the natural value z(u), so that
-        the second term is Y(u) (eq. 17).
+        the second term is Y(u) (eq. 17): a population estimate is then ``E[Y(z')] - E[Y]``,
+        the treated world against the factual one. With a reference it is ``E[Y(z') - Y(z)]``,
+        the average treatment effect of z' against z.
     context : mapping, sequence of mappings, or None
         One context u (returns a value); a data set of contexts (returns their mean as an
         :class:`Estimate`); or ``None`` to average over ``samples`` draws from P(u).
@@ -184,6 +196,16 @@ def total_effect(
     0.0
     >>> sn.total_effect(m, {"x": 0.0}, "y").value  # averaged over P(u)
     0.0
+
+    Averaged over P(u), the average treatment effect needs a reference; without one, each unit
+    is compared with its own natural value. The estimate says which contrast it is:
+
+    >>> lm = sn.toys.linear_mediation(a=2.0, b=3.0, c=0.5)
+    >>> ate = sn.total_effect(lm, {"x": 1.0}, "y", reference={"x": 0.0}, samples=100)
+    >>> ate.contrast, round(ate.value, 6)
+    ('E[y(x=1.0) - y(x=0.0)]', 6.5)
+    >>> sn.total_effect(lm, {"x": 1.0}, "y", samples=100).contrast
+    'E[y(x=1.0)] - E[y]'
     """
     return _one_row(
         "total", model, treatment, outcome, None, reference, context, samples, seed, draws
@@ -205,7 +227,12 @@ def direct_effect(
     """The direct effect DE(z -> z', Y, u) = Y(u | do(Z = z', M = m_z(u))) - Y(u | do(Z = z)).
 
     Eqs. 19-20: the treatment is applied while every mediator is held at its value under the
-    reference, so the change reaches Y only along direct edges. For a residual network whose
+    reference, so the change reaches Y only along direct edges. This is Pearl's **pure natural
+    direct effect** NDE_pure = Y(x1, M(x0)) - Y(x0), with x1 the treatment and x0 the reference:
+    "the change in Y when X goes from x0 to x1 while the mediators are kept at the values they
+    would attain under x0". Without a reference, x0 is the unit's natural value and M(x0) its
+    factual mediators, so a population estimate is ``E[Y(x=x1, M)] - E[Y]``.
+    :func:`scmnet.mediation` gives it with the other natural effects. For a residual network whose
     final-norm scale is a held variable, this is the unembedding impact (eqs. 24-28).
 
     Parameters
@@ -258,7 +285,11 @@ def indirect_effect(
     """The indirect effect IE(z -> z', Y, u) = Y(u | do(Z = z, M = m~)) - Y(u | do(Z = z)).
 
     Eq. 29: the treatment stays at its reference while the mediators take the values m~ they
-    would take under do(Z = z'), so the change reaches Y only through the mediators.
+    would take under do(Z = z'), so the change reaches Y only through the mediators. This is
+    Pearl's **pure natural indirect effect** NIE_pure = Y(x0, M(x1)) - Y(x0): "the change in Y
+    when X is kept at x0 while the mediators change to the values they would attain under x1".
+    With an interaction it is not TE - NDE_pure; that is the total natural indirect effect
+    NIE_total = Y(x1) - Y(x1, M(x0)), which :func:`scmnet.mediation` gives.
 
     Parameters
     ----------

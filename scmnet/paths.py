@@ -40,7 +40,7 @@ from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import OutcomeLike, as_outcome
 from scmnet.query import RowSummary, check_reference, check_treatment, hold_values, run_query
-from scmnet.results import Estimate, plain_value
+from scmnet.results import Estimate, difference, plain_value, potential_outcome, world_label
 from scmnet.scm import SCM
 
 __all__ = ["path_specific_effect"]
@@ -220,7 +220,14 @@ def path_specific_effect(
 
     def finish(found: RowSummary) -> Any:
         if found.population:
-            return Estimate(found.values[0], found.errors[0], found.contexts, found.seed)
+            along = ", ".join(f"{a}->{b}" for a, b in sorted(allowed))
+            treated = f"{world_label(iv)} along ({along})"
+            text = difference(
+                potential_outcome(y.label, treated),
+                potential_outcome(y.label, world_label(ref)),
+                natural=not ref,
+            )
+            return Estimate(found.values[0], found.errors[0], found.contexts, found.seed, text)
         return plain_value(found.values[0])
 
     return run_query(

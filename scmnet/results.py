@@ -31,10 +31,25 @@ from scmnet import _values
 from scmnet.interventions import Interventions
 from scmnet.units import UnitBatching
 
-__all__ = ["EffectKind", "EffectTable", "Estimate", "plain_value", "treatment_label"]
+__all__ = [
+    "Z_95",
+    "EffectKind",
+    "EffectTable",
+    "Estimate",
+    "contrast",
+    "difference",
+    "plain_value",
+    "potential_outcome",
+    "treatment_label",
+    "world_label",
+]
 
 EffectKind: TypeAlias = Literal["total", "direct", "indirect"]
 """The effects of Section 3.1: total (eq. 14), direct (eqs. 19-20), indirect (eq. 29)."""
+
+
+#: The two-sided normal quantile of :attr:`Estimate.interval`, z = Phi^-1(0.975).
+Z_95 = 1.959963984540054
 
 
 @dataclass(frozen=True)
@@ -53,12 +68,29 @@ class Estimate:
     seed : int or None
         The seed of what was drawn: contexts from P(u), values of random ablations; ``None``
         for a given data set with deterministic treatments.
+    contrast : str
+        The population contrast the value estimates, in counterfactual notation: e.g.
+        ``"E[y(x=1.0) - y(x=0.0)]"`` (the average treatment effect, with a reference) or
+        ``"E[y(x=1.0)] - E[y]"`` (the treatment against each unit's natural value, without
+        one). ``y(x=1.0, M(x=0.0))`` is y with x set to 1.0 and the mediators M held at the
+        values they take under x = 0.0 in the same unit. ``""`` where not given.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> m = sn.toys.linear_mediation(a=2.0, b=3.0, c=0.5)
+    >>> est = sn.total_effect(m, {"x": 1.0}, "y", reference={"x": 0.0}, samples=100)
+    >>> est.contrast, round(est.value, 6)
+    ('E[y(x=1.0) - y(x=0.0)]', 6.5)
+    >>> sn.total_effect(m, {"x": 1.0}, "y", samples=100).contrast
+    'E[y(x=1.0)] - E[y]'
     """
 
     value: Any
     stderr: Any
     samples: int
     seed: int | None
+    contrast: str = ""
 
     def __float__(self) -> float:
         return float(self.value)
@@ -78,11 +110,60 @@ class Estimate:
             return "the standard error is undefined: one sample gives no estimate of the spread"
         return ""
 
+    @property
+    def interval(self) -> tuple[Any, Any]:
+        """The 95% confidence interval ``(value - z * stderr, value + z * stderr)``.
+
+        The normal approximation to the sampling distribution of the mean (z = 1.96, the
+        0.975 quantile of the standard normal), which the central limit theorem justifies for
+        many samples; it ignores the error of the estimated standard error, so it is too
+        narrow for a handful of samples. Both ends are NaN where the standard error is
+        undefined (one sample; :attr:`note` says why). Arrays and tensors give elementwise
+        intervals.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> est = sn.Estimate(2.0, 0.5, 100, 0)
+        >>> tuple(round(end, 3) for end in est.interval)
+        (1.02, 2.98)
+        >>> sn.Estimate(2.0, float("nan"), 1, 0).interval
+        (nan, nan)
+        """
+        half = Z_95 * self.stderr
+        return self.value - half, self.value + half
+
     def __repr__(self) -> str:
+        contrast = f", contrast={self.contrast!r}" if self.contrast else ""
         return (
             f"Estimate(value={self.value!r}, stderr={self.stderr!r}, samples={self.samples}, "
-            f"seed={self.seed})"
+            f"seed={self.seed}{contrast})"
         )
+
+    def __str__(self) -> str:
+        """The contrast, the value, its standard error and 95% interval, and the samples.
+
+        Examples
+        --------
+        >>> import scmnet as sn
+        >>> print(sn.Estimate(2.0, 0.5, 100, 0, "E[y(x=1.0) - y(x=0.0)]"))
+        E[y(x=1.0) - y(x=0.0)] = 2 ± 0.5 (95% interval 1.02 to 2.98, normal approximation; 100 samples, seed 0)
+        """  # noqa: E501
+        low, high = self.interval
+        where = f"{self.samples} sample{'s' if self.samples != 1 else ''}"
+        where += f", seed {self.seed}" if self.seed is not None else ""
+        if self.samples < 2:
+            spread = f" ± undefined ({self.note})"
+        else:
+            spread = (
+                f" ± {_text(self.stderr)} (95% interval {_text(low, 4)} to {_text(high, 4)}, "
+                f"normal approximation"
+            )
+            where = f"; {where})"
+        text = f"{self.contrast} = " if self.contrast else ""
+        if self.samples < 2:
+            return f"{text}{_text(self.value)}{spread} ({where})"
+        return f"{text}{_text(self.value)}{spread}{where}"
 
 
 def treatment_label(treatment: Interventions) -> str:
@@ -95,6 +176,88 @@ def treatment_label(treatment: Interventions) -> str:
     'h[0, -1] = 0'
     """
     return "; ".join(f"{site} {rule.label()}" for site, rule in treatment)
+
+
+def world_label(interventions: Interventions) -> str:
+    """A treatment as it appears in a potential outcome: ``"x=1.0"``, ``""`` for none.
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> world_label(sn.interventions.normalize({"x": 1.0, "z": sn.shift(2.0)}))
+    'x=1.0, z+=2.0'
+    """
+    return ", ".join(f"{site}{rule.label().replace(' ', '')}" for site, rule in interventions)
+
+
+def potential_outcome(outcome: str, world: str, mediators_at: str | None = None) -> str:
+    """The potential outcome ``y(x=1.0)``; ``y(x=1.0, M(x=0.0))`` with the mediators M at
+    their values in the world ``mediators_at`` (``"M"``: their natural values).
+
+    Examples
+    --------
+    >>> potential_outcome("y", "x=1.0"), potential_outcome("y", "x=1.0", "x=0.0")
+    ('y(x=1.0)', 'y(x=1.0, M(x=0.0))')
+    >>> potential_outcome("y", ""), potential_outcome("y", "", "x=1.0")
+    ('y', 'y(M(x=1.0))')
+    """
+    parts = [world] if world else []
+    if mediators_at is not None:
+        parts.append(f"M({mediators_at})" if mediators_at else "M")
+    return f"{outcome}({', '.join(parts)})" if parts else outcome
+
+
+def difference(
+    first: str, second: str, *, natural: bool = False, mediators: tuple[str, ...] | None = None
+) -> str:
+    """The contrast ``E[first - second]``; ``E[first] - E[y]`` against the ``natural`` world.
+
+    With ``mediators``, the contrast names them: ``..., M = (m, f)``.
+
+    Examples
+    --------
+    >>> difference("y(x=1.0)", "y(x=0.0)"), difference("y(x=1.0)", "y", natural=True)
+    ('E[y(x=1.0) - y(x=0.0)]', 'E[y(x=1.0)] - E[y]')
+    >>> difference("y(x=1.0, M(x=0.0))", "y(x=0.0)", mediators=("m",))
+    'E[y(x=1.0, M(x=0.0)) - y(x=0.0)], M = (m)'
+    """
+    text = f"E[{first}] - E[{second}]" if natural else f"E[{first} - {second}]"
+    return text if mediators is None else f"{text}, M = ({', '.join(mediators)})"
+
+
+def contrast(
+    kind: EffectKind,
+    outcome: str,
+    treatment: Interventions,
+    reference: Interventions,
+    held: tuple[str, ...] = (),
+) -> str:
+    """The population contrast an effect estimates, in counterfactual notation.
+
+    A total effect against a reference is ``E[y(x=1.0) - y(x=0.0)]`` (for a binary treatment,
+    the average treatment effect); against the natural value (no reference) it is
+    ``E[y(x=1.0)] - E[y]``, each unit's treated outcome against its own factual one. A direct
+    effect holds the mediators M at their reference-world values (Pearl's pure natural direct
+    effect, ``E[y(x=1.0, M(x=0.0)) - y(x=0.0)]``); an indirect effect keeps the reference and
+    moves M to its treated values (the pure natural indirect effect,
+    ``E[y(x=0.0, M(x=1.0)) - y(x=0.0)]``).
+
+    Examples
+    --------
+    >>> import scmnet as sn
+    >>> x1, x0 = (sn.interventions.normalize({"x": v}) for v in (1.0, 0.0))
+    >>> contrast("total", "y", x1, x0)
+    'E[y(x=1.0) - y(x=0.0)]'
+    >>> contrast("indirect", "y", x1, sn.Interventions(), ("m",))
+    'E[y(M(x=1.0))] - E[y], M = (m)'
+    """
+    t, r = world_label(treatment), world_label(reference)
+    y, natural = outcome, not r
+    base = potential_outcome(y, r)
+    if kind == "total":
+        return difference(potential_outcome(y, t), base, natural=natural)
+    moved = potential_outcome(y, t, r) if kind == "direct" else potential_outcome(y, r, t)
+    return difference(moved, base, natural=natural, mediators=held)
 
 
 def plain_value(value: Any) -> Any:
@@ -110,11 +273,11 @@ def plain_value(value: Any) -> Any:
     return value
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, digits: int = 6) -> str:
     if _values.is_tensor(value) and value.numel() == 1:
-        return f"{float(value):.6g}"
+        return f"{float(value):.{digits}g}"
     if isinstance(value, int | float | np.generic) or np.ndim(value) == 0:
-        return f"{float(value):.6g}"
+        return f"{float(value):.{digits}g}"
     return f"<{type(value).__name__} of shape {tuple(np.shape(value))}>"
 
 
@@ -225,7 +388,19 @@ class EffectTable:
         An :class:`Estimate` for a population table, the plain value otherwise.
         """
         if self.population:
-            return Estimate(self.row_values[row], self.row_stderr[row], self.contexts, self.seed)
+            return Estimate(
+                self.row_values[row],
+                self.row_stderr[row],
+                self.contexts,
+                self.seed,
+                contrast(
+                    self.kind,
+                    self.outcome,
+                    self.treatments[row],
+                    self.references[row],
+                    self.held[row],
+                ),
+            )
         return plain_value(self.row_values[row])
 
     def rows(self) -> list[dict[str, Any]]:
