@@ -54,6 +54,7 @@ from scmnet.errors import (
     require,
 )
 from scmnet.export import collapse, draw_collapsed, to_dot, to_graphml
+from scmnet.fit import fit, refit_interval
 from scmnet.interventions import Interventions, Rule, Set, Site, Transform, apply, scale, shift
 from scmnet.mechanisms import Declared, additive, invertible
 from scmnet.mediation import Mediation, controlled_direct_effect, mediation
@@ -146,6 +147,7 @@ __all__ = [
     "draw_collapsed",
     "effect_table",
     "export",
+    "fit",
     "indirect_effect",
     "interventions",
     "invertible",
@@ -155,6 +157,7 @@ __all__ = [
     "noise",
     "patch",
     "path_specific_effect",
+    "refit_interval",
     "resample",
     "resolve",
     "scale",
