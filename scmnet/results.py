@@ -22,7 +22,7 @@ direct effect on y, 1 context
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -74,6 +74,9 @@ class Estimate:
         ``"E[y(x=1.0)] - E[y]"`` (the treatment against each unit's natural value, without
         one). ``y(x=1.0, M(x=0.0))`` is y with x set to 1.0 and the mediators M held at the
         values they take under x = 0.0 in the same unit. ``""`` where not given.
+    batching : UnitBatching or None
+        How the units of an SCM population were evaluated (vectorised, or one at a time and
+        why); ``None`` where not recorded.
 
     Examples
     --------
@@ -91,13 +94,16 @@ class Estimate:
     samples: int
     seed: int | None
     contrast: str = ""
+    batching: UnitBatching | None = field(default=None, compare=False, repr=False)
 
     def __float__(self) -> float:
         return float(self.value)
 
     @property
     def note(self) -> str:
-        """Why the standard error is undefined (``""`` where it is not).
+        """What to know about this estimate (``""`` where nothing): why the standard error is
+        undefined, or why the units of a population were evaluated one at a time (the numbers
+        are the same; :attr:`batching` has the details).
 
         Examples
         --------
@@ -108,6 +114,8 @@ class Estimate:
         """
         if self.samples < 2:
             return "the standard error is undefined: one sample gives no estimate of the spread"
+        if self.batching is not None and self.batching.reason:
+            return f"the units were evaluated one at a time: {self.batching.reason}"
         return ""
 
     @property
@@ -400,6 +408,7 @@ class EffectTable:
                     self.references[row],
                     self.held[row],
                 ),
+                self.batching,
             )
         return plain_value(self.row_values[row])
 

@@ -128,6 +128,14 @@ def test_non_broadcasting_mechanism_falls_back_with_a_note() -> None:
     assert t.batching is not None
     assert t.batching.path == "looped"
     assert "the mechanism of 'm' does not take a batch of units" in t.batching.reason
+    single = sn.direct_effect(m, {"x": 1.0}, "y", samples=200, seed=3)  # the note travels
+    assert single.note.startswith("the units were evaluated one at a time: the mechanism of 'm'")
+    broadcasting = sn.SCM(
+        {"x": lambda u_x: u_x, "y": lambda x: 2.0 * x}, exogenous={"u_x": sn.Normal()}
+    )
+    vectorised = sn.total_effect(broadcasting, {"x": 1.0}, "y", samples=20, seed=3)
+    assert vectorised.batching is not None
+    assert (vectorised.batching.path, vectorised.note) == ("vectorised", "")
     slow = sn.effect_table(looped(m), [{"x": 1.0}], "y", kind="direct", samples=200, seed=3)
     assert_close(t.values, slow.values)
     assert_close(t.stderr, slow.stderr)
