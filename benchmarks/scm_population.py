@@ -12,8 +12,12 @@ and 10^6 draws:
   runs up to ``--loop-max`` draws (default 10^5) and is extrapolated linearly beyond (it is
   linear in the draws: each context costs the same);
 * **DoWhy gcm** ``average_causal_effect`` (the ATE only), where ``dowhy`` is importable (the
-  ``bench`` extra), on the same mechanisms; and ChiRho, where importable (not measured here:
-  the script says so).
+  ``bench`` extra), on the same mechanisms;
+* **ChiRho** (the ATE only), where ``chirho`` and ``pyro`` are importable (the ``bench``
+  extra): the same model as a Pyro program, its draws in one ``pyro.plate`` and both
+  treatments in one run through ``MultiWorldCounterfactual`` and
+  ``do(actions={"x": (0., 1.)})``, ChiRho's own ATE idiom; the best of ``--repeats`` runs,
+  as for scmnet (DoWhy: one run).
 
 All variants run in one process on the same machine. The script prints each time, the ratio
 of the per-context time to the vectorised one, the growth of the vectorised time from 10^4 to
@@ -127,6 +131,36 @@ def dowhy_ate(n: int) -> float | None:
     return elapsed
 
 
+def chirho_ate(n: int) -> tuple[float, float] | None:
+    """The time and estimate of ChiRho's ATE on the same model, or None if not importable."""
+    try:
+        import pyro
+        import pyro.distributions as dist
+        import torch
+        from chirho.counterfactual.handlers import MultiWorldCounterfactual
+        from chirho.indexed.ops import IndexSet, gather
+        from chirho.interventional.handlers import do
+    except ImportError:
+        return None
+
+    def model() -> Any:
+        with pyro.plate("units", n, dim=-1):
+            x = pyro.sample("x", dist.Bernoulli(0.5))
+            m = pyro.sample("m", dist.Normal(1.0 + 2.0 * x, 1.0))
+            return pyro.sample("y", dist.Normal(0.5 * x + 2.0 * x * m + m, 1.0))
+
+    pyro.set_rng_seed(0)
+    start = time.perf_counter()
+    with torch.no_grad(), MultiWorldCounterfactual():
+        with do(actions={"x": (torch.tensor(0.0), torch.tensor(1.0))}):
+            y = model()
+        # world 0 is the factual one, 1 and 2 the two actions in order
+        y0 = gather(y, IndexSet(x={1}), event_dim=0)
+        y1 = gather(y, IndexSet(x={2}), event_dim=0)
+        ate = float((y1 - y0).mean())
+    return time.perf_counter() - start, ate
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loop-max", type=int, default=10**5)
@@ -134,9 +168,10 @@ def main() -> None:
     parser.add_argument("--peers-only", action="store_true", help="measure DoWhy/ChiRho only")
     args = parser.parse_args()
     if args.peers_only:
-        peers()
+        peers(repeats=args.repeats)
         return
     fast, slow = binary_model(), binary_model(vectorize=False)
+    ate_times: dict[int, float] = {}
     print(f"sizes {SIZES}; per-context path run up to {args.loop_max} draws, extrapolated above")
     for name, query in QUERIES.items():
         print(f"\n{name}")
@@ -157,6 +192,8 @@ def main() -> None:
                 f"  {n:>8} draws: vectorised {t_fast:7.4f} s (estimate {v_fast:.4f}); "
                 f"per-context {loop_note}; ratio {t_slow / t_fast:6.0f}x; difference {diff}"
             )
+        if query is sn.total_effect:
+            ate_times = times
         growth = times[SIZES[-1]] / times[SIZES[0]]
         print(f"  growth of the vectorised time 1e4 -> 1e6: {growth:.0f}x")
     tracemalloc.start()
@@ -169,11 +206,11 @@ def main() -> None:
         f"(chunk budget {DEFAULT_MEMORY / 2**20:.0f} MiB, plus the draws themselves, "
         f"{draws / 2**20:.0f} MiB)"
     )
-    peers()
+    peers(ate_times, args.repeats)
 
 
-def peers() -> None:
-    """DoWhy gcm's ATE at each size, and whether ChiRho is importable."""
+def peers(ours: dict[int, float] | None = None, repeats: int = 3) -> None:
+    """DoWhy gcm's and ChiRho's ATE at each size; ``ours``: scmnet's vectorised ATE times."""
     print("\nDoWhy gcm average_causal_effect (ATE):")
     for n in SIZES:
         try:
@@ -184,13 +221,21 @@ def peers() -> None:
         if t is None:
             print("  dowhy is not importable (pip install 'scmnet[bench]'); skipped")
             break
-        print(f"  {n:>8} draws: {t:7.3f} s")
-    try:
-        import chirho  # noqa: F401
-    except ImportError:
-        print("ChiRho is not importable; skipped")
-    else:
-        print("ChiRho is importable, but this benchmark does not model it yet")
+        ratio = f"; scmnet vectorised {t / ours[n]:.1f}x faster" if ours else ""
+        print(f"  {n:>8} draws: {t:7.3f} s{ratio}")
+    print("\nChiRho MultiWorldCounterfactual + do (ATE):")
+    for n in SIZES:
+        try:
+            runs = [r for _ in range(repeats) if (r := chirho_ate(n)) is not None]
+        except Exception as e:  # a peer's API change must not stop the benchmark
+            print(f"  ChiRho failed: {type(e).__name__}: {e}")
+            break
+        if not runs:
+            print("  chirho/pyro is not importable (pip install 'scmnet[bench]'); skipped")
+            break
+        t, ate = min(t for t, _ in runs), runs[0][1]  # the best time, as for scmnet
+        ratio = f"; scmnet vectorised {t / ours[n]:.1f}x faster" if ours else ""
+        print(f"  {n:>8} draws: {t:7.3f} s (estimate {ate:.4f}){ratio}")
 
 
 if __name__ == "__main__":
