@@ -335,14 +335,7 @@ def mediation(
     }
 
     def finish(found: RowSummary) -> Mediation:
-        effects = {
-            name: Estimate(
-                found.values[r], found.errors[r], found.contexts, found.seed, contrasts[name]
-            )
-            if found.population
-            else plain_value(found.values[r])
-            for r, name in enumerate(_EFFECTS)
-        }
+        effects = {name: found.result(r, contrasts[name]) for r, name in enumerate(_EFFECTS)}
         return Mediation(
             **effects,
             outcome=y.label,
@@ -453,9 +446,7 @@ def controlled_direct_effect(
     )
 
     def finish(found: RowSummary) -> Any:
-        if found.population:
-            return Estimate(found.values[0], found.errors[0], found.contexts, found.seed, text)
-        return plain_value(found.values[0])
+        return found.result(0, text)
 
     return run_query(
         per_context,

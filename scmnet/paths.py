@@ -40,7 +40,7 @@ from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import OutcomeLike, as_outcome
 from scmnet.query import RowSummary, check_reference, check_treatment, hold_values, run_query
-from scmnet.results import Estimate, difference, plain_value, potential_outcome, world_label
+from scmnet.results import difference, potential_outcome, world_label
 from scmnet.scm import SCM
 
 __all__ = ["path_specific_effect"]
@@ -227,8 +227,8 @@ def path_specific_effect(
                 potential_outcome(y.label, world_label(ref)),
                 natural=not ref,
             )
-            return Estimate(found.values[0], found.errors[0], found.contexts, found.seed, text)
-        return plain_value(found.values[0])
+            return found.result(0, text)
+        return found.result(0)
 
     return run_query(
         per_context,

@@ -65,7 +65,7 @@ from scmnet.interventions import Interventions, Set, normalize
 from scmnet.model import CausalModel, Context, Output, check_batching
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.population import UnitSummary, run_units, units_of
-from scmnet.results import EffectKind, EffectTable
+from scmnet.results import EffectKind, EffectTable, Estimate, plain_value
 from scmnet.units import UnitBatching
 
 #: Ablation draws averaged per context for random ablations (Section 2.4: 15 patches).
@@ -548,6 +548,20 @@ class RowSummary:
     seed: int | None
     population: bool
     batching: UnitBatching | None = None
+
+    def result(self, row: int, contrast: str = "") -> Any:
+        """Row ``row`` as an effect operator returns it: an :class:`Estimate` of ``contrast``
+        (with how its units ran) for a population, the plain value otherwise."""
+        if not self.population:
+            return plain_value(self.values[row])
+        return Estimate(
+            self.values[row],
+            self.errors[row],
+            self.contexts,
+            self.seed,
+            contrast,
+            self.batching,
+        )
 
 
 def run_query(
