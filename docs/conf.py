@@ -30,11 +30,27 @@ extensions = [
     "numpydoc",
     "sphinx.ext.doctest",
     "sphinx.ext.mathjax",
+    "myst_nb",
+    # MathJax served from the built site, not a CDN: formulas render offline.
+    "sphinx-mathjax-offline",
 ]
+
+# Tutorials are MyST notebooks (docs/course/*.md, text files that jupytext pairs with .ipynb),
+# executed in a fresh kernel when the docs build; a cell that raises fails the build.
+source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
+myst_heading_anchors = 3
+nb_execution_mode = "cache"  # the html and doctest builds share one execution
+nb_execution_cache_path = str(Path(__file__).resolve().parent / "_build" / ".jupyter_cache")
+nb_execution_raise_on_error = True
+nb_execution_show_tb = True
+nb_execution_timeout = 900
+nb_merge_streams = True
+nb_render_image_options = {"width": "100%"}
 
 templates_path = ["_templates"]
 smartquotes = False  # z' is a prime in the formulas, not a closing quote
-exclude_patterns = ["_build", "_generated"]
+exclude_patterns = ["_build", "_generated", "images", "**.ipynb_checkpoints"]
 html_theme = "alabaster"
 html_theme_options = {"description": "Structural causal models for neural networks"}
 
