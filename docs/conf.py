@@ -164,3 +164,23 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("builder-inited", draw_pictures)
     app.connect("builder-inited", check_api_reference)
     return {"parallel_read_safe": True}
+
+
+# -- Nitpicky cross-references (sphinx -n) ------------------------------------------------------
+# Every reference to an scmnet object must resolve. Objects of other packages cannot be linked:
+# the docs build offline, without intersphinx inventories. So exactly those packages' targets
+# (the standard library modules the docstrings and base classes name, numpy, torch, networkx,
+# scipy, pandas, matplotlib) and the builtin type words of numpydoc's parameter types are
+# ignored; an scmnet target is never ignored.
+_EXTERNAL_PACKAGES = (
+    "torch|numpy|np|networkx|nx|scipy|pandas|pd|matplotlib|transformers|"
+    "collections|typing|abc|enum|pathlib|dataclasses|os|io|argparse|contextlib|random|math"
+)
+nitpick_ignore_regex = [
+    (r"py:.*", rf"(?:{_EXTERNAL_PACKAGES})(?:\..+)?"),
+    (
+        r"py:.*",
+        r"int|float|complex|str|bytes|bool|None|object|tuple|list|dict|set|frozenset|type|"
+        r"callable|iterable|sequence|mapping|path|optional|array-like|array_like|default",
+    ),
+]

@@ -2,17 +2,17 @@
 
 An ablation replaces a variable Z by a value z~ meant to remove the information it carries:
 
-* :func:`zero` -- z~ = 0 (eq. 35);
-* :func:`mean` -- z~ = E_u[Z(u)], the mean over P(u) or a data set of contexts (eq. 36);
-* :func:`noise` -- z~ = Z(u + eps), eps ~ N(0, scale^2), Z computed from a noised context
+* :func:`~scmnet.zero` -- z~ = 0 (eq. 35);
+* :func:`~scmnet.mean` -- z~ = E_u[Z(u)], the mean over P(u) or a data set of contexts (eq. 36);
+* :func:`~scmnet.noise` -- z~ = Z(u + eps), eps ~ N(0, scale^2), Z computed from a noised context
   (eq. 37); ``on="value"`` adds the noise to Z's own value instead;
-* :func:`resample` -- z~ = Z(u'), the value Z takes in another context u' ~ P(u) (eq. 38);
-* :func:`patch` -- z~ = Z(u'), the value in one given source context (activation patching).
+* :func:`~scmnet.resample` -- z~ = Z(u'), the value Z takes in another context u' ~ P(u) (eq. 38);
+* :func:`~scmnet.patch` -- z~ = Z(u'), the value in one given source context (activation patching).
 
 Noise and resample values are random: the effect operators average an effect over ``draws``
 values of z~ (a Monte Carlo estimate of eq. 39, with an explicit seed), which is not the same as
 mean ablation. Mean and patch values do not depend on the context being analysed, so they are
-computed once. :func:`resolve` turns such rules into plain :class:`~scmnet.Set` interventions
+computed once. :func:`~scmnet.resolve` turns such rules into plain :class:`~scmnet.Set` interventions
 for one context and one random generator.
 
 Examples
@@ -87,7 +87,7 @@ class Resolvable(Rule):
     """A rule whose value is computed from the model, per context and random draw.
 
     Use it as (part of) the treatment of an effect operator, which resolves it for every
-    context and draw; or call :func:`resolve` yourself.
+    context and draw; or call :func:`~scmnet.resolve` yourself.
     """
 
     hard = True
@@ -420,7 +420,7 @@ def resolve(
     *,
     values: SiteValues | None = None,
 ) -> Interventions:
-    """Replace every :class:`Resolvable` rule by a :class:`~scmnet.Set` of its value.
+    """Replace every :class:`~scmnet.ablations.Resolvable` rule by a :class:`~scmnet.Set` of its value.
 
     Parameters
     ----------

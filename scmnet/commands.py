@@ -1,6 +1,6 @@
 """What another package adds to the ``scmnet`` command line: sub-commands and model loaders.
 
-The command line (:mod:`scmnet.cli`) finds them through package entry points, so that an
+The command line (``scmnet.cli``) finds them through package entry points, so that an
 adapter extends it without the core importing the adapter:
 
 * group ``scmnet.commands``: a :class:`Command`, a sub-command with its options and what it runs
@@ -99,7 +99,7 @@ class LoadedModel:
     module : torch.nn.Module
         The network, in eval mode.
     example : object
-        Example inputs to trace it with (what :func:`scmnet.tracing.trace` takes).
+        Example inputs to trace it with (what :func:`~scmnet.trace` takes).
     described : str
         What the example inputs are, for the printed summary (``"the tokenized sentence ..."``).
     """

@@ -5,12 +5,12 @@ A causal graph is a :class:`networkx.DiGraph` whose nodes carry ``kind`` (``"exo
 traced network, ``record`` (a :class:`~scmnet.tracing.NodeRecord`: the module that computed
 the variable, its operation, shape and dtype). Two text formats carry it to other tools:
 
-* **GraphML** (:func:`to_graphml`), read by networkx, Gephi, yEd and Cytoscape. GraphML
+* **GraphML** (:func:`~scmnet.to_graphml`), read by networkx, Gephi, yEd and Cytoscape. GraphML
   attributes are scalars, so each record is written as flat node attributes: ``module_path``,
   ``module_type`` (the module's class), ``op``, ``shape`` (``"1x12x576"``; ``"scalar"`` for a
   0-d value), ``dtype`` (``"float32"``), ``selected_as`` and ``call``. ``intervention`` is
   ``""`` on a node that carries none. :func:`networkx.read_graphml` reads the file back.
-* **DOT** (:func:`to_dot`), the language of Graphviz (``dot -Tsvg graph.dot -o graph.svg``),
+* **DOT** (:func:`~scmnet.to_dot`), the language of Graphviz (``dot -Tsvg graph.dot -o graph.svg``),
   drawn in the style of :mod:`scmnet.draw`: exogenous variables dashed and grey, intervened
   variables highlighted with their intervention under their name, and the in-edges that a
   hard intervention ``do(Z = z')`` removed drawn dashed and grey. The scmnet attributes are
@@ -18,10 +18,10 @@ the variable, its operation, shape and dtype). Two text formats carry it to othe
   node and which is written as ``tensor_shape``.
 
 A language model traced at the default granularity has a variable for every attention block
-and MLP; with finer variables it has hundreds. :func:`collapse` groups the nodes into blocks
+and MLP; with finer variables it has hundreds. :func:`~scmnet.collapse` groups the nodes into blocks
 by a prefix of their module path (depth 3 maps ``model.layers.3.mlp.up_proj`` to
 ``model.layers.3``), with an edge between two blocks wherever a member of one is a parent of a
-member of the other. :func:`draw_collapsed` draws a large model that way, and a small one in
+member of the other. :func:`~scmnet.draw_collapsed` draws a large model that way, and a small one in
 full.
 
 Examples
@@ -64,7 +64,7 @@ GroupBy: TypeAlias = Callable[[str, Mapping[str, Any]], str]
 
 _Scalar: TypeAlias = str | int | float | bool
 
-#: Graphs with more nodes than this are collapsed by :func:`draw_collapsed` by default.
+#: Graphs with more nodes than this are collapsed by :func:`~scmnet.draw_collapsed` by default.
 MAX_NODES = 40
 
 # The flat attributes of a traced node's record, in the order they are written.
@@ -553,7 +553,7 @@ def draw_collapsed(
     title: str | None = None,
     layout: Layout | None = None,
     legend: bool = True,
-    dpi: float = 100.0,
+    dpi: float = 150.0,
 ) -> Figure:
     """Draw a model, collapsed by block when it is large.
 
@@ -581,7 +581,8 @@ def draw_collapsed(
     legend : bool
         Whether to add a legend of the node and edge styles.
     dpi : float
-        Resolution of the figure and of the file written.
+        Resolution of the figure and of the file written, in dots per inch (150 by default,
+        as for :func:`~scmnet.draw.draw_graph`).
 
     Returns
     -------

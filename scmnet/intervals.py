@@ -65,7 +65,7 @@ class Interval:
     Attributes
     ----------
     low, high : float or array
-        The bounds; NaN where no interval can be given (:attr:`reason` says why).
+        The bounds; NaN where no interval can be given (``reason`` says why).
     level : float
         The confidence level, e.g. 0.95.
     resamples : int

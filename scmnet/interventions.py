@@ -7,11 +7,11 @@ sequence position of an activation) and a **rule** for the new value:
   mechanism f_Z becomes a constant function and the in-edges of Z are removed (Section 3 of
   the Hydra-effect paper, Figure 5).
 * :class:`Transform` -- replace the value by a function of its natural value (a *soft*
-  intervention): :func:`shift` adds a constant, :func:`scale` multiplies by one, and
-  :func:`apply` takes any function. Z keeps its parents.
+  intervention): :func:`~scmnet.shift` adds a constant, :func:`~scmnet.scale` multiplies by
+  one, and :func:`~scmnet.apply` takes any function. Z keeps its parents.
 
 A plain value in an intervention mapping means :class:`Set`, so ``{"x": 0.0}`` reads as
-``do(X = 0)``. Mappings are normalised by :func:`normalize` into an immutable
+``do(X = 0)``. Mappings are normalised by :func:`~scmnet.interventions.normalize` into an immutable
 :class:`Interventions` object keyed by :class:`Site`.
 
 Examples
@@ -295,7 +295,7 @@ def apply(fn: Callable[[Any], Any], name: str | None = None) -> Transform:
 class Interventions:
     """An immutable, ordered set of interventions keyed by :class:`Site`.
 
-    Build one with :func:`normalize`. Iterating yields ``(site, rule)`` pairs.
+    Build one with :func:`~scmnet.interventions.normalize`. Iterating yields ``(site, rule)`` pairs.
     """
 
     items: tuple[tuple[Site, Rule], ...] = ()

@@ -273,9 +273,9 @@ class CausalModelBase(abc.ABC):
     its exogenous variables in ``_terms``, and implements the rest of :class:`CausalModel`:
     :attr:`exogenous`, :attr:`endogenous`, ``evaluate``, ``evaluate_many`` and
     ``sample_contexts``. This class keeps the interventions
-    the model carries, checks new ones against the graph (:meth:`_merged`), and builds the
+    the model carries, checks new ones against the graph (``_merged``), and builds the
     intervened model (:meth:`intervene`, a shallow copy carrying more interventions) and its
-    graph. :class:`~scmnet.SCM` and :class:`~scmnet.tracing.TracedModel` derive from it.
+    graph. :class:`~scmnet.SCM` and :class:`~scmnet.TracedModel` derive from it.
 
     Parameters
     ----------
@@ -362,7 +362,7 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
     # -- many contexts at once (optional: a model that does not evaluate units needs none) ----
 
     def evaluates_units(self) -> bool:
-        """Whether :meth:`evaluate` takes :class:`~scmnet.Units` (many contexts stacked).
+        """Whether :meth:`~scmnet.CausalModel.evaluate` takes :class:`~scmnet.Units` (many contexts stacked).
 
         ``False`` here: the effect operators then evaluate one context at a time. A model that
         returns ``True`` gives every value stacked along a leading axis of units.
@@ -381,7 +381,7 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
         return Units.stack(sample(n, seed=seed))
 
     def units_batching(self, units: Units) -> UnitBatching:
-        """How :meth:`evaluate` runs ``units``: here one at a time (a model that vectorises
+        """How :meth:`~scmnet.CausalModel.evaluate` runs ``units``: here one at a time (a model that vectorises
         says so, or why it does not)."""
         return UnitBatching("looped", f"{type(self).__name__} evaluates one context at a time")
 

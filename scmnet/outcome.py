@@ -99,7 +99,7 @@ class Outcome:
     def over_runs(self, values: Mapping[Any, Any], *, runs: int) -> Any:
         """Apply the readout to the values of ``runs`` runs, stacked along a leading axis.
 
-        A :attr:`batched` readout reads them at once; any other is applied run by run.
+        A ``batched`` readout reads them at once; any other is applied run by run.
         The result is stacked the same way.
 
         Raises
@@ -138,7 +138,7 @@ class Outcome:
 class LinearReadout(Outcome):
     """An outcome linear in one variable: ``value[site] @ weight + constant``, batched.
 
-    Made by :func:`linear_readout`. Because it is linear, a traced network can read it
+    Made by :func:`~scmnet.linear_readout`. Because it is linear, a traced network can read it
     earlier than where it is asked: where the site is the output of a linear layer whose
     input is another variable, ``(x W^T + b) @ w = x @ (W^T w) + b @ w``, so the rows of a
     query stop before that layer (the unembedding of a language model, the widest matrix
@@ -169,7 +169,7 @@ def linear_readout(
     -------
     LinearReadout
         A batched :class:`Outcome`; traced networks fold it through a linear layer that
-        computes the site (see :class:`LinearReadout`).
+        computes the site (see :class:`~scmnet.outcome.LinearReadout`).
 
     Examples
     --------

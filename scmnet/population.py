@@ -1,6 +1,6 @@
 """Averaging over P(u) in one batch: the population path of :func:`~scmnet.effect_table`.
 
-Where a model evaluates many contexts at once (:meth:`~scmnet.CausalModelBase.evaluates_units`,
+Where a model evaluates many contexts at once (:meth:`~scmnet.model.CausalModelBase.evaluates_units`,
 an :class:`~scmnet.SCM`), a population query -- ``samples=N`` draws, or a given list of
 contexts that stack -- evaluates every world once per chunk of units instead of once per
 context. The draws are those of the per-context path (the same seed gives the same units), and
@@ -10,7 +10,7 @@ chunk by chunk), so the numbers agree to rounding.
 Before the first chunk, the query runs on its first three units both ways -- one by one and as
 a batch -- and compares; any difference (an outcome function or an intervention rule that does
 not broadcast) sends the query down the per-context loop, and the result records why
-(:class:`~scmnet.UnitBatching` in :attr:`EffectTable.batching <scmnet.EffectTable.batching>`).
+(a :class:`~scmnet.UnitBatching`, the ``batching`` field of the :class:`~scmnet.EffectTable`).
 The chunk is cut to a memory budget (``memory=``, default :data:`DEFAULT_MEMORY`): one unit's
 values in one world, times the worlds of the query, times a margin for temporaries.
 

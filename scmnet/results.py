@@ -103,7 +103,7 @@ class Estimate:
     def note(self) -> str:
         """What to know about this estimate (``""`` where nothing): why the standard error is
         undefined, or why the units of a population were evaluated one at a time (the numbers
-        are the same; :attr:`batching` has the details).
+        are the same; the ``batching`` field has the details).
 
         Examples
         --------
@@ -387,7 +387,7 @@ class EffectTable:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """A short text for each treatment (see :func:`treatment_label`)."""
+        """A short text for each treatment (see :func:`~scmnet.results.treatment_label`)."""
         return tuple(treatment_label(t) for t in self.treatments)
 
     def result(self, row: int) -> Any:

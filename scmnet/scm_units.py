@@ -7,8 +7,8 @@ each unit's value is checked once per model (and per shape of the exogenous valu
 mechanism, each fed its parents' true per-unit values, and the results compared.
 
 * A mechanism that raises on a batch (``math.exp(x)``, ``if x > 0:``) does not broadcast: the
-  model then evaluates units one at a time, and :func:`probe` says why (a population query
-  records it in :attr:`EffectTable.batching <scmnet.EffectTable.batching>`).
+  model then evaluates units one at a time, and the probe says why (a population query
+  records it in the ``batching`` field of its :class:`~scmnet.EffectTable`).
 * A mechanism that returns one unit's shape for the whole batch, with the same value for every
   unit (``lambda: 0.0``, a constant), is a constant: its value is broadcast to every unit.
 * A mechanism that returns another shape (``x.sum()`` sums over the units) or other values
@@ -187,7 +187,7 @@ def evaluate_units(
 ) -> dict[Any, Any]:
     """Every variable's values in each unit of ``units``, stacked along a leading axis.
 
-    Vectorised where :func:`probe` allows it, else one unit at a time.
+    Vectorised where ``probe`` allows it, else one unit at a time.
 
     Raises
     ------

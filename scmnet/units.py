@@ -162,7 +162,7 @@ def _item(value: Any) -> Any:
 class UnitBatching:
     """How a population query evaluated its units: vectorised, or one at a time and why.
 
-    Mirrors :class:`~scmnet.tracing.engine.batched.BatchingInfo` of traced networks.
+    Mirrors :class:`~scmnet.tracing.BatchingInfo` of traced networks.
 
     Attributes
     ----------

@@ -3,21 +3,21 @@ analyses of McGrath et al. (2023) on them (Sections 2 and 4 of the paper).
 
 Modules, bottom up:
 
-* :mod:`.readout` -- the map from the unembedding to the logits (a logit scale, Gemma 2's
+* ``readout`` -- the map from the unembedding to the logits (a logit scale, Gemma 2's
   softcap) and the direct effect through it;
-* :mod:`.families` -- typed specs of each known family (where a^l, m^l, the final norm and
+* ``families`` -- typed specs of each known family (where a^l, m^l, the final norm and
   the unembedding live; sequential or parallel blocks; post-block norms; the readout);
-* :mod:`.registry` -- which spec a model gets, and the families users register
+* ``registry`` -- which spec a model gets, and the families users register
   (:func:`register_family`, entry points of group ``scmnet.families``);
-* :mod:`.finder` -- the same spec read from the model itself, for decoders of other families,
+* ``finder`` -- the same spec read from the model itself, for decoders of other families,
   and the check that the logits are the spec's readout of the final norm;
-* :mod:`.lm` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
-* :mod:`.causal` -- the model traced once with the paper's variables (a^l, m^l, sigma, the
+* ``lm`` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
+* ``causal`` -- the model traced once with the paper's variables (a^l, m^l, sigma, the
   final norm), its clean and noised readings, and the measures as generic effects;
-* :mod:`.ablations`, :mod:`.measures` -- ablation values (eqs. 35-39) and per-prompt measures
+* ``ablations``, ``measures`` -- ablation values (eqs. 35-39) and per-prompt measures
   (eqs. 9-13, 33-34), every prompt one query of the core's engine;
-* :mod:`.prompts` -- the built-in factual-recall prompts and loaders for other formats;
-* :mod:`.sweep`, :mod:`.analysis`, :mod:`.report`, :mod:`.hydra` -- the resumable sweep, its
+* ``prompts`` -- the built-in factual-recall prompts and loaders for other formats;
+* ``sweep``, ``analysis``, ``report``, ``hydra`` -- the resumable sweep, its
   statistics, the report, and the end-to-end run behind ``scmnet hydra``.
 """
 

@@ -84,6 +84,7 @@ class ScaleNorm(nn.Module):
         self.bias = bias if isinstance(bias, nn.Parameter) else None
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """The normed ``z``, with sigma computed by the submodule ``scale``."""
         sigma = self.scale(z)
         x = z.float()
         if self.kind is NormKind.LAYER:

@@ -18,7 +18,7 @@ pieces live and how they are wired:
 
 :class:`FamilySpec` declares these facts per family and :data:`FAMILIES` holds the declared ones;
 :func:`~.registry.spec_for` picks the spec of a model (a user adds families with
-:func:`~.registry.register_family` or an entry point). Nothing here is guessed from module
+:func:`~scmnet.adapters.transformer.register_family` or an entry point). Nothing here is guessed from module
 names at run time. For a decoder of any other family, :func:`~.finder.find_spec` establishes
 the same facts numerically from forward passes of the model (and finds exactly these specs on
 the families declared here).
@@ -123,7 +123,7 @@ class FamilySpec:
     Examples
     --------
     A family of your own, laid out like Llama (register it with
-    :func:`~.registry.register_family`):
+    :func:`~scmnet.adapters.transformer.register_family`):
 
     >>> spec = FamilySpec(
     ...     name="my_llama", model_types=("my_llama",), base="model",

@@ -676,7 +676,7 @@ def _check_causal(model: nn.Module, ids: torch.Tensor, logits: torch.Tensor) -> 
 def find_spec(model: nn.Module) -> FamilySpec:
     """The residual structure of a decoder-only causal LM, read from the model's computation.
 
-    Three forward passes on :func:`example_ids`: one recorded (:func:`record`), one with the
+    Three forward passes on ``example_ids``: one recorded (``record``), one with the
     last token changed (the model must be causal), one with a^0 perturbed (parallel blocks?).
 
     Parameters
@@ -854,10 +854,10 @@ def known_spec(model: nn.Module) -> FamilySpec | None:
 
 
 def spec_of(model: nn.Module) -> FamilySpec:
-    """The spec of a causal LM: of its known family, found (:func:`find_spec`) otherwise.
+    """The spec of a causal LM: of its known family, found (:func:`~scmnet.adapters.transformer.find_spec`) otherwise.
 
-    A known family's spec is checked against the model (:func:`check_declared`); either way the
-    logits must be the spec's readout of the final norm (:func:`check_readout`). Everything
+    A known family's spec is checked against the model (``check_declared``); either way the
+    logits must be the spec's readout of the final norm (``check_readout``). Everything
     here happens before any analysis runs.
 
     Raises

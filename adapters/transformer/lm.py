@@ -65,7 +65,7 @@ class LanguageModel:
         """Wrap a loaded model (put in eval mode); refuses models whose structure is unknown.
 
         A known family uses its declared spec; any other decoder-only causal LM the spec found
-        from the model itself (:func:`~.finder.spec_of`).
+        from the model itself (:func:`~scmnet.adapters.transformer.spec_of`).
         """
         model.eval()
         return cls(model, tokenizer, spec_of(model), name)
@@ -254,9 +254,9 @@ def _transformers() -> Any:
 def load_tokenizer(name: str | ModelSource | None = None) -> Any:
     """The tokenizer of a model, and its config's context length, without its weights.
 
-    What the prompt checks need before the weights load (:func:`check_lengths
-    <scmnet.adapters.transformer.sweep.check_lengths>`); give the tokenizer to
-    :func:`load_model` to load it once.
+    What the prompt checks need before the weights load (``check_lengths`` of the ``sweep``
+    module); give the tokenizer to :func:`~scmnet.adapters.transformer.load_model` to load it
+    once.
 
     Returns
     -------
@@ -265,7 +265,7 @@ def load_tokenizer(name: str | ModelSource | None = None) -> Any:
     Raises
     ------
     MissingDependency, InvalidArgument, UnsupportedModel
-        As :func:`load_model`.
+        As :func:`~scmnet.adapters.transformer.load_model`.
     """
     transformers = _transformers()
     source = name if isinstance(name, ModelSource) else resolve_model(name)
@@ -295,7 +295,7 @@ def load_model(
     dtype : torch.dtype
         The parameter dtype.
     tokenizer : optional
-        The model's tokenizer, if already loaded (:func:`load_tokenizer`).
+        The model's tokenizer, if already loaded (:func:`~scmnet.adapters.transformer.lm.load_tokenizer`).
 
     Raises
     ------

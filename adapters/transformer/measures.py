@@ -1,12 +1,12 @@
 """The per-prompt measures of the Hydra-effect paper, for every layer at once.
 
 For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
-one :func:`scmnet.effect_table` query on the traced model (:func:`~.causal.hydra_model`):
+one :func:`scmnet.effect_table` query on the traced model (:func:`~scmnet.adapters.transformer.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
   MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10); where the
   model softcaps its logits (Gemma 2), minus the direct effect of zeroing the layer through
-  that exact readout (:mod:`~.readout`);
+  that exact readout (the adapter's ``readout`` module);
 * for every ablation do(A^k_t = a~) or do(M^k_t = m~), and each of the K draws of a~:
   the centred logit of i, so the **ablation impact** Delta_ablate,k (eq. 12, averaged over
   draws as in eq. 39), and the unembedding impacts of every layer in the ablated run, with the
@@ -302,10 +302,10 @@ def measure_prompt(
     """Measure one prompt: the clean run and every ablation of every layer, in one query.
 
     The measures are one :func:`scmnet.effect_table` query of the traced model
-    (:func:`~.causal.hydra_model`): a treatment do(A^k_t = a~) for every layer, block and
+    (:func:`~scmnet.adapters.transformer.causal.hydra_model`): a treatment do(A^k_t = a~) for every layer, block and
     draw of a~; its outcome is :func:`readouts`, which reads every run at once. The engine
     recomputes only the final position of each row from its ablated layer on
-    (:mod:`scmnet.tracing.engine.staircase`); the table's reference world is the clean run.
+    (``scmnet.tracing.engine.staircase``); the table's reference world is the clean run.
 
     Parameters
     ----------
@@ -367,7 +367,7 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     readout of every run of a query is a handful of matrix products. Where the model softcaps
     its logits, both are read through the exact readout over the whole vocabulary instead, the
     unembedding impact being minus the direct effect of zeroing the contribution with sigma and
-    every other variable held (:mod:`~.readout`, eqs. 19-20, 25).
+    every other variable held (the ``readout`` module, eqs. 19-20, 25).
     """
     read = (0, -1)
     contributions = contribution_sites(lm, index=read)

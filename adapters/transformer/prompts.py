@@ -69,7 +69,7 @@ FORMATS: tuple[str, ...] = ("rome", "counterfact", "jsonl", "text")
 """The file formats :func:`load_prompts` reads."""
 
 BUILTIN_SOURCE = "builtin"
-"""The :attr:`PromptSet.source` of :func:`builtin_prompts`."""
+"""The ``source`` of the :class:`PromptSet` of :func:`builtin_prompts`."""
 
 _BUILTIN_FILE = "facts.jsonl"
 _REQUIRED: Any = object()
@@ -380,7 +380,7 @@ def load_prompts(
     PromptSet
         The prompts in file order. Targets get a leading space where the file gives the bare
         word, and whitespace at the end of a prompt moves to the start of its target. Its
-        :attr:`~PromptSet.source` is the file's resolved path.
+        ``source`` is the file's resolved path.
 
     Raises
     ------

@@ -1,37 +1,33 @@
 """Trace a PyTorch model into a structural causal model (Section 3 of the Hydra-effect paper).
 
-:func:`trace` turns any ``nn.Module`` plus example inputs into a :class:`TracedModel`, which
-implements the :class:`~scmnet.CausalModel` protocol: the network's inputs are the exogenous
-variables U, chosen activations are the endogenous variables V, and every other operation is
-collapsed into the mechanisms of the variables downstream of it. :func:`~scmnet.do`,
-:func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` and
+:func:`~scmnet.trace` turns any ``nn.Module`` plus example inputs into a
+:class:`~scmnet.TracedModel`, which implements the :class:`~scmnet.CausalModel` protocol: the
+network's inputs are the exogenous variables U, chosen activations are the endogenous variables
+V, and every other operation is collapsed into the mechanisms of the variables downstream of it.
+:func:`~scmnet.do`, :func:`~scmnet.total_effect`, :func:`~scmnet.direct_effect` and
 :func:`~scmnet.indirect_effect` then work on it as on any SCM.
 
-Three subpackages, one concept each, bottom up:
+Three subpackages, one concept each, bottom up (internal: their modules are not part of the
+API reference):
 
-* :mod:`scmnet.tracing.engine` -- running a traced graph: the
-  :mod:`~scmnet.tracing.engine.executor` recomputes only the descendants of an intervention
-  from one cached clean run per context; :mod:`~scmnet.tracing.engine.staircase` is the one
-  run plan of every intervened run: rows join a batch where their intervention sits, and
-  :mod:`~scmnet.tracing.engine.positions` recomputes only positions t: of a causal sequence
-  model for interventions at position t; :mod:`~scmnet.tracing.engine.batched` proves that
-  the rows of a batch stay apart, and :mod:`~scmnet.tracing.engine.patching` fits
-  intervention values to their variables;
-* :mod:`scmnet.tracing.capture` -- getting a graph out of a model:
-  :mod:`~scmnet.tracing.capture.frontends` (``torch.fx`` for plain modules, ``torch.export``
-  where fx fails, as for every Hugging Face model; models must be in eval mode),
-  :mod:`~scmnet.tracing.capture.cleanup` (no-op conversions dropped, random operations
-  refused), :mod:`~scmnet.tracing.capture.calls` (which operations each module call computed),
-  :mod:`~scmnet.tracing.capture.collapse` (which variables a variable reads through operations
-  that are not variables), and
-  :mod:`~scmnet.tracing.capture.build`, which verifies the graph against the eager model and
-  indexes it once into a :class:`TraceSource`;
-* :mod:`scmnet.tracing.variables` -- choosing the variables on a trace: typed
-  :mod:`~scmnet.tracing.variables.selectors` (:class:`ByPath`, :class:`ByType`,
-  :class:`ByPredicate`, :class:`Default`), and the :class:`TracedNetwork` they make, with its
-  causal graph (:mod:`~scmnet.tracing.variables.network`).
+* ``scmnet.tracing.engine`` -- running a traced graph: the ``executor`` recomputes only the
+  descendants of an intervention from one cached clean run per context; ``staircase`` is the
+  one run plan of every intervened run: rows join a batch where their intervention sits, and
+  ``positions`` recomputes only positions t: of a causal sequence model for interventions at
+  position t; ``batched`` proves that the rows of a batch stay apart (its record is
+  :class:`BatchingInfo`), and ``patching`` fits intervention values to their variables;
+* ``scmnet.tracing.capture`` -- getting a graph out of a model: ``frontends`` (``torch.fx``
+  for plain modules, ``torch.export`` where fx fails, as for every Hugging Face model; models
+  must be in eval mode), ``cleanup`` (no-op conversions dropped, random operations refused),
+  ``calls`` (which operations each module call computed), ``collapse`` (which variables a
+  variable reads through operations that are not variables), and ``build``, which verifies the
+  graph against the eager model and indexes it once into a ``TraceSource``;
+* ``scmnet.tracing.variables`` -- choosing the variables on a trace: typed ``selectors``
+  (:class:`~scmnet.ByPath`, :class:`~scmnet.ByType`, :class:`~scmnet.ByPredicate`,
+  :class:`~scmnet.Default`), and the ``TracedNetwork`` they make, with its causal graph
+  (``network``).
 
-:class:`TracedModel` (:mod:`scmnet.tracing.model`) is a traced network as a causal model.
+:class:`~scmnet.TracedModel` (``scmnet.tracing.model``) is a traced network as a causal model.
 
 Examples
 --------

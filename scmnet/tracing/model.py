@@ -70,12 +70,12 @@ __all__ = ["TracedModel"]
 class TracedModel(CausalModelBase):
     """A neural network as a structural causal model.
 
-    Build one with :func:`scmnet.tracing.trace`. It implements :class:`~scmnet.CausalModel`:
+    Build one with :func:`~scmnet.trace`. It implements :class:`~scmnet.CausalModel`:
     :attr:`graph`, :attr:`exogenous` (the input names), :attr:`endogenous` (the variables, in
     topological order), :meth:`evaluate`, :meth:`evaluate_many`, :meth:`sample_contexts` and
     :meth:`intervene` (a new model sharing this one's trace and cache). Interventions may target
     an index of a variable, e.g. ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the
-    last position. The nodes of :attr:`graph` also carry ``record`` (a :class:`NodeRecord`); an
+    last position. The nodes of :attr:`graph` also carry ``record`` (a :class:`~scmnet.tracing.NodeRecord`); an
     edge X -> V means that V's mechanism reads X through operations that are not variables.
 
     Examples
@@ -177,7 +177,7 @@ class TracedModel(CausalModelBase):
 
         The sets share one clean run of ``context``; an empty set is read from it. The others
         run as the rows of one batched execution of the graph
-        (:mod:`scmnet.tracing.engine.batched`): the context is stacked along the leading batch
+        (``scmnet.tracing.engine.batched``): the context is stacked along the leading batch
         axis, each block of rows carries one set's interventions, and only the descendants of
         the intervened variables run. Where that would not be exact -- the graph was
         specialised to the example's batch size, an operation mixes the rows of a batch, a
@@ -350,7 +350,7 @@ class TracedModel(CausalModelBase):
         """An outcome with the same values that is cheaper to read in this query.
 
         A :func:`~scmnet.linear_readout` of a linear layer's output is read from the layer's
-        input, folded through its weights (:mod:`scmnet.tracing.engine.readouts`), unless an
+        input, folded through its weights (``scmnet.tracing.engine.readouts``), unless an
         intervention of ``sets`` (or of this model) sets the variable read. The effect
         operators call this; any other outcome is returned as it is.
 
@@ -412,14 +412,14 @@ class TracedModel(CausalModelBase):
 
     @property
     def records(self) -> Mapping[str, NodeRecord]:
-        """The :class:`NodeRecord` of every node of the causal graph."""
+        """The :class:`~scmnet.tracing.NodeRecord` of every node of the causal graph."""
         return self._net.records
 
     @property
     def info(self) -> TraceInfo:
         """How the model was traced (front end, dropped no-ops, exactness on the example).
 
-        Its ``batching`` field is the :class:`BatchingInfo` of the last :meth:`evaluate_many`
+        Its ``batching`` field is the :class:`~scmnet.tracing.BatchingInfo` of the last :meth:`evaluate_many`
         call on this trace (shared with the intervened versions of this model).
         """
         source = self._net.source
@@ -472,7 +472,7 @@ class TracedModel(CausalModelBase):
         Parameters
         ----------
         variables : Selector, str or sequence of them, or None
-            As for :func:`scmnet.tracing.trace`.
+            As for :func:`~scmnet.trace`.
 
         Examples
         --------

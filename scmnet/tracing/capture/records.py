@@ -3,7 +3,7 @@
 Tracing records, for every node of the causal graph, where it comes from in the network and what
 its values look like (:class:`NodeRecord`), for the whole trace how it was made
 (:class:`TraceInfo`, with the :class:`~scmnet.tracing.BatchingInfo` of how
-:meth:`~scmnet.tracing.TracedModel.evaluate_many` last ran its intervention sets). They are
+:meth:`~scmnet.TracedModel.evaluate_many` last ran its intervention sets). They are
 frozen dataclasses, attached to the graph
 nodes as the attribute ``record``, so that a query can be checked against them and a picture
 can label nodes without string-keyed metadata.
@@ -95,7 +95,7 @@ class TraceInfo:
         The largest difference between the traced and the eager outputs on the example
         (0.0 when the trace reproduces the model exactly).
     batching : BatchingInfo
-        How the last ``evaluate_many`` call ran (filled in by :attr:`TracedModel.info`).
+        How the last ``evaluate_many`` call ran (filled in by :attr:`TracedModel.info <scmnet.TracedModel.info>`).
     notes : tuple of str
         What of the model is not a variable, and why: output leaves that are not tensors
         (``"output[1] is None, ..."``), module calls that return no tensor.

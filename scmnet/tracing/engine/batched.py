@@ -97,7 +97,7 @@ Layout: TypeAlias = "Literal['free', 'batched', 'scaled', 'other'] | tuple[Layou
 
 @dataclass(frozen=True)
 class BatchingInfo:
-    """How the last :meth:`~scmnet.tracing.TracedModel.evaluate_many` call on a trace ran.
+    """How the last :meth:`~scmnet.TracedModel.evaluate_many` call on a trace ran.
 
     Intervention sets run as rows of one batched execution where that is exact, and one by one
     otherwise (see the module docs); this record says which, and why.
@@ -122,7 +122,7 @@ class BatchingInfo:
     positions : str
         How the positions of a sequence ran in the last execution: ``"suffix from position t
         of T"`` where every intervention sat at position t of a causal model (only positions
-        t: were recomputed, :mod:`scmnet.tracing.engine.positions`), otherwise
+        t: were recomputed, ``scmnet.tracing.engine.positions``), otherwise
         ``"all positions"`` and why.
     """
 

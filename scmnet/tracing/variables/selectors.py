@@ -254,7 +254,7 @@ class ByPath(Selector):
             raise InvalidSelection(f"ByPath needs a str pattern, got {self.pattern!r}")
 
     def select(self, context: SelectionContext) -> list[Candidate]:
-        """Module calls whose path matches :attr:`pattern`."""
+        """Module calls whose path matches ``pattern``."""
         found: list[Candidate] = []
         for call in context.index:
             if call.key and call.outputs and path_matches(self.pattern, call.path):
@@ -284,7 +284,7 @@ class ByType(Selector):
         object.__setattr__(self, "types", tuple(types))
 
     def select(self, context: SelectionContext) -> list[Candidate]:
-        """Module calls whose module is an instance of one of :attr:`types`."""
+        """Module calls whose module is an instance of one of ``types``."""
         found: list[Candidate] = []
         for call in context.index:
             if call.key and call.outputs and isinstance(context.index.module(call.key), self.types):
@@ -323,7 +323,7 @@ class ByPredicate(Selector):
             raise InvalidSelection(f"ByPredicate needs a callable, got {self.fn!r}")
 
     def select(self, context: SelectionContext) -> list[Candidate]:
-        """Operations accepted by :attr:`fn` (inside :attr:`within`)."""
+        """Operations accepted by ``fn`` (inside ``within``)."""
         found: list[Candidate] = []
         for node in context.graph_module.graph.nodes:
             if node.op not in ("call_function", "call_method", "call_module"):
@@ -418,8 +418,8 @@ class Default(Selector):
       sibling blocks that are variables, and its input is also read by the parent's own code:
       the ``norm`` of a residual block ``x + f(norm(x))`` is part of ``f``'s mechanism;
     * otherwise a variable: its output, or the tensor elements of a tuple it returns
-      (``"lstm[0]"``); a call that returns no tensor the model reads is skipped, with a note in
-      :attr:`~scmnet.tracing.TraceInfo.notes`.
+      (``"lstm[0]"``); a call that returns no tensor the model reads is skipped, with a note in the
+      ``notes`` of the trace's :class:`~scmnet.tracing.TraceInfo`.
 
     For a Llama-style decoder this gives the embedding, each layer's attention and MLP, the
     final norm and the unembedding (Gemma's post-block norms also feed the residual stream
