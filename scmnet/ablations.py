@@ -12,8 +12,8 @@ An ablation replaces a variable Z by a value z~ meant to remove the information 
 Noise and resample values are random: the effect operators average an effect over ``draws``
 values of z~ (a Monte Carlo estimate of eq. 39, with an explicit seed), which is not the same as
 mean ablation. Mean and patch values do not depend on the context being analysed, so they are
-computed once. :func:`~scmnet.resolve` turns such rules into plain :class:`~scmnet.Set` interventions
-for one context and one random generator.
+computed once. :func:`~scmnet.resolve` turns such rules into plain :class:`~scmnet.Set`
+interventions for one context and one random generator.
 
 Examples
 --------
@@ -62,7 +62,7 @@ __all__ = [
 
 @dataclass(frozen=True, eq=False)
 class Zero(Rule):
-    """z~ = 0 with the shape and type of the natural value (eq. 35).
+    """z~ = 0 with the shape and type of the natural value (equation 35).
 
     Examples
     --------
@@ -205,7 +205,7 @@ def _contexts(
 
 @dataclass(frozen=True, eq=False)
 class Mean(Resolvable):
-    """z~ = E_u[Z(u)] over given contexts, or ``samples`` draws from P(u) (eq. 36)."""
+    """z~ = E_u[Z(u)] over given contexts, or ``samples`` draws from P(u) (equation 36)."""
 
     contexts: Sequence[Context] | None = field(default=None, repr=False)
     samples: int = 1000
@@ -232,7 +232,7 @@ class Mean(Resolvable):
 
 @dataclass(frozen=True, eq=False)
 class Resample(Resolvable):
-    """z~ = Z(u'), u' drawn from the given contexts or from P(u) (eq. 38)."""
+    """z~ = Z(u'), u' drawn from the given contexts or from P(u) (equation 38)."""
 
     contexts: Sequence[Context] | None = field(default=None, repr=False)
 
@@ -262,7 +262,7 @@ class Resample(Resolvable):
 
 @dataclass(frozen=True, eq=False)
 class Noise(Resolvable):
-    """z~ = Z(u + eps) (eq. 37), or Z(u) + eps with ``on="value"``; eps ~ N(0, scale^2)."""
+    """z~ = Z(u + eps) (equation 37), or Z(u) + eps with ``on="value"``; eps ~ N(0, scale^2)."""
 
     scale: float
     on: Literal["input", "value"] = "input"
@@ -341,7 +341,7 @@ def _add_noise(value: Any, scale: float, rng: np.random.Generator, name: str) ->
 
 
 def zero() -> Zero:
-    """Zero ablation, z~ = 0 (eq. 35).
+    """Zero ablation, z~ = 0 (equation 35).
 
     Examples
     --------
@@ -353,7 +353,7 @@ def zero() -> Zero:
 
 
 def mean(contexts: Sequence[Context] | None = None, *, samples: int = 1000, seed: int = 0) -> Mean:
-    """Mean ablation, z~ = E_u[Z(u)] (eq. 36), over ``contexts`` or draws from P(u).
+    """Mean ablation, z~ = E_u[Z(u)] (equation 36), over ``contexts`` or draws from P(u).
 
     Examples
     --------
@@ -366,7 +366,7 @@ def mean(contexts: Sequence[Context] | None = None, *, samples: int = 1000, seed
 
 
 def resample(contexts: Sequence[Context] | None = None) -> Resample:
-    """Resample ablation, z~ = Z(u') with u' from ``contexts`` or P(u) (eq. 38).
+    """Resample ablation, z~ = Z(u') with u' from ``contexts`` or P(u) (equation 38).
 
     Effects average over ``draws`` resampled values (eq. 39).
 
@@ -381,7 +381,7 @@ def resample(contexts: Sequence[Context] | None = None) -> Resample:
 
 
 def noise(scale: float, *, on: Literal["input", "value"] = "input") -> Noise:
-    """Noise ablation, z~ = Z(u + eps) (eq. 37); ``on="value"``: z~ = Z(u) + eps.
+    """Noise ablation, z~ = Z(u + eps) (equation 37); ``on="value"``: z~ = Z(u) + eps.
 
     Examples
     --------
@@ -420,7 +420,7 @@ def resolve(
     *,
     values: SiteValues | None = None,
 ) -> Interventions:
-    """Replace every :class:`~scmnet.ablations.Resolvable` rule by a :class:`~scmnet.Set` of its value.
+    """Replace every :class:`~scmnet.ablations.Resolvable` rule by a :class:`~scmnet.Set`.
 
     Parameters
     ----------

@@ -18,11 +18,11 @@ intervention (e.g. ``x = 0.0``) points into it. A soft intervention (:func:`~scm
 Both functions return a :class:`matplotlib.figure.Figure` drawn with the Agg backend, without
 touching pyplot's global state, and write it to ``path`` when one is given (PNG, or the format
 that the suffix names: ``.svg``, ``.pdf``), at 150 dots per inch unless ``dpi`` says otherwise:
-sharp enough to be shown full width on a projector or a printed page. Every artist carries a gid that says what it shows,
-so a picture can be inspected in code (or styled in SVG): ``node:V``, ``label:V``, ``edge:X->V``,
-``removed-edge:X->V`` with its cross ``cut:X->V``, and ``intervention:V`` with its text
-``intervention-label:V`` and its edge ``intervention-edge:V``. Matplotlib is an optional
-dependency: ``pip install 'scmnet[plots]'``.
+sharp enough to be shown full width on a projector or a printed page. Every artist carries a
+gid that says what it shows, so a picture can be inspected in code (or styled in SVG):
+``node:V``, ``label:V``, ``edge:X->V``, ``removed-edge:X->V`` with its cross ``cut:X->V``, and
+``intervention:V`` with its text ``intervention-label:V`` and its edge ``intervention-edge:V``.
+Matplotlib is an optional dependency: ``pip install 'scmnet[plots]'``.
 
 Examples
 --------

@@ -135,7 +135,7 @@ def total_effect(
     seed: int = 0,
     draws: int | None = None,
 ) -> Any:
-    """The total effect TE(z -> z', Y, u) = Y(u | do(Z = z')) - Y(u | do(Z = z)) (eq. 14).
+    """The total effect TE(z -> z', Y, u) = Y(u | do(Z = z')) - Y(u | do(Z = z)) (equation 14).
 
     Parameters
     ----------

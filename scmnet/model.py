@@ -362,7 +362,7 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
     # -- many contexts at once (optional: a model that does not evaluate units needs none) ----
 
     def evaluates_units(self) -> bool:
-        """Whether :meth:`~scmnet.CausalModel.evaluate` takes :class:`~scmnet.Units` (many contexts stacked).
+        """Whether ``evaluate`` takes :class:`~scmnet.Units` (many contexts stacked).
 
         ``False`` here: the effect operators then evaluate one context at a time. A model that
         returns ``True`` gives every value stacked along a leading axis of units.
@@ -381,8 +381,8 @@ on an endogenous variable ('x'), or pass a value of 'u' in the context
         return Units.stack(sample(n, seed=seed))
 
     def units_batching(self, units: Units) -> UnitBatching:
-        """How :meth:`~scmnet.CausalModel.evaluate` runs ``units``: here one at a time (a model that vectorises
-        says so, or why it does not)."""
+        """How ``evaluate`` runs ``units``: here one at a time (a model that vectorises says so,
+        or why it does not)."""
         return UnitBatching("looped", f"{type(self).__name__} evaluates one context at a time")
 
     def _merged(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions:

@@ -1,11 +1,11 @@
 """Averaging over P(u) in one batch: the population path of :func:`~scmnet.effect_table`.
 
-Where a model evaluates many contexts at once (:meth:`~scmnet.model.CausalModelBase.evaluates_units`,
-an :class:`~scmnet.SCM`), a population query -- ``samples=N`` draws, or a given list of
-contexts that stack -- evaluates every world once per chunk of units instead of once per
-context. The draws are those of the per-context path (the same seed gives the same units), and
-the per-unit effects are reduced to the same mean and Monte Carlo standard error (combined
-chunk by chunk), so the numbers agree to rounding.
+Where a model evaluates many contexts at once
+(:meth:`~scmnet.model.CausalModelBase.evaluates_units`, an :class:`~scmnet.SCM`), a population
+query -- ``samples=N`` draws, or a given list of contexts that stack -- evaluates every world
+once per chunk of units instead of once per context. The draws are those of the per-context
+path (the same seed gives the same units), and the per-unit effects are reduced to the same mean
+and Monte Carlo standard error (combined chunk by chunk), so the numbers agree to rounding.
 
 Before the first chunk, the query runs on its first three units both ways -- one by one and as
 a batch -- and compares; any difference (an outcome function or an intervention rule that does

@@ -13,9 +13,9 @@ echo "== ruff"
 "$bin/ruff" format --check scmnet adapters tests examples benchmarks docs
 echo "== mypy"
 "$bin/mypy"
-echo "== docs (sphinx, warnings as errors)"
+echo "== docs (sphinx, nitpicky, warnings as errors)"
 rm -rf docs/_build
-"$bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
-"$bin/python" -m sphinx -W --keep-going -q -b doctest docs docs/_build/doctest
+"$bin/python" -m sphinx -n -W --keep-going -q -b html docs docs/_build/html
+"$bin/python" -m sphinx -n -W --keep-going -q -b doctest docs docs/_build/doctest
 echo "== pytest"
 "$bin/python" -m pytest "$@"

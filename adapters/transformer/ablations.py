@@ -95,7 +95,7 @@ class Ablation:
 
 
 def donors(prompt: int, pool: int, ablation: Ablation) -> np.ndarray:
-    """The K prompts whose activations patch ``prompt`` (resample ablation, eq. 38).
+    """The K prompts whose activations patch ``prompt`` (resample ablation, equation 38).
 
     Drawn without replacement from the other prompts of a pool of ``pool`` prompts, with a
     generator seeded by ``(ablation.seed, prompt)`` so that every prompt's draw is reproducible

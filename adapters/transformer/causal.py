@@ -277,7 +277,7 @@ def ablation_impact(
     layer: int,
     value: Any,
 ) -> float:
-    """Delta_ablate (eq. 12) as the total effect of do(A^l_t = value) (eqs. 14-18)."""
+    """Delta_ablate (equation 12) as the total effect of do(A^l_t = value) (equations 14-18)."""
     te = sn.total_effect(
         model,
         {site(lm, block, layer): value},
@@ -295,7 +295,7 @@ def unembedding_impact(
     block: Block,
     layer: int,
 ) -> float:
-    """Delta_unembed (eq. 10) as minus the direct effect of zeroing A^l_t (eqs. 24-28).
+    """Delta_unembed (equation 10) as minus the direct effect of zeroing A^l_t (equations 24-28).
 
     Every other variable, sigma included, is held at its value in ``model``'s run: apply
     :func:`scmnet.do` first to read the impact in an ablated run (eq. 13).

@@ -18,10 +18,10 @@ pieces live and how they are wired:
 
 :class:`FamilySpec` declares these facts per family and :data:`FAMILIES` holds the declared ones;
 :func:`~.registry.spec_for` picks the spec of a model (a user adds families with
-:func:`~scmnet.adapters.transformer.register_family` or an entry point). Nothing here is guessed from module
-names at run time. For a decoder of any other family, :func:`~.finder.find_spec` establishes
-the same facts numerically from forward passes of the model (and finds exactly these specs on
-the families declared here).
+:func:`~scmnet.adapters.transformer.register_family` or an entry point). Nothing here is
+guessed from module names at run time. For a decoder of any other family,
+:func:`~.finder.find_spec` establishes the same facts numerically from forward passes of the
+model (and finds exactly these specs on the families declared here).
 """
 
 from __future__ import annotations

@@ -854,7 +854,7 @@ def known_spec(model: nn.Module) -> FamilySpec | None:
 
 
 def spec_of(model: nn.Module) -> FamilySpec:
-    """The spec of a causal LM: of its known family, found (:func:`~scmnet.adapters.transformer.find_spec`) otherwise.
+    """The spec of a causal LM: of its known family, found (:func:`find_spec`) otherwise.
 
     A known family's spec is checked against the model (``check_declared``); either way the
     logits must be the spec's readout of the final norm (``check_readout``). Everything

@@ -295,7 +295,8 @@ def load_model(
     dtype : torch.dtype
         The parameter dtype.
     tokenizer : optional
-        The model's tokenizer, if already loaded (:func:`~scmnet.adapters.transformer.lm.load_tokenizer`).
+        The model's tokenizer, if already loaded
+        (:func:`~scmnet.adapters.transformer.lm.load_tokenizer`).
 
     Raises
     ------

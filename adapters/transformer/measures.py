@@ -1,7 +1,8 @@
 """The per-prompt measures of the Hydra-effect paper, for every layer at once.
 
 For a prompt x_<=t whose clean top-1 token is i (eq. 10), :func:`measure_prompt` computes, in
-one :func:`scmnet.effect_table` query on the traced model (:func:`~scmnet.adapters.transformer.causal.hydra_model`):
+one :func:`scmnet.effect_table` query on the traced model
+(:func:`~scmnet.adapters.transformer.causal.hydra_model`):
 
 * the **unembedding impact** Delta_unembed,l = u(a^l_t)_i and u(m^l_t)_i of every attention and
   MLP layer, with the final norm's scale frozen at its clean value (eqs. 7-10); where the
@@ -302,9 +303,9 @@ def measure_prompt(
     """Measure one prompt: the clean run and every ablation of every layer, in one query.
 
     The measures are one :func:`scmnet.effect_table` query of the traced model
-    (:func:`~scmnet.adapters.transformer.causal.hydra_model`): a treatment do(A^k_t = a~) for every layer, block and
-    draw of a~; its outcome is :func:`readouts`, which reads every run at once. The engine
-    recomputes only the final position of each row from its ablated layer on
+    (:func:`~scmnet.adapters.transformer.causal.hydra_model`): a treatment do(A^k_t = a~) for
+    every layer, block and draw of a~; its outcome is :func:`readouts`, which reads every run at
+    once. The engine recomputes only the final position of each row from its ablated layer on
     (``scmnet.tracing.engine.staircase``); the table's reference world is the clean run.
 
     Parameters

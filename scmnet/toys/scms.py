@@ -27,7 +27,7 @@ __all__ = ["erasure", "linear_gaussian", "linear_mediation", "self_repair"]
 
 
 def erasure(distribution: Distribution | None = None) -> SCM:
-    """The erasure motif (eq. 31): x = u, f = -x, y = x + f.
+    """The erasure motif (equation 31): x = u, f = -x, y = x + f.
 
     For every u and x': TE(x -> x') = 0, DE = x' - u (f held at -u), IE = u - x'.
 
@@ -62,7 +62,7 @@ def _repair(x: Any, u: Any) -> Any:
 
 
 def self_repair(distribution: Distribution | None = None) -> SCM:
-    """The self-repair motif (eq. 32): x = u, f = 0 if x = u else u, y = x + f.
+    """The self-repair motif (equation 32): x = u, f = 0 if x = u else u, y = x + f.
 
     TE(x -> 0) = 0 for every u; for x' != u: TE = x', DE = x' - u (f held at 0), IE = u.
 

@@ -75,8 +75,9 @@ class TracedModel(CausalModelBase):
     topological order), :meth:`evaluate`, :meth:`evaluate_many`, :meth:`sample_contexts` and
     :meth:`intervene` (a new model sharing this one's trace and cache). Interventions may target
     an index of a variable, e.g. ``Site("model.layers.0.mlp", index=(slice(None), -1))`` for the
-    last position. The nodes of :attr:`graph` also carry ``record`` (a :class:`~scmnet.tracing.NodeRecord`); an
-    edge X -> V means that V's mechanism reads X through operations that are not variables.
+    last position. The nodes of :attr:`graph` also carry ``record`` (a
+    :class:`~scmnet.tracing.NodeRecord`); an edge X -> V means that V's mechanism reads X through
+    operations that are not variables.
 
     Examples
     --------
@@ -419,8 +420,9 @@ class TracedModel(CausalModelBase):
     def info(self) -> TraceInfo:
         """How the model was traced (front end, dropped no-ops, exactness on the example).
 
-        Its ``batching`` field is the :class:`~scmnet.tracing.BatchingInfo` of the last :meth:`evaluate_many`
-        call on this trace (shared with the intervened versions of this model).
+        Its ``batching`` field is the :class:`~scmnet.tracing.BatchingInfo` of the last
+        :meth:`evaluate_many` call on this trace (shared with the intervened versions of this
+        model).
         """
         source = self._net.source
         notes = source.info.notes + self._net.notes

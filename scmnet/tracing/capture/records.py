@@ -95,7 +95,8 @@ class TraceInfo:
         The largest difference between the traced and the eager outputs on the example
         (0.0 when the trace reproduces the model exactly).
     batching : BatchingInfo
-        How the last ``evaluate_many`` call ran (filled in by :attr:`TracedModel.info <scmnet.TracedModel.info>`).
+        How the last ``evaluate_many`` call ran (filled in by
+        :attr:`TracedModel.info <scmnet.TracedModel.info>`).
     notes : tuple of str
         What of the model is not a variable, and why: output leaves that are not tensors
         (``"output[1] is None, ..."``), module calls that return no tensor.
