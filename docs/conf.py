@@ -118,6 +118,39 @@ def _abducted_mediation() -> Any:
     )
 
 
+def write_notebooks(app: Any) -> None:
+    """Write each course notebook as an ``.ipynb`` file that a page offers for download.
+
+    The course is kept as MyST text notebooks (``docs/course/*.md``) so that a diff reads like
+    prose; a lecturer hands out the ``.ipynb`` form, which jupytext converts without outputs
+    (the pages show the outputs of the build's own run).
+    """
+    import jupytext
+
+    folder = GENERATED / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted((DOCS / "course").glob("*.md")):
+        jupytext.write(jupytext.read(source), folder / f"{source.stem}.ipynb")
+
+
+def offer_notebook(app: Any, docname: str, source: list[str]) -> None:
+    """Put a download link to the page's ``.ipynb`` under the title of a course notebook."""
+    if not docname.startswith("course/"):
+        return
+    name = docname.split("/", 1)[1]
+    link = (
+        f"\n{{download}}`Download this page as a Jupyter notebook "
+        f"<../_generated/notebooks/{name}.ipynb>` (or open ``docs/course/{name}.md`` with "
+        "jupytext), and run it from a clone of the repository.\n"
+    )
+    lines = source[0].split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            lines.insert(i + 1, link)
+            source[0] = "\n".join(lines)
+            return
+
+
 def check_api_reference(app: Any) -> None:
     """Warn (an error under -W) about public names that the API reference leaves out."""
     from sphinx.util import logging
@@ -163,4 +196,6 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", data_docstring)
     app.connect("builder-inited", draw_pictures)
     app.connect("builder-inited", check_api_reference)
+    app.connect("builder-inited", write_notebooks)
+    app.connect("source-read", offer_notebook)
     return {"parallel_read_safe": True}
