@@ -11,7 +11,6 @@ The pictures shown in the pages are drawn at build time with :mod:`scmnet.draw` 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -71,18 +70,6 @@ DOCS = Path(__file__).resolve().parent
 GENERATED = DOCS / "_generated"
 
 
-def _custom_scm_example() -> Any:
-    """The module examples/custom_scm.py, which the tutorial walks through."""
-    spec = importlib.util.spec_from_file_location(
-        "custom_scm", DOCS.parent / "examples" / "custom_scm.py"
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load examples/custom_scm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def draw_pictures(app: Any) -> None:
     """Draw the pictures that the pages include, with the code the pages show."""
     from scmnet.draw import draw_graph, draw_intervention
@@ -94,9 +81,6 @@ def draw_pictures(app: Any) -> None:
     draw_graph(self_repair, GENERATED / "self_repair.png", legend=True)
     draw_intervention(erasure, {"x": 0.0}, GENERATED / "erasure_do_x0.png")
     draw_intervention(self_repair, {"x": 0.0}, GENERATED / "self_repair_do_x0.png")
-    model = _custom_scm_example().build_model()
-    draw_graph(model, GENERATED / "smoking.png", layout="tb", legend=True)
-    draw_intervention(model, {"smoking": 1.0}, GENERATED / "smoking_do_smoking.png", layout="tb")
     draw_intervention(
         _abducted_mediation(),
         {"x": 0.0},
