@@ -81,25 +81,6 @@ def draw_pictures(app: Any) -> None:
     draw_graph(self_repair, GENERATED / "self_repair.png", legend=True)
     draw_intervention(erasure, {"x": 0.0}, GENERATED / "erasure_do_x0.png")
     draw_intervention(self_repair, {"x": 0.0}, GENERATED / "self_repair_do_x0.png")
-    draw_intervention(
-        _abducted_mediation(),
-        {"x": 0.0},
-        GENERATED / "counterfactual_do_x0.png",
-        title="abducted u, then do(x = 0)",
-    )
-
-
-def _abducted_mediation() -> Any:
-    """The declared mediation model of tutorial_counterfactuals.rst."""
-    sn = scmnet
-    return sn.SCM(
-        {
-            "x": sn.additive(lambda: 0.0, noise="u_x"),
-            "m": sn.additive(lambda x: 2.0 * x, noise="u_m"),
-            "y": sn.additive(lambda x, m: 0.5 * x + 3.0 * m, noise="u_y"),
-        },
-        exogenous={"u_x": sn.Normal(), "u_m": sn.Normal(), "u_y": sn.Normal()},
-    )
 
 
 def write_notebooks(app: Any) -> None:
