@@ -78,7 +78,6 @@ def draw_pictures(app: Any) -> None:
     (GENERATED / ".gitignore").write_text("# drawn by docs/conf.py at build time\n*\n")
     erasure, self_repair = scmnet.toys.erasure(), scmnet.toys.self_repair()
     draw_graph(erasure, GENERATED / "erasure.png", legend=True)
-    draw_graph(self_repair, GENERATED / "self_repair.png", legend=True)
     draw_intervention(erasure, {"x": 0.0}, GENERATED / "erasure_do_x0.png")
     draw_intervention(self_repair, {"x": 0.0}, GENERATED / "self_repair_do_x0.png")
 
