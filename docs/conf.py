@@ -11,7 +11,6 @@ The pictures shown in the pages are drawn at build time with :mod:`scmnet.draw` 
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -71,18 +70,6 @@ DOCS = Path(__file__).resolve().parent
 GENERATED = DOCS / "_generated"
 
 
-def _custom_scm_example() -> Any:
-    """The module examples/custom_scm.py, which the tutorial walks through."""
-    spec = importlib.util.spec_from_file_location(
-        "custom_scm", DOCS.parent / "examples" / "custom_scm.py"
-    )
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load examples/custom_scm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def draw_pictures(app: Any) -> None:
     """Draw the pictures that the pages include, with the code the pages show."""
     from scmnet.draw import draw_graph, draw_intervention
@@ -91,31 +78,41 @@ def draw_pictures(app: Any) -> None:
     (GENERATED / ".gitignore").write_text("# drawn by docs/conf.py at build time\n*\n")
     erasure, self_repair = scmnet.toys.erasure(), scmnet.toys.self_repair()
     draw_graph(erasure, GENERATED / "erasure.png", legend=True)
-    draw_graph(self_repair, GENERATED / "self_repair.png", legend=True)
     draw_intervention(erasure, {"x": 0.0}, GENERATED / "erasure_do_x0.png")
     draw_intervention(self_repair, {"x": 0.0}, GENERATED / "self_repair_do_x0.png")
-    model = _custom_scm_example().build_model()
-    draw_graph(model, GENERATED / "smoking.png", layout="tb", legend=True)
-    draw_intervention(model, {"smoking": 1.0}, GENERATED / "smoking_do_smoking.png", layout="tb")
-    draw_intervention(
-        _abducted_mediation(),
-        {"x": 0.0},
-        GENERATED / "counterfactual_do_x0.png",
-        title="abducted u, then do(x = 0)",
-    )
 
 
-def _abducted_mediation() -> Any:
-    """The declared mediation model of tutorial_counterfactuals.rst."""
-    sn = scmnet
-    return sn.SCM(
-        {
-            "x": sn.additive(lambda: 0.0, noise="u_x"),
-            "m": sn.additive(lambda x: 2.0 * x, noise="u_m"),
-            "y": sn.additive(lambda x, m: 0.5 * x + 3.0 * m, noise="u_y"),
-        },
-        exogenous={"u_x": sn.Normal(), "u_m": sn.Normal(), "u_y": sn.Normal()},
+def write_notebooks(app: Any) -> None:
+    """Write each course notebook as an ``.ipynb`` file that a page offers for download.
+
+    The course is kept as MyST text notebooks (``docs/course/*.md``) so that a diff reads like
+    prose; a lecturer hands out the ``.ipynb`` form, which jupytext converts without outputs
+    (the pages show the outputs of the build's own run).
+    """
+    import jupytext
+
+    folder = GENERATED / "notebooks"
+    folder.mkdir(parents=True, exist_ok=True)
+    for source in sorted((DOCS / "course").glob("*.md")):
+        jupytext.write(jupytext.read(source), folder / f"{source.stem}.ipynb")
+
+
+def offer_notebook(app: Any, docname: str, source: list[str]) -> None:
+    """Put a download link to the page's ``.ipynb`` under the title of a course notebook."""
+    if not docname.startswith("course/"):
+        return
+    name = docname.split("/", 1)[1]
+    link = (
+        f"\n{{download}}`Download this page as a Jupyter notebook "
+        f"<../_generated/notebooks/{name}.ipynb>` (or open ``docs/course/{name}.md`` with "
+        "jupytext), and run it from a clone of the repository.\n"
     )
+    lines = source[0].split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            lines.insert(i + 1, link)
+            source[0] = "\n".join(lines)
+            return
 
 
 def check_api_reference(app: Any) -> None:
@@ -163,6 +160,8 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("autodoc-process-docstring", data_docstring)
     app.connect("builder-inited", draw_pictures)
     app.connect("builder-inited", check_api_reference)
+    app.connect("builder-inited", write_notebooks)
+    app.connect("source-read", offer_notebook)
     return {"parallel_read_safe": True}
 
 
