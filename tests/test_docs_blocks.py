@@ -19,6 +19,8 @@ import contextlib
 import doctest
 import io
 import re
+import sys
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -109,8 +111,21 @@ def _cases() -> list[Any]:
 
 
 def run_session(session: list[Block]) -> None:
-    """Run the blocks in one fresh namespace; fail with the block's place and the mismatch."""
-    namespace: dict[str, object] = {"__name__": "__main__"}
+    """Run the blocks in one fresh namespace; fail with the block's place and the mismatch.
+
+    The namespace is a new module installed as ``__main__`` for the run, as in a fresh
+    interpreter (``torch.compile`` and pickling look names up in ``sys.modules["__main__"]``).
+    """
+    main = types.ModuleType("__main__")
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = main
+    try:
+        _run(session, main.__dict__)
+    finally:
+        sys.modules["__main__"] = saved
+
+
+def _run(session: list[Block], namespace: dict[str, Any]) -> None:
     printed = ""
     for block in session:
         if block.kind == "doctest":
@@ -119,6 +134,7 @@ def run_session(session: list[Block]) -> None:
             )
             report = io.StringIO()
             runner = doctest.DocTestRunner(optionflags=FLAGS)
+            test.globs = namespace  # the session's namespace itself, not doctest's copy
             runner.run(test, out=report.write, clear_globs=False)
             if runner.failures:
                 pytest.fail(
