@@ -1,9 +1,13 @@
 """Sphinx configuration of the scmnet documentation.
 
-Build with warnings as errors, as CI does::
+Build nitpicky, with warnings as errors, as the test command does (``make docs`` builds the
+html alone)::
 
-    python -m sphinx -W --keep-going -b html docs docs/_build/html
-    python -m sphinx -W --keep-going -b doctest docs docs/_build/doctest
+    python -m sphinx -n -W --keep-going -b html docs docs/_build/html
+    python -m sphinx -n -W --keep-going -b doctest docs docs/_build/doctest
+
+The course notebooks (``docs/course/*.md``) are executed once, by the first build; the second
+reads their outputs from the cache in ``docs/_build/.jupyter_cache``.
 
 The pictures shown in the pages are drawn at build time with :mod:`scmnet.draw` into
 ``docs/_generated`` (which carries its own ``.gitignore``), so they always match the code.
@@ -63,8 +67,9 @@ numpydoc_class_members_toctree = False
 # The doctest builder runs the ``.. doctest::`` blocks of the narrative pages. The Examples
 # sections of docstrings run under ``pytest --doctest-modules`` in their module's namespace,
 # so they are not run a second time here.
+# There is no global set-up: each block shows its own imports, so that it runs when pasted into
+# a fresh interpreter (tests/test_docs_blocks.py runs each one alone).
 doctest_test_doctest_blocks = ""
-doctest_global_setup = "import numpy as np\nimport scmnet as sn"
 
 DOCS = Path(__file__).resolve().parent
 GENERATED = DOCS / "_generated"

@@ -17,5 +17,10 @@ echo "== docs (sphinx, nitpicky, warnings as errors)"
 rm -rf docs/_build
 "$bin/python" -m sphinx -n -W --keep-going -q -b html docs docs/_build/html
 "$bin/python" -m sphinx -n -W --keep-going -q -b doctest docs docs/_build/doctest
+# Formulas render offline: MathJax is served from the built site, never from a CDN.
+if grep -rlE "(cdn\.jsdelivr|cdnjs|unpkg)\.[a-z]+/" docs/_build/html --include=*.html; then
+    echo "docs: a page loads a script from a CDN (above); the docs must work offline" >&2
+    exit 1
+fi
 echo "== pytest"
 "$bin/python" -m pytest "$@"
