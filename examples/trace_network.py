@@ -9,7 +9,10 @@ only, with the second block held (eqs. 19-20).
 
 The script prints the causal graph, the total, direct and indirect effects of ablating the first
 block (zero and resample ablation, eqs. 35 and 38), activation patching from another input, and
-checks the total effect against the eager network run with a forward hook.
+checks the total effect against the eager network run with a forward hook. Last, it zero-ablates
+each hidden unit of the first block's ReLU, one at a time: a unit that the ReLU has already set
+to zero in this context has a total effect of exactly zero, because do(unit = 0) gives it the
+value it already has; the script says so next to those zeros.
 
 Usage::
 
@@ -30,15 +33,16 @@ from scmnet.draw import draw_graph
 
 
 class Block(nn.Module):
-    """A small MLP block, f(z) = W2 tanh(W1 z)."""
+    """A small MLP block, f(z) = W2 ReLU(W1 z + b1) + b2."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.up = nn.Linear(width, 2 * width)
+        self.act = nn.ReLU()
         self.down = nn.Linear(2 * width, width)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.down(torch.tanh(self.up(z)))
+        out: torch.Tensor = self.down(self.act(self.up(z)))
         return out
 
 
@@ -107,6 +111,19 @@ def main() -> None:
     )
     patched = sn.total_effect(model, {"f1": sn.patch(data[1])}, "readout", context=u)
     print(f"patching f1 from input 1: TE = {patched.item():+.6f}")
+
+    # One hidden unit at a time: the ReLU inside f1 becomes a variable, indexed by unit.
+    units = sn.trace(
+        net, data[0]["x"], variables=sn.ByPath("f1.act") | sn.ByPath("f2") | sn.ByPath("readout")
+    )
+    with torch.no_grad():
+        hidden = net.f1.act(net.f1.up(u["x"]))[0]
+    for j, value in enumerate(hidden.tolist()):
+        unit = sn.Site("f1.act", index=(slice(None), j))
+        te_j = sn.total_effect(units, {unit: sn.zero()}, "readout", context=u).item()
+        # A ReLU unit at 0 is not ablated by do(unit = 0): it already has that value.
+        note = "  (already 0 in this context: do(unit = 0) changes nothing)" if value == 0 else ""
+        print(f"zero-ablating ReLU unit {j} of f1 (value {value:.4f}): TE = {te_j:+.6f}{note}")
 
 
 if __name__ == "__main__":
