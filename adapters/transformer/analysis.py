@@ -268,7 +268,7 @@ class HydraResults:
 
     @cached_property
     def intervals(self) -> dict[str, Interval]:
-        """The interval of every statistic in :data:`INTERVAL_FIELDS`, bounds of shape (2, L).
+        """The interval of every statistic in ``INTERVAL_FIELDS``, bounds of shape (2, L).
 
         One set of resampled prompts (the seed's) serves every statistic.
         """

@@ -290,7 +290,7 @@ def quiet_libraries(quiet: bool = True) -> Iterator[None]:
         return
     undo: list[Any] = []
     if importlib.util.find_spec("transformers") is not None:
-        from transformers.utils import logging as tf_logging
+        tf_logging: Any = importlib.import_module("transformers.utils.logging")
 
         verbosity = tf_logging.get_verbosity()
         tf_logging.set_verbosity_error()
@@ -304,7 +304,7 @@ def quiet_libraries(quiet: bool = True) -> Iterator[None]:
             gguf.tqdm = functools.partial(bar, disable=True)
             undo.append(lambda: setattr(gguf, "tqdm", bar))
     if importlib.util.find_spec("huggingface_hub") is not None:
-        from huggingface_hub import utils as hub_utils
+        hub_utils: Any = importlib.import_module("huggingface_hub.utils")
 
         if not hub_utils.are_progress_bars_disabled():
             hub_utils.disable_progress_bars()
