@@ -182,7 +182,7 @@ def test_a_restored_share_of_a_clear_loss_is_the_ratio_of_the_means() -> None:
     assert d["restored_share_note"] == ""
     assert d["restored_share_low"] <= d["restored_share"] <= d["restored_share_high"]
     assert_close(d["rest"], -5.0)
-    assert f"give back {d['restored_share']:+.0%} [" in line
+    assert f"give back (CE / -own ΔDE): {d['restored_share']:+.0%} [" in line
 
 
 def test_a_restored_share_of_a_near_zero_loss_is_undefined() -> None:
@@ -197,7 +197,7 @@ def test_a_restored_share_of_a_near_zero_loss_is_undefined() -> None:
     assert d["restored_share"] is None  # NaN in Python, null in summary.json
     assert (d["restored_share_low"], d["restored_share_high"]) == (None, None)
     assert d["restored_share_note"] == note
-    assert "undefined (the layer's own loss is indistinguishable from 0)" in line
+    assert "give back (CE / -own ΔDE): undefined (the layer's own loss is indistinguishable" in line
     assert "%" not in line
 
 

@@ -455,11 +455,15 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         )
         if d.get("downstream_layers", 1):
             note = d.get("restored_share_note", "")
-            share = f"undefined ({note})" if note else f"{_ci(d, 'restored_share', '+.0%')}"
+            share = (
+                f"undefined ({note})"
+                if note
+                else f"{_ci(d, 'restored_share', '+.0%')} (negative: they deepen it)"
+            )
             lines.append(
                 f"{head} + CE {_ci(d, 'ce')} (attention {_ci(d, 'ce_attn')}, MLP "
-                f"{_ci(d, 'ce_mlp')}) + rest {_ci(d, 'rest')}; the downstream layers give back "
-                f"{share} of the layer's own loss (CE / -own ΔDE; negative: they deepen it)."
+                f"{_ci(d, 'ce_mlp')}) + rest {_ci(d, 'rest')}; the share of the layer's own loss "
+                f"that the downstream layers give back (CE / -own ΔDE): {share}."
             )
         else:
             lines.append(
