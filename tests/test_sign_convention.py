@@ -227,16 +227,20 @@ def test_loading_shows_a_bar_unless_quiet(
 ) -> None:
     """The control: without quiet_libraries the load prints transformers' bar (so the quiet
     test below can fail); with it, nothing reaches stderr, and the switches come back."""
+    from huggingface_hub.utils import are_progress_bars_disabled
     from transformers.utils import logging
 
     from scmnet.adapters.transformer.lm import quiet_libraries
 
+    hub_before = are_progress_bars_disabled()
     _load(hf_dir_with_tokenizer)
     assert "Loading weights" in capfd.readouterr().err
     with quiet_libraries():
+        assert are_progress_bars_disabled()
         _load(hf_dir_with_tokenizer)
     assert capfd.readouterr().err == ""
     assert logging.is_progress_bar_enabled()
+    assert are_progress_bars_disabled() == hub_before
 
 
 def test_hydra_quiet_writes_nothing_to_stderr(
