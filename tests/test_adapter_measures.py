@@ -113,7 +113,7 @@ def test_layer_intervals_hold_the_means() -> None:
                 continue
             assert np.isfinite([value, low, high]).all(), (name, row)
             assert low <= high
-            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "slope"):
+            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "ce_on_unembed_slope"):
                 slack = atol + rtol * abs(value)
                 assert low - slack <= value <= high + slack, (name, row)
     # The drop's interval is the ablation impact's, negated; the CE's is the layer's.

@@ -94,7 +94,7 @@ def test_report_intervals_are_reproducible_and_hold_the_means(
             assert math.isfinite(low), (name, row)
             assert math.isfinite(high), (name, row)
             assert low <= high, (name, row)
-            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "slope"):
+            if name.endswith("_mean") or name in ("share_unembed_gt_drop", "ce_on_unembed_slope"):
                 assert low <= value <= high, (name, row)
 
     summary = json.loads((first / "summary.json").read_text())

@@ -1,20 +1,39 @@
 """Aggregate statistics of a Hydra sweep over prompts (Figures 2, 7 and 8 of the paper).
 
+Every quantity follows the one sign convention of the Hydra page (its table "sign
+convention"): with i the clean top-1 token and every logit centred (eq. 9),
+
+* ``unembed`` -- the **unembedding impact** Delta_unembed (eq. 10): the layer's clean
+  contribution to the centred logit of i through the final norm (its scale sigma held) and the
+  unembedding; positive when the layer helps. It is minus the direct effect of a zero ablation
+  of the layer (eqs. 25-28);
+* ``ablate`` -- the **ablation impact** Delta_ablate (eq. 12): the centred logit after the
+  ablation minus the clean one, averaged over draws (eq. 39); negative when the layer helps.
+  It is the total effect of the ablation;
+* ``drop`` = -Delta_ablate, positive when the layer helps;
+* ``own_delta_de`` -- **own Delta DE**: eq. 34 for the ablated layer itself, the change of its
+  own unembedding impact under the ablation (for a zero ablation exactly -Delta_unembed, the
+  direct effect of the ablation, eqs. 27-28);
+* ``ce`` -- the **compensatory effect** CE (eq. 33): the summed Delta DE of the downstream
+  layers; positive when they make up for the loss, negative when they deepen it;
+* ``rest`` = Delta_ablate - own Delta DE - CE: the layers that are neither ablated nor
+  downstream (upstream, or parallel) and the embedding, which change only through the final
+  norm's scale.
+
+So Delta_ablate = own Delta DE + CE + rest, exactly, for every prompt and ablation.
 :class:`HydraResults` stacks the per-prompt measures and computes, per layer:
 
-* the mean unembedding and ablation impacts, the Pearson correlation across prompts of the
-  unembedding impact with the ablation *drop* -Delta_ablate, and the share of prompts whose
-  unembedding impact exceeds the drop (Figure 2d). Eq. 12 defines Delta_ablate as the change of
-  the logit (negative when the layer helps); the paper's comparison -- "we would expect the
-  ablation-based measure to be greater than or equal to the unembedding measure" -- is between
-  the unembedding impact and the size of the drop, so that is what is compared here;
-* the decomposition of every ablation impact (exact, by construction):
-  Delta_ablate = own Delta DE (the ablated layer's) + CE (the downstream layers', eq. 33)
-  + the rest (the layers upstream, whose contributions change only through the final norm's
-  scale sigma, and the embedding);
-* the regression of the compensatory effect CE on the ablated layer's direct effect DE (its
-  clean unembedding impact): slope, intercept and R^2 (Figures 7 and 8), with scipy;
-* the split of CE into the responses of attention and MLP layers (Figure 8);
+* the means of all of them, the Pearson correlation across prompts of the unembedding impact
+  with the drop, and the share of prompts whose unembedding impact exceeds the drop (Figure
+  2d: "we would expect the ablation-based measure to be greater than or equal to the
+  unembedding measure" compares the unembedding impact with the size of the drop);
+* the regression of CE on the ablated layer's unembedding impact Delta_unembed (what the
+  paper's Figure 7 calls its direct effect DE(a^l, u)): slope, intercept and R^2 (Figures 7
+  and 8), with scipy;
+* the split of CE into the responses of the downstream attention and MLP layers (Figure 8);
+* the **restored share** CE / (-own Delta DE), the share of the ablated layer's own loss of
+  direct effect that the downstream layers give back -- undefined (NaN) where that loss is
+  indistinguishable from 0 (:meth:`HydraResults.restored_share_note`);
 * erasure candidates: MLP layers whose direct effect rises when an upstream attention layer is
   ablated (their push against the prediction weakens).
 
@@ -26,6 +45,8 @@ The same measures and seed give the same intervals, bit for bit.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -76,15 +97,15 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
 INTERVAL_FIELDS = (
     "unembed_mean",
     "ablate_mean",
-    "correlation",
+    "correlation_unembed_drop",
     "share_unembed_gt_drop",
     "ce_mean",
     "ce_attn_mean",
     "ce_mlp_mean",
-    "own_delta_mean",
+    "own_delta_de_mean",
     "rest_mean",
-    "slope",
-    "r2",
+    "ce_on_unembed_slope",
+    "ce_on_unembed_r2",
 )
 
 
@@ -92,8 +113,16 @@ INTERVAL_FIELDS = (
 class LayerStats:
     """Statistics of one ablated/read layer (one row of ``layers.csv``).
 
+    The names follow the module's sign convention: ``unembed_mean`` (Delta_unembed),
+    ``ablate_mean`` (Delta_ablate; the drop is its negative), ``own_delta_de_mean``,
+    ``ce_mean`` (split into ``ce_attn_mean`` and ``ce_mlp_mean``) and ``rest_mean``, with
+    ``ablate_mean = own_delta_de_mean + ce_mean + rest_mean``; ``correlation_unembed_drop``
+    and ``share_unembed_gt_drop`` compare Delta_unembed with the drop (Figure 2d);
+    ``ce_on_unembed_slope``, ``ce_on_unembed_intercept`` and ``ce_on_unembed_r2`` are the
+    regression of CE on Delta_unembed (Figure 7).
+
     Each ``<name>_low``, ``<name>_high`` pair is the confidence interval of ``<name>`` at the
-    results' level (:attr:`HydraResults.level`): a bootstrap over prompts for the means, the
+    results' level (``HydraResults.level``): a bootstrap over prompts for the means, the
     correlation, the share and :math:`R^2`, t-based for the slope; NaN for too few prompts.
     """
 
@@ -105,9 +134,9 @@ class LayerStats:
     ablate_mean: float
     ablate_mean_low: float
     ablate_mean_high: float
-    correlation: float
-    correlation_low: float
-    correlation_high: float
+    correlation_unembed_drop: float
+    correlation_unembed_drop_low: float
+    correlation_unembed_drop_high: float
     share_unembed_gt_drop: float
     share_unembed_gt_drop_low: float
     share_unembed_gt_drop_high: float
@@ -120,19 +149,19 @@ class LayerStats:
     ce_mlp_mean: float
     ce_mlp_mean_low: float
     ce_mlp_mean_high: float
-    own_delta_mean: float
-    own_delta_mean_low: float
-    own_delta_mean_high: float
+    own_delta_de_mean: float
+    own_delta_de_mean_low: float
+    own_delta_de_mean_high: float
     rest_mean: float
     rest_mean_low: float
     rest_mean_high: float
-    slope: float
-    slope_low: float
-    slope_high: float
-    intercept: float
-    r2: float
-    r2_low: float
-    r2_high: float
+    ce_on_unembed_slope: float
+    ce_on_unembed_slope_low: float
+    ce_on_unembed_slope_high: float
+    ce_on_unembed_intercept: float
+    ce_on_unembed_r2: float
+    ce_on_unembed_r2_low: float
+    ce_on_unembed_r2_high: float
 
 
 def _bounds(iv: Interval, name: str) -> dict[str, float]:
@@ -180,13 +209,20 @@ class HydraResults:
 
     @cached_property
     def unembed(self) -> np.ndarray:
-        """Delta_unembed: (prompts, 2, L)."""
+        """The unembedding impact Delta_unembed (eq. 10): (prompts, 2, L); positive when the
+        layer helps."""
         return np.stack([m.unembed for m in self.measures])
 
     @cached_property
     def ablate(self) -> np.ndarray:
-        """Delta_ablate averaged over draws: (prompts, 2, L)."""
+        """The ablation impact Delta_ablate (eq. 12) averaged over draws: (prompts, 2, L);
+        negative when the layer helps."""
         return np.stack([m.ablate for m in self.measures])
+
+    @property
+    def drop(self) -> np.ndarray:
+        """The drop -Delta_ablate: (prompts, 2, L); positive when the layer helps."""
+        return np.asarray(-self.ablate)
 
     @cached_property
     def delta_de(self) -> np.ndarray:
@@ -204,18 +240,24 @@ class HydraResults:
         return np.stack([m.compensation_split(parallel=self.parallel) for m in self.measures])
 
     @cached_property
-    def own_delta(self) -> np.ndarray:
-        """Delta DE of the ablated layer itself: (prompts, 2, L)."""
+    def own_delta_de(self) -> np.ndarray:
+        """Own Delta DE: eq. 34 for the ablated layer itself, (prompts, 2, L); negative when
+        the ablation takes away a helpful contribution."""
         idx = np.arange(self.n_layers)
         return np.stack([self.delta_de[:, b, idx, b, idx] for b in (Block.ATTN, Block.MLP)], axis=1)
 
     @cached_property
     def rest(self) -> np.ndarray:
-        """Delta_ablate - own Delta DE - CE: what sigma does to the rest: (prompts, 2, L)."""
-        return np.asarray(self.ablate - self.own_delta - self.compensation)
+        """Delta_ablate - own Delta DE - CE: (prompts, 2, L).
+
+        What the layers neither ablated nor downstream and the embedding contribute to the
+        ablation impact: they change only through the final norm's scale sigma.
+        """
+        return np.asarray(self.ablate - self.own_delta_de - self.compensation)
 
     def fit(self, block: Block, layer: int) -> LinearFit:
-        """The regression of CE on DE for ablations of (block, layer) across prompts."""
+        """The regression of CE on the ablated layer's unembedding impact Delta_unembed (the
+        paper's "direct effect" DE(a^l, u) of Figure 7) for ablations of (block, layer)."""
         return linear_fit(self.unembed[:, block, layer], self.compensation[:, block, layer])
 
     def _bootstrap(self, data: np.ndarray, statistic: ci.Statistic | None = None) -> Interval:
@@ -226,12 +268,12 @@ class HydraResults:
 
     @cached_property
     def intervals(self) -> dict[str, Interval]:
-        """The interval of every statistic in :data:`INTERVAL_FIELDS`, bounds of shape (2, L).
+        """The interval of every statistic in ``INTERVAL_FIELDS``, bounds of shape (2, L).
 
         One set of resampled prompts (the seed's) serves every statistic.
         """
         split = self.compensation_split
-        drop = -self.ablate
+        drop = self.drop
         per_prompt = {
             "unembed_mean": self.unembed,
             "ablate_mean": self.ablate,
@@ -239,15 +281,17 @@ class HydraResults:
             "ce_mean": self.compensation,
             "ce_attn_mean": split[..., 0],
             "ce_mlp_mean": split[..., 1],
-            "own_delta_mean": self.own_delta,
+            "own_delta_de_mean": self.own_delta_de,
             "rest_mean": self.rest,
         }
         found = self._bootstrap(np.stack(list(per_prompt.values()), axis=1))  # (prompts, 8, 2, L)
         out = {name: found.at(i) for i, name in enumerate(per_prompt)}
         kw: dict[str, Any] = {"level": self.level, "resamples": self.resamples, "seed": self.seed}
-        out["correlation"] = ci.correlation_interval(self.unembed, drop, **kw)
-        out["r2"] = ci.r2_interval(self.unembed, self.compensation, **kw)
-        out["slope"] = ci.slope_interval(self.unembed, self.compensation, level=self.level)
+        out["correlation_unembed_drop"] = ci.correlation_interval(self.unembed, drop, **kw)
+        out["ce_on_unembed_r2"] = ci.r2_interval(self.unembed, self.compensation, **kw)
+        out["ce_on_unembed_slope"] = ci.slope_interval(
+            self.unembed, self.compensation, level=self.level
+        )
         return {name: out[name] for name in INTERVAL_FIELDS}
 
     @cached_property
@@ -256,21 +300,21 @@ class HydraResults:
         rows = []
         for b in Block:
             for layer in range(self.n_layers):
-                u, drop = self.unembed[:, b, layer], -self.ablate[:, b, layer]
+                u, drop = self.unembed[:, b, layer], self.drop[:, b, layer]
                 fit = self.fit(b, layer)
                 split = self.compensation_split[:, b, layer]
                 values = {
                     "unembed_mean": float(u.mean()),
                     "ablate_mean": float(-drop.mean()),
-                    "correlation": _pearson(u, drop),
+                    "correlation_unembed_drop": _pearson(u, drop),
                     "share_unembed_gt_drop": float((u > drop).mean()),
                     "ce_mean": float(self.compensation[:, b, layer].mean()),
                     "ce_attn_mean": float(split[:, 0].mean()),
                     "ce_mlp_mean": float(split[:, 1].mean()),
-                    "own_delta_mean": float(self.own_delta[:, b, layer].mean()),
+                    "own_delta_de_mean": float(self.own_delta_de[:, b, layer].mean()),
                     "rest_mean": float(self.rest[:, b, layer].mean()),
-                    "slope": fit.slope,
-                    "r2": fit.r2,
+                    "ce_on_unembed_slope": fit.slope,
+                    "ce_on_unembed_r2": fit.r2,
                 }
                 bounds: dict[str, float] = {}
                 for name in INTERVAL_FIELDS:
@@ -279,7 +323,7 @@ class HydraResults:
                     LayerStats(
                         block=b.label,
                         layer=layer,
-                        intercept=fit.intercept,
+                        ce_on_unembed_intercept=fit.intercept,
                         **values,
                         **bounds,
                     )
@@ -288,8 +332,9 @@ class HydraResults:
 
     @cached_property
     def restored_shares(self) -> tuple[np.ndarray, Interval]:
-        """:meth:`restored_share` of every layer, (2, L), and its bootstrap interval."""
-        data = np.stack([self.compensation, self.own_delta], axis=1)  # (prompts, 2, 2, L)
+        """:meth:`restored_share` of every layer, (2, L), and its bootstrap interval (NaN
+        where the share is undefined)."""
+        data = np.stack([self.compensation, self.own_delta_de], axis=1)  # (prompts, 2, 2, L)
 
         def share(m: np.ndarray) -> np.ndarray:
             loss = -m[:, 1]
@@ -297,7 +342,11 @@ class HydraResults:
                 return np.where(loss > 0, m[:, 0] / loss, np.nan)
 
         value = np.array([[self.restored_share(b, k) for k in range(self.n_layers)] for b in Block])
-        return value, self._bootstrap(data, share)
+        found = self._bootstrap(data, share)
+        undefined = np.isnan(value)
+        low = np.where(undefined, np.nan, np.asarray(found.low, dtype=float))
+        high = np.where(undefined, np.nan, np.asarray(found.high, dtype=float))
+        return value, dataclasses.replace(found, low=low, high=high)
 
     @cached_property
     def pooled(self) -> dict[str, tuple[float, Interval]]:
@@ -316,17 +365,37 @@ class HydraResults:
             "share_unembed_gt_drop": (float((u > drop).mean()), self._bootstrap(above)),
         }
 
+    def restored_share_note(self, block: Block, layer: int) -> str:
+        """Why :meth:`restored_share` is undefined for ablations of (block, layer); ``""`` when
+        it is defined.
+
+        The share divides by the layer's own loss of direct effect, -own Delta DE. It is
+        undefined when that loss is indistinguishable from 0 -- its confidence interval (the
+        bootstrap interval of the mean own Delta DE) contains 0 -- since a ratio to a
+        denominator that may be 0 can be any size (thousands of percent) and any sign; and
+        when the layer loses nothing on average (own Delta DE >= 0). Without an interval (fewer
+        than two prompts) only the second rule applies.
+        """
+        own = self.own_delta_de[:, block, layer]
+        iv = self.intervals["own_delta_de_mean"].at((block, layer))
+        low, high = float(iv.low), float(iv.high)
+        if not (math.isnan(low) or math.isnan(high)) and low <= 0 <= high:
+            return "the layer's own loss is indistinguishable from 0"
+        if own.mean() >= 0:
+            return "the layer loses no direct effect: its own ΔDE is not negative on average"
+        return ""
+
     def restored_share(self, block: Block, layer: int) -> float:
-        """``sum(CE) / -sum(own Delta DE)`` over prompts, for ablations of (block, layer).
+        """``mean(CE) / -mean(own Delta DE)`` over prompts, for ablations of (block, layer).
 
         The share of the ablated layer's own loss of direct effect that the downstream layers
         give back: positive when they compensate, negative when they deepen the loss. NaN when
-        the layer loses no direct effect on average.
+        it is undefined (:meth:`restored_share_note` says why).
         """
-        loss = -self.own_delta[:, block, layer].sum()
-        if loss <= 0:
+        if self.restored_share_note(block, layer):
             return float("nan")
-        return float(self.compensation[:, block, layer].sum() / loss)
+        loss = -self.own_delta_de[:, block, layer].mean()
+        return float(self.compensation[:, block, layer].mean() / loss)
 
     def erasure_mlps(self, top: int = 5) -> list[dict[str, Any]]:
         """MLP layers that push back less when an upstream attention layer is ablated.
@@ -389,7 +458,11 @@ class HydraResults:
 
         Every number ``x`` that is a mean, a share, a correlation, a slope or an :math:`R^2`
         comes with its interval, ``x_low`` and ``x_high``; ``intervals`` says how they were
-        made (:meth:`interval_settings`).
+        made (:meth:`interval_settings`). The names follow the sign convention of the module's
+        docstring: per block, ``largest_drop`` holds ``ablate`` = ``own_delta_de`` + ``ce`` +
+        ``rest``, ``drop`` = -``ablate``, and ``restored_share`` (NaN where undefined, with
+        ``restored_share_note`` saying why); ``best_ce_on_unembed_fit`` is the most linear
+        regression of CE on the unembedding impact.
         """
         iv = self.intervals
         shares, share_iv = self.restored_shares
@@ -399,18 +472,20 @@ class HydraResults:
             stats = [s for s in self.layers if s.block == b.label]
             largest = max(stats, key=lambda s: -s.ablate_mean)
             at = (b, largest.layer)
-            fitted = [s for s in stats if not np.isnan(s.r2)]
-            best = max(fitted, key=lambda s: s.r2) if fitted else None
+            fitted = [s for s in stats if not np.isnan(s.ce_on_unembed_r2)]
+            best = max(fitted, key=lambda s: s.ce_on_unembed_r2) if fitted else None
             blocks[b.label] = {
                 "largest_drop": {
                     "layer": largest.layer,
                     "downstream_layers": int(mask[b, largest.layer].sum()),
+                    "ablate": largest.ablate_mean,
+                    **_bounds(iv["ablate_mean"].at(at), "ablate"),
                     "drop": -largest.ablate_mean,
                     **_bounds(-iv["ablate_mean"].at(at), "drop"),
                     "unembed": largest.unembed_mean,
                     **_bounds(iv["unembed_mean"].at(at), "unembed"),
-                    "own_delta_de": largest.own_delta_mean,
-                    **_bounds(iv["own_delta_mean"].at(at), "own_delta_de"),
+                    "own_delta_de": largest.own_delta_de_mean,
+                    **_bounds(iv["own_delta_de_mean"].at(at), "own_delta_de"),
                     "ce": largest.ce_mean,
                     **_bounds(iv["ce_mean"].at(at), "ce"),
                     "ce_attn": largest.ce_attn_mean,
@@ -421,17 +496,18 @@ class HydraResults:
                     **_bounds(iv["rest_mean"].at(at), "rest"),
                     "restored_share": float(shares[at]),
                     **_bounds(share_iv.at(at), "restored_share"),
+                    "restored_share_note": self.restored_share_note(*at),
                 },
-                "best_fit": None
+                "best_ce_on_unembed_fit": None
                 if best is None
                 else {
                     "layer": best.layer,
-                    "r2": best.r2,
-                    "r2_low": best.r2_low,
-                    "r2_high": best.r2_high,
-                    "slope": best.slope,
-                    "slope_low": best.slope_low,
-                    "slope_high": best.slope_high,
+                    "r2": best.ce_on_unembed_r2,
+                    "r2_low": best.ce_on_unembed_r2_low,
+                    "r2_high": best.ce_on_unembed_r2_high,
+                    "slope": best.ce_on_unembed_slope,
+                    "slope_low": best.ce_on_unembed_slope_low,
+                    "slope_high": best.ce_on_unembed_slope_high,
                 },
                 "compensated_layers": [
                     s.layer for s in stats if s.unembed_mean > 0 and s.share_unembed_gt_drop > 0.5
@@ -453,16 +529,16 @@ class HydraResults:
                 (
                     {
                         "layer": s.layer,
-                        "attention_response": s.ce_attn_mean,
-                        "attention_response_low": s.ce_attn_mean_low,
-                        "attention_response_high": s.ce_attn_mean_high,
-                        "mlp_response": s.ce_mlp_mean,
-                        "mlp_response_low": s.ce_mlp_mean_low,
-                        "mlp_response_high": s.ce_mlp_mean_high,
+                        "ce_attn": s.ce_attn_mean,
+                        "ce_attn_low": s.ce_attn_mean_low,
+                        "ce_attn_high": s.ce_attn_mean_high,
+                        "ce_mlp": s.ce_mlp_mean,
+                        "ce_mlp_low": s.ce_mlp_mean_low,
+                        "ce_mlp_high": s.ce_mlp_mean_high,
                     }
                     for s in hydra
                 ),
-                key=lambda d: -d["attention_response"],
+                key=lambda d: -d["ce_attn"],
             )[:5],
             "erasure_mlps": self.erasure_mlps(),
         }

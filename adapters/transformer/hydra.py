@@ -32,7 +32,7 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
-from .lm import LanguageModel, load_model, load_tokenizer
+from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
 from .prompts import PromptSet, builtin_prompts, load_prompts
@@ -95,7 +95,8 @@ def run_hydra(
     threads : int, optional
         ``torch.set_num_threads`` for the run.
     progress : bool
-        Show progress bars.
+        Show progress bars; ``False`` (``--quiet``) also silences transformers' and
+        huggingface_hub's loading bars and log lines (``lm.quiet_libraries``).
     chunk : int, optional
         At most this many runs per batched execution (bounds memory); default: all the runs
         of a prompt at once.
@@ -159,20 +160,21 @@ def run_hydra(
     check_writable(out)
     planned = SweepSettings.planned(source.label, prompt_set, setting, limit)
     check_resume(out, planned, identity=False)
-    tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
-    check_lengths(tokenizer, context, source.label, prompt_set)
-    lm = load_model(source, device=device, tokenizer=tokenizer)
-    if record is not None:
-        record.check(SweepSettings.of(lm, prompt_set, setting, limit))
-    show = _tqdm if progress else None
-    kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
-    if show is not None:
-        kwargs["progress"] = show
-    with restoring(out):
-        _trace(lm, verbose=verbose)
-        clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
-    settings = SweepSettings.of(lm, prompt_set, setting, limit)
-    summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
+    with quiet_libraries(not progress):  # --quiet: no loading bars or log lines either
+        tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
+        check_lengths(tokenizer, context, source.label, prompt_set)
+        lm = load_model(source, device=device, tokenizer=tokenizer)
+        if record is not None:
+            record.check(SweepSettings.of(lm, prompt_set, setting, limit))
+        show = _tqdm if progress else None
+        kwargs: dict[str, Any] = {"limit": limit, "chunk": chunk, "memory": memory}
+        if show is not None:
+            kwargs["progress"] = show
+        with restoring(out):
+            _trace(lm, verbose=verbose)
+            clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+        settings = SweepSettings.of(lm, prompt_set, setting, limit)
+        summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
 

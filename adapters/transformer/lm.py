@@ -11,7 +11,11 @@ from a local directory (or a hub name where a hub is reachable).
 
 from __future__ import annotations
 
+import functools
+import importlib
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +49,7 @@ __all__ = [
     "load_directory",
     "load_model",
     "load_tokenizer",
+    "quiet_libraries",
 ]
 
 
@@ -249,6 +254,66 @@ def _transformers() -> Any:
     import transformers
 
     return transformers
+
+
+def _gguf_loader() -> Any:
+    """transformers' GGUF loading module, or ``None`` where it cannot be imported."""
+    try:
+        return importlib.import_module("transformers.modeling_gguf_pytorch_utils")
+    except Exception:  # an optional part of transformers: nothing to silence
+        return None
+
+
+@contextmanager
+def quiet_libraries(quiet: bool = True) -> Iterator[None]:
+    """Silence transformers' and huggingface_hub's progress bars and log lines for the
+    duration; with ``quiet=False``, do nothing.
+
+    What ``scmnet hydra --quiet`` wraps the loading and the analysis in: transformers'
+    "Loading weights" bar (its ``disable_progress_bar`` switch), the bar of its GGUF conversion
+    (a plain tqdm, disabled for the duration), huggingface_hub's bars
+    (``disable_progress_bars``) and transformers' info and warning lines no longer reach
+    standard error. Each library's switches are set back as they were found on exit, so a
+    caller's own settings survive.
+
+    Examples
+    --------
+    >>> from transformers.utils import logging
+    >>> with quiet_libraries():
+    ...     logging.is_progress_bar_enabled()
+    False
+    >>> logging.is_progress_bar_enabled()  # restored
+    True
+    """
+    if not quiet:
+        yield
+        return
+    undo: list[Any] = []
+    if importlib.util.find_spec("transformers") is not None:
+        tf_logging: Any = importlib.import_module("transformers.utils.logging")
+
+        verbosity = tf_logging.get_verbosity()
+        tf_logging.set_verbosity_error()
+        undo.append(lambda: tf_logging.set_verbosity(verbosity))
+        if tf_logging.is_progress_bar_enabled():
+            tf_logging.disable_progress_bar()
+            undo.append(tf_logging.enable_progress_bar)
+        gguf = _gguf_loader()
+        if gguf is not None:  # its conversion bar is a plain tqdm, not transformers' own
+            bar = gguf.tqdm
+            gguf.tqdm = functools.partial(bar, disable=True)
+            undo.append(lambda: setattr(gguf, "tqdm", bar))
+    if importlib.util.find_spec("huggingface_hub") is not None:
+        hub_utils: Any = importlib.import_module("huggingface_hub.utils")
+
+        if not hub_utils.are_progress_bars_disabled():
+            hub_utils.disable_progress_bars()
+            undo.append(hub_utils.enable_progress_bars)
+    try:
+        yield
+    finally:
+        for step in reversed(undo):
+            step()
 
 
 def load_tokenizer(name: str | ModelSource | None = None) -> Any:

@@ -4,20 +4,28 @@
 
 * ``fig1_ablation_example.png`` -- per-layer unembedding impacts of one prompt, clean and after
   ablating one attention layer: one thin line per patch and their mean (Figures 1 and 3);
-* ``fig2_unembed_vs_ablate.png`` -- unembedding impacts and ablation drops (-Delta_ablate)
-  per layer (per prompt and mean), and per layer their correlation and the share of prompts
-  whose unembedding impact exceeds the drop (Figure 2);
-* ``fig7_compensation.png`` -- DE against CE coloured by depth, for attention and MLP
-  ablations, and the slope and R^2 of CE on DE by layer (Figure 7);
-* ``fig8_compensation_split.png`` -- Delta DE of the downstream attention and MLP layers
-  after each ablation (Figure 8);
+* ``fig2_unembed_vs_ablate.png`` -- unembedding impacts Delta_unembed and ablation drops
+  (-Delta_ablate) per layer (per prompt and mean), and per layer their correlation and the
+  share of prompts whose unembedding impact exceeds the drop (Figure 2);
+* ``fig7_compensation.png`` -- the compensatory effect CE against the ablated layer's
+  unembedding impact Delta_unembed (the paper's "direct effect"), coloured by depth, for
+  attention and MLP ablations, and the slope and R^2 of CE on Delta_unembed by layer
+  (Figure 7);
+* ``fig8_compensation_split.png`` -- CE split into the Delta DE of the downstream attention and
+  MLP layers after each ablation, with the ablated layer's own Delta DE (Figure 8);
 * ``fig_distributions.png`` -- per layer, the spread over prompts of the ablation drop and of
   the compensatory effect (box plots), with the mean and its interval;
-* ``prompts.csv`` (one row per prompt and ablated/read layer), ``layers.csv`` (per-layer
-  statistics, each with its interval: ``<name>_low``, ``<name>_high``), ``patches.csv`` (the
-  ablation impact of every draw);
+* ``prompts.csv`` (one row per prompt and ablated/read layer: ``unembed``, ``ablate``,
+  ``drop``, ``own_delta_de``, ``ce``, ``ce_attn``, ``ce_mlp``, ``rest``), ``layers.csv``
+  (per-layer statistics, :class:`~scmnet.adapters.transformer.analysis.LayerStats`, each
+  with its interval: ``<name>_low``, ``<name>_high``), ``patches.csv`` (the ablation impact
+  ``ablate`` of every draw);
 * ``summary.json`` (the exact settings, package versions and headline numbers, with their
   intervals) and ``summary.md`` (the findings in words).
+
+Every name and sign follows the convention of
+:mod:`~scmnet.adapters.transformer.analysis`: ``ablate`` = ``own_delta_de`` + ``ce`` +
+``rest`` for every row of ``prompts.csv``, and ``drop`` = -``ablate``.
 
 Every mean is shown with its confidence interval (bands and error bars in the figures, brackets
 in ``summary.md``): a percentile bootstrap over prompts seeded with the sweep's seed, so that the
@@ -48,7 +56,10 @@ from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
 from .sweep import CleanRun, SweepSettings
 
-__all__ = ["write_report"]
+__all__ = ["DPI", "write_report"]
+
+DPI = 150
+"""The resolution of every figure of the report, in dots per inch (readable on a projector)."""
 
 
 def _strict(value: Any) -> Any:
@@ -119,11 +130,11 @@ def _fig1(results: HydraResults, text: str, path: Path) -> None:
         ax.plot(layers, m.unembed[b], color="black", lw=2, label="clean")
         ax.axvline(k, color="grey", ls=":", lw=1)
         ax.axhline(0, color="grey", lw=0.5)
-        ax.set(xlabel="layer", ylabel="unembedding impact", title=f"{b.label} layers")
+        ax.set(xlabel="layer", ylabel="unembedding impact Δunembed", title=f"{b.label} layers")
         ax.legend(fontsize=8)
     fig.suptitle(f"Ablating attention layer {k}: {text!r} (thin lines: one per patch)", fontsize=10)
     with atomic(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=DPI)
 
 
 def _fig2(results: HydraResults, path: Path) -> None:
@@ -133,8 +144,8 @@ def _fig2(results: HydraResults, path: Path) -> None:
     for row, b in enumerate(Block):
         for col, (data, name, bounds) in enumerate(
             [
-                (results.unembed, "unembedding impact", iv["unembed_mean"]),
-                (-results.ablate, "ablation drop", -iv["ablate_mean"]),
+                (results.unembed, "unembedding impact Δunembed", iv["unembed_mean"]),
+                (results.drop, "drop −Δablate", -iv["ablate_mean"]),
             ]
         ):
             ax = axes[row, col]
@@ -147,21 +158,26 @@ def _fig2(results: HydraResults, path: Path) -> None:
             ax.legend(fontsize=8, title=f"band: {_level(results)}", title_fontsize=8)
         stats = [s for s in results.layers if s.block == b.label]
         ax = axes[row, 2]
-        _band(ax, layers, iv["correlation"].at(b), "tab:blue")
-        ax.plot(layers, [s.correlation for s in stats], label="correlation", color="tab:blue")
+        _band(ax, layers, iv["correlation_unembed_drop"].at(b), "tab:blue")
+        ax.plot(
+            layers,
+            [s.correlation_unembed_drop for s in stats],
+            label="correlation of Δunembed and drop",
+            color="tab:blue",
+        )
         _band(ax, layers, iv["share_unembed_gt_drop"].at(b), "tab:orange")
         ax.plot(
             layers,
             [s.share_unembed_gt_drop for s in stats],
-            label="share unembed > drop",
+            label="share of prompts with Δunembed > drop",
             color="tab:orange",
         )
         ax.set(xlabel="layer", ylim=(-1.05, 1.05), title=f"{b.label}: agreement")
         ax.axhline(0, color="black", lw=0.5)
         ax.legend(fontsize=8)
-    fig.suptitle("Unembedding impact vs ablation drop -Δablate (cf. Figure 2)")
+    fig.suptitle("Unembedding impact Δunembed vs drop −Δablate (cf. Figure 2)")
     with atomic(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=DPI)
 
 
 def _fig7(results: HydraResults, path: Path) -> None:
@@ -183,32 +199,37 @@ def _fig7(results: HydraResults, path: Path) -> None:
         ax.axhline(0, color="black", lw=0.5)
         ax.axvline(0, color="black", lw=0.5)
         ax.set(
-            xlabel="direct effect of the ablated layer",
-            ylabel="compensatory effect",
+            xlabel="unembedding impact Δunembed of the ablated layer",
+            ylabel="compensatory effect CE",
             title=f"{b.label} ablations (colour: depth)",
         )
     ax = axes[0, 2]
     for b, style in zip(Block, ("-", "--"), strict=True):
         stats = [s for s in results.layers if s.block == b.label]
-        _band(ax, layers, results.intervals["r2"].at(b), "tab:blue")
-        ax.plot(layers, [s.r2 for s in stats], style, color="tab:blue", label=f"R² ({b.label})")
-        _band(ax, layers, results.intervals["slope"].at(b), "black", alpha=0.12)
-        ax.plot(layers, [s.slope for s in stats], style, color="black", label=f"slope ({b.label})")
+        _band(ax, layers, results.intervals["ce_on_unembed_r2"].at(b), "tab:blue")
+        r2 = [s.ce_on_unembed_r2 for s in stats]
+        ax.plot(layers, r2, style, color="tab:blue", label=f"R² ({b.label})")
+        _band(ax, layers, results.intervals["ce_on_unembed_slope"].at(b), "black", alpha=0.12)
+        slope = [s.ce_on_unembed_slope for s in stats]
+        ax.plot(layers, slope, style, color="black", label=f"slope ({b.label})")
     ax.axhline(0, color="grey", lw=0.5)
     ax.set(
         xlabel="ablated layer",
-        title=f"CE ~ DE regression by layer (bands: {_level(results)})",
+        title=f"CE on Δunembed, by layer (bands: {_level(results)})",
     )
     ax.legend(fontsize=8)
-    fig.suptitle("Direct vs compensatory effect (cf. Figure 7)")
+    fig.suptitle(
+        "Compensatory effect CE vs the ablated layer's unembedding impact Δunembed "
+        "(the paper's direct effect; cf. Figure 7)"
+    )
     with atomic(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=DPI)
 
 
 def _fig8(results: HydraResults, path: Path) -> None:
     layers = np.arange(results.n_layers)
     split = results.compensation_split.mean(0)  # (2, L, 2)
-    own = results.own_delta.mean(0)  # (2, L)
+    own = results.own_delta_de.mean(0)  # (2, L)
     iv = results.intervals
     fig, axes = _figure(1, 2, (12, 4))
     for col, b in enumerate(Block):
@@ -222,7 +243,7 @@ def _fig8(results: HydraResults, path: Path) -> None:
             width=0.4,
             yerr=attn_err,
             error_kw=bars,
-            label="attention response",
+            label="CE from attention layers",
         )
         ax.bar(
             layers + 0.2,
@@ -230,23 +251,24 @@ def _fig8(results: HydraResults, path: Path) -> None:
             width=0.4,
             yerr=mlp_err,
             error_kw=bars,
-            label="MLP response",
+            label="CE from MLP layers",
         )
-        _band(ax, layers, iv["own_delta_mean"].at(b), "black", alpha=0.12)
+        _band(ax, layers, iv["own_delta_de_mean"].at(b), "black", alpha=0.12)
         ax.plot(layers, own[b], "k.-", lw=1, label="own ΔDE")
         ax.axhline(0, color="black", lw=0.5)
         ax.set(
             xlabel=f"ablated {b.label} layer",
-            ylabel="mean ΔDE downstream",
+            ylabel="mean ΔDE",
             title=f"{b.label} ablations",
         )
         ax.legend(fontsize=8)
     fig.suptitle(
-        "Compensation split into attention and MLP responses (cf. Figure 8); "
+        "CE split into the downstream attention and MLP layers' ΔDE, and the ablated "
+        "layer's own ΔDE (cf. Figure 8); "
         f"error bars and band: {_level(results)}"
     )
     with atomic(path) as tmp:
-        fig.savefig(tmp, dpi=110)
+        fig.savefig(tmp, dpi=DPI)
 
 
 def _fig_distributions(results: HydraResults, path: Path) -> None:
@@ -256,7 +278,7 @@ def _fig_distributions(results: HydraResults, path: Path) -> None:
     iv = results.intervals
     fig, axes = _figure(4, 1, (min(max(10.0, 0.22 * n + 3), 30.0), 13))
     panels = [
-        (-results.ablate, "ablation drop −Δablate", -iv["ablate_mean"]),
+        (results.drop, "drop −Δablate", -iv["ablate_mean"]),
         (results.compensation, "compensatory effect CE", iv["ce_mean"]),
     ]
     for row, b in enumerate(Block):
@@ -299,7 +321,7 @@ def _fig_distributions(results: HydraResults, path: Path) -> None:
         fontsize=11,
     )
     with atomic(path) as tmp:
-        fig.savefig(tmp, dpi=150)
+        fig.savefig(tmp, dpi=DPI)
 
 
 def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
@@ -314,10 +336,11 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                 "layer",
                 "unembed",
                 "ablate",
+                "drop",
+                "own_delta_de",
                 "ce",
                 "ce_attn",
                 "ce_mlp",
-                "own_delta_de",
                 "rest",
             ]
         )
@@ -334,10 +357,11 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                             layer,
                             f"{results.unembed[p, b, layer]:.6g}",
                             f"{results.ablate[p, b, layer]:.6g}",
+                            f"{results.drop[p, b, layer]:.6g}",
+                            f"{results.own_delta_de[p, b, layer]:.6g}",
                             f"{results.compensation[p, b, layer]:.6g}",
                             f"{split[0]:.6g}",
                             f"{split[1]:.6g}",
-                            f"{results.own_delta[p, b, layer]:.6g}",
                             f"{results.rest[p, b, layer]:.6g}",
                         ]
                     )
@@ -361,18 +385,16 @@ def _fmt(x: float, spec: str = "+.2f") -> str:
     return "n/a" if math.isnan(x) else format(x, spec)
 
 
-def _ci(d: dict[str, Any], key: str, spec: str = "+.2f", *, negate: bool = False) -> str:
+def _ci(d: dict[str, Any], key: str, spec: str = "+.2f") -> str:
     """``d[key]`` as "x [low, high]" from ``d[key + "_low"]``, ``d[key + "_high"]``; just "x"
-    where the interval is missing (NaN). ``negate`` shows minus the number and its interval.
+    where the interval is missing (NaN), "n/a" where the number is.
 
-    >>> _ci({"ce": 0.5, "ce_low": 0.25, "ce_high": 0.75}, "ce", negate=True)
+    >>> _ci({"ce": -0.5, "ce_low": -0.75, "ce_high": -0.25}, "ce")
     '-0.50 [-0.75, -0.25]'
     >>> _ci({"r2": 0.5, "r2_low": float("nan"), "r2_high": float("nan")}, "r2", ".2f")
     '0.50'
     """
     value, low, high = d[key], d.get(f"{key}_low", math.nan), d.get(f"{key}_high", math.nan)
-    if negate:
-        value, low, high = -value, -high, -low
     text = _fmt(value, spec)
     if math.isnan(value) or math.isnan(low) or math.isnan(high):
         return text
@@ -405,43 +427,54 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         "",
         _interval_line(s),
         "",
-        "## Unembedding vs ablation (Figure 2)",
-        f"- Correlation of the unembedding impact with the ablation drop (-Delta_ablate), all "
+        "## Unembedding impact vs drop (Figure 2)",
+        "Signs: the unembedding impact Δ_unembed (eq. 10) and the drop -Δ_ablate are positive "
+        "when the layer helps the prediction; the ablation impact Δ_ablate (eq. 12) is then "
+        "negative.",
+        "",
+        f"- Correlation of the unembedding impact Δ_unembed with the drop -Δ_ablate, all "
         f"layers and prompts: {_ci(s, 'correlation_unembed_drop')}.",
-        f"- Share of (prompt, layer) pairs whose unembedding impact exceeds the drop (the drop "
-        f"is smaller than the layer's own direct contribution): "
+        f"- Share of (prompt, layer) pairs whose unembedding impact exceeds the drop (the "
+        f"drop is smaller than the layer's own direct contribution): "
         f"{_ci(s, 'share_unembed_gt_drop', '.0%')}.",
         "",
         "## Where the drop comes from (Figures 7-8)",
         "Every ablation impact splits exactly into the ablated layer's own change of direct "
-        "effect, the compensatory effect CE of the downstream layers (eq. 33), and the rest "
-        "(upstream layers, changed only through the final norm's scale). Below, each part is "
-        "given as its share of the drop (positive: it lowers the logit).",
+        "effect (own ΔDE), the compensatory effect CE of the downstream layers (eq. 33) and the "
+        "rest (upstream layers and the embedding, changed only through the final norm's scale): "
+        "Δ_ablate = own ΔDE + CE + rest. Each part is shown with its own sign: negative lowers "
+        "the logit (deepens the drop), positive gives back (CE > 0 is compensation).",
         "",
     ]
     for block, info in s["blocks"].items():
         d = info["largest_drop"]
         head = (
             f"- Largest {block} drop: layer {d['layer']}, drop {_ci(d, 'drop', '.2f')} "
-            f"(unembedding impact {_ci(d, 'unembed', '.2f')}) = own "
-            f"{_ci(d, 'own_delta_de', negate=True)}"
+            f"(unembedding impact {_ci(d, 'unembed', '.2f')}): Δ_ablate "
+            f"{_ci(d, 'ablate')} = own ΔDE {_ci(d, 'own_delta_de')}"
         )
         if d.get("downstream_layers", 1):
+            note = d.get("restored_share_note", "")
+            share = (
+                f"undefined ({note})"
+                if note
+                else f"{_ci(d, 'restored_share', '+.0%')} (negative: they deepen it)"
+            )
             lines.append(
-                f"{head} + downstream {_ci(d, 'ce', negate=True)} (attention "
-                f"{_ci(d, 'ce_attn', negate=True)}, MLP {_ci(d, 'ce_mlp', negate=True)}) + rest "
-                f"{_ci(d, 'rest', negate=True)}; downstream layers give back "
-                f"{_ci(d, 'restored_share', '+.0%')} of the layer's own loss."
+                f"{head} + CE {_ci(d, 'ce')} (attention {_ci(d, 'ce_attn')}, MLP "
+                f"{_ci(d, 'ce_mlp')}) + rest {_ci(d, 'rest')}; the share of the layer's own loss "
+                f"that the downstream layers give back (CE / -own ΔDE): {share}."
             )
         else:
             lines.append(
-                f"{head} + rest {_ci(d, 'rest', negate=True)}; no layer is downstream of it, so "
-                f"nothing can compensate."
+                f"{head} + rest {_ci(d, 'rest')}; no layer is downstream of it, so nothing can "
+                f"compensate."
             )
-        fit = info["best_fit"]
+        fit = info["best_ce_on_unembed_fit"]
         if fit is not None:
             lines.append(
-                f"- CE against DE for {block} ablations is most linear at layer {fit['layer']}: "
+                f"- CE on the ablated layer's unembedding impact Δ_unembed (the paper's direct "
+                f"effect) for {block} ablations is most linear at layer {fit['layer']}: "
                 f"R^2 = {_ci(fit, 'r2', '.2f')}, slope {_ci(fit, 'slope')}."
             )
         comp = info["compensated_layers"]
@@ -452,13 +485,12 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
     hydra = s["hydra_attention"]
     if hydra:
         shown = ", ".join(
-            f"{h['layer']} ({_ci(h, 'attention_response', '+.3f')}; MLPs "
-            f"{_ci(h, 'mlp_response', '+.3f')})"
+            f"{h['layer']} ({_ci(h, 'ce_attn', '+.3f')}; MLPs {_ci(h, 'ce_mlp', '+.3f')})"
             for h in hydra
         )
         lines.append(
-            f"- Hydra effect, downstream attention layers gaining direct effect after an "
-            f"attention ablation (mean gain; MLP response): {shown}."
+            f"- Hydra effect, attention ablations after which the downstream attention layers "
+            f"gain direct effect (mean CE from attention layers; from MLP layers): {shown}."
         )
     else:
         lines.append("- No attention ablation makes downstream attention layers gain on average.")
