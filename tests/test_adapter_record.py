@@ -396,3 +396,19 @@ def test_a_record_of_prompts_given_in_python_cannot_be_rerun(
     run_sweep(lm, PROMPTS, Ablation(AblationKind.ZERO), tmp_path, limit=1)
     with pytest.raises(InvalidArgument, match=r"does not say where its prompts \('tiny'\) came"):
         hydra.rerun(tmp_path, out=tmp_path / "again")
+
+
+def test_identity_does_not_depend_on_where_the_model_was_loaded_from() -> None:
+    """The same weights and config loaded from two folders (or venvs) are the same model."""
+    from scmnet.adapters.transformer.identity import model_identity
+
+    here, there = tiny_model("llama"), tiny_model("llama")
+    here.config._name_or_path, there.config._name_or_path = "/venv-a/model", "/venv-b/model"
+    same = [
+        model_identity(LanguageModel.from_pretrained_model(m, CharTokenizer(), "tiny-llama"))
+        for m in (here, there)
+    ]
+    assert same[0] == same[1]
+    there.config.rms_norm_eps = here.config.rms_norm_eps * 2  # what it computes: another model
+    other = LanguageModel.from_pretrained_model(there, CharTokenizer(), "tiny-llama")
+    assert model_identity(other) != same[0]

@@ -48,10 +48,17 @@ def tensor_hash(module: nn.Module) -> str:
     return digest.hexdigest()
 
 
+# Config entries that say where a model was loaded from, not what it computes: a model moved to
+# another folder or virtual environment keeps its identity (and an output folder still resumes).
+LOCATION_KEYS = frozenset({"_name_or_path", "_commit_hash"})
+
+
 def _config_text(config: Any) -> str:
+    """The config as canonical JSON, without :data:`LOCATION_KEYS`."""
     to_dict = getattr(config, "to_dict", None)
     found = to_dict() if callable(to_dict) else {}
-    return json.dumps(found, sort_keys=True, default=str)
+    kept = {k: v for k, v in found.items() if k not in LOCATION_KEYS}
+    return json.dumps(kept, sort_keys=True, default=str)
 
 
 def model_identity(lm: LanguageModel) -> str:
