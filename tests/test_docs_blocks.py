@@ -33,6 +33,8 @@ SKIP_DIRS = {"_build", "_generated", "_templates", "api"}
 DIRECTIVE = re.compile(
     r"^(?P<indent>\s*)\.\. (?P<kind>doctest|testcode|testoutput|code-block)::\s*(?P<arg>\S*)\s*$"
 )
+# A block that runs a sweep of the embedded model takes minutes: marked slow (CI runs it).
+SLOW = re.compile(r"\brun_hydra\(|\brerun\(")
 FLAGS = doctest.ELLIPSIS | doctest.IGNORE_EXCEPTION_DETAIL | doctest.DONT_ACCEPT_TRUE_FOR_1
 
 
@@ -103,7 +105,9 @@ def sessions(page: Path) -> Iterator[list[Block]]:
 def _cases() -> list[Any]:
     return [
         pytest.param(
-            session, id=session[0].where + (f"[{session[0].group}]" if session[0].group else "")
+            session,
+            id=session[0].where + (f"[{session[0].group}]" if session[0].group else ""),
+            marks=[pytest.mark.slow] if any(SLOW.search(b.source) for b in session) else [],
         )
         for page in pages()
         for session in sessions(page)
