@@ -27,6 +27,9 @@ author = "The scmnet developers"
 copyright = "the scmnet developers"
 version = release = scmnet.__version__
 
+DOCS = Path(__file__).resolve().parent
+GENERATED = DOCS / "_generated"
+
 extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.autosummary",
@@ -44,7 +47,7 @@ source_suffix = {".rst": "restructuredtext", ".md": "myst-nb"}
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 nb_execution_mode = "cache"  # the html and doctest builds share one execution
-nb_execution_cache_path = str(Path(__file__).resolve().parent / "_build" / ".jupyter_cache")
+nb_execution_cache_path = str(DOCS / "_build" / ".jupyter_cache")
 nb_execution_raise_on_error = True
 nb_execution_show_tb = True
 nb_execution_timeout = 900
@@ -70,9 +73,6 @@ numpydoc_class_members_toctree = False
 # There is no global set-up: each block shows its own imports, so that it runs when pasted into
 # a fresh interpreter (tests/test_docs_blocks.py runs each one alone).
 doctest_test_doctest_blocks = ""
-
-DOCS = Path(__file__).resolve().parent
-GENERATED = DOCS / "_generated"
 
 
 def draw_pictures(app: Any) -> None:

@@ -158,20 +158,12 @@ def _fig2(results: HydraResults, path: Path) -> None:
             ax.legend(fontsize=8, title=f"band: {_level(results)}", title_fontsize=8)
         stats = [s for s in results.layers if s.block == b.label]
         ax = axes[row, 2]
-        _band(ax, layers, iv["correlation_unembed_drop"].at(b), "tab:blue")
-        ax.plot(
-            layers,
-            [s.correlation_unembed_drop for s in stats],
-            label="correlation of Δunembed and drop",
-            color="tab:blue",
-        )
-        _band(ax, layers, iv["share_unembed_gt_drop"].at(b), "tab:orange")
-        ax.plot(
-            layers,
-            [s.share_unembed_gt_drop for s in stats],
-            label="share of prompts with Δunembed > drop",
-            color="tab:orange",
-        )
+        for field, label, colour in (
+            ("correlation_unembed_drop", "correlation of Δunembed and drop", "tab:blue"),
+            ("share_unembed_gt_drop", "share of prompts with Δunembed > drop", "tab:orange"),
+        ):
+            _band(ax, layers, iv[field].at(b), colour)
+            ax.plot(layers, [getattr(s, field) for s in stats], label=label, color=colour)
         ax.set(xlabel="layer", ylim=(-1.05, 1.05), title=f"{b.label}: agreement")
         ax.axhline(0, color="black", lw=0.5)
         ax.legend(fontsize=8)
