@@ -183,6 +183,8 @@ def test_a_restored_share_of_a_clear_loss_is_the_ratio_of_the_means() -> None:
     assert d["restored_share_low"] <= d["restored_share"] <= d["restored_share_high"]
     assert_close(d["rest"], -5.0)
     assert f"give back (CE / -own ΔDE): {d['restored_share']:+.0%} [" in line
+    assert "(they compensate)" in line  # a positive share is compensation, not a deepening
+    assert "deepen it" not in line
 
 
 def test_a_restored_share_of_a_near_zero_loss_is_undefined() -> None:

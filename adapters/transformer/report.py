@@ -447,11 +447,11 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         )
         if d.get("downstream_layers", 1):
             note = d.get("restored_share_note", "")
-            share = (
-                f"undefined ({note})"
-                if note
-                else f"{_ci(d, 'restored_share', '+.0%')} (negative: they deepen it)"
-            )
+            if note:
+                share = f"undefined ({note})"
+            else:
+                sense = "they deepen it" if d["restored_share"] < 0 else "they compensate"
+                share = f"{_ci(d, 'restored_share', '+.0%')} ({sense})"
             lines.append(
                 f"{head} + CE {_ci(d, 'ce')} (attention {_ci(d, 'ce_attn')}, MLP "
                 f"{_ci(d, 'ce_mlp')}) + rest {_ci(d, 'rest')}; the share of the layer's own loss "
