@@ -124,6 +124,21 @@ class HydraCommand:
             action="store_true",
             help="show torch's own output while tracing the model (held back by default)",
         )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="compute the prompts on a local Ray cluster of N workers started for the run "
+            "(needs scmnet[ray]); the report is the single-process one",
+        )
+        parser.add_argument(
+            "--ray",
+            default=None,
+            metavar="ADDRESS",
+            help="compute the prompts on the existing Ray cluster at ADDRESS (auto, "
+            "ray://host:10001), whose nodes see the model and --out at the same paths",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         """Run the analysis (or re-run a record) and print where the report went; returns 0.
@@ -141,6 +156,8 @@ class HydraCommand:
             "progress": not args.quiet,
             "memory": memory,
             "verbose": args.verbose,
+            "workers": args.workers,
+            "ray": args.ray,
         }
         if args.from_record is not None:
             given = [f"--{n}" for n in _RECORDED if getattr(args, n) is not None]

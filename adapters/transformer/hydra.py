@@ -32,6 +32,7 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
+from .distributed import Cluster, ModelRecipe, RayShards, connected
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
@@ -69,6 +70,8 @@ def run_hydra(
     verbose: bool = False,
     noise_scale: float = 3.0,
     record: Record | None = None,
+    workers: int | None = None,
+    ray: str | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -112,6 +115,14 @@ def run_hydra(
     record : Record, optional
         The recorded sweep this run re-runs (:func:`rerun` passes it): once the model loads,
         its identity and the other settings are compared with the record's.
+    workers : int, optional
+        Compute the prompts on a local Ray cluster of this many workers, started for the run
+        (:mod:`~.distributed`; extra ``scmnet[ray]``). Each worker loads the model from
+        ``model`` and uses ``threads`` torch threads (default 1, or this process's number with
+        one worker). The numbers, and the report, are those of a single-process run.
+    ray : str, optional
+        Compute the prompts on the existing Ray cluster at this address (``"auto"``,
+        ``"ray://host:10001"``), whose nodes hold the model at the same path and share ``out``.
 
     Raises
     ------
@@ -133,8 +144,14 @@ def run_hydra(
         delete.
     SettingsMismatch
         If ``out`` holds a sweep made with other settings (all but the model's identity are
-        compared before the model loads), or the model is not the ``record``'s.
+        compared before the model loads), or the model is not the ``record``'s, or a Ray
+        worker's model is not this process's.
+    InvalidArgument
+        If both ``workers`` and ``ray`` are given, or ``workers`` is not positive.
+    MissingDependency
+        If ``workers`` or ``ray`` is given and Ray (extra ``ray``) is not installed.
     """
+    cluster = Cluster.of(workers, ray)
     if threads is not None:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -172,7 +189,16 @@ def run_hydra(
             kwargs["progress"] = show
         with restoring(out):
             _trace(lm, verbose=verbose)
-            clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+            if cluster is None:
+                clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+            else:
+                each = threads or (torch.get_num_threads() if workers == 1 else 1)
+                recipe = ModelRecipe.of(source, lm, device, each)
+                kwargs["shard"] = RayShards(
+                    recipe, setting, out / "measures", chunk, memory, workers
+                )
+                with connected(cluster):
+                    clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -189,6 +215,8 @@ def rerun(
     chunk: int | None = None,
     memory: int | None = None,
     verbose: bool = False,
+    workers: int | None = None,
+    ray: str | None = None,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -202,7 +230,7 @@ def rerun(
         The ``--out`` directory of an earlier run.
     out : path
         Where the re-run's report goes.
-    device, threads, progress, chunk, memory, verbose
+    device, threads, progress, chunk, memory, verbose, workers, ray
         As for :func:`run_hydra`: how to compute, not what.
 
     Returns
@@ -258,6 +286,8 @@ def rerun(
         memory=memory,
         verbose=verbose,
         record=found,
+        workers=workers,
+        ray=ray,
     )
 
 
