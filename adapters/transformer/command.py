@@ -130,7 +130,7 @@ class HydraCommand:
             default=None,
             metavar="N",
             help="compute the prompts on a local Ray cluster of N workers started for the run "
-            "(needs scmnet[ray]); the report is the single-process one",
+            "(needs scmnet[ray]); the report is that of one process with as many --threads",
         )
         parser.add_argument(
             "--ray",

@@ -7,7 +7,8 @@ Each actor loads the model once from the same source, device and dtype, checks t
 driver's (:func:`~.identity.model_identity`), rebuilds the ablation values from the shipped
 clean run and writes each prompt's file atomically (:func:`~.sweep.compute_prompt`) into the
 shared output directory. The driver then loads every file, as a resume does, so the report is
-the one a single process writes, byte for byte.
+the one a single process with as many torch threads writes, byte for byte (torch's sums over
+threads run in another order with another number of threads).
 
 A sharded run changes how the prompts are computed, not what: the options are not recorded
 in ``settings.json``, and a sweep interrupted in one mode resumes in the other. Ray is the
@@ -30,7 +31,7 @@ one of them
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,15 @@ from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import ModelSource, reason
 from .sweep import AblationValues, CleanRun, SettingsMismatch, compute_prompt
 
-__all__ = ["Cluster", "ModelRecipe", "RayShards", "WorkerFailed", "connected", "release"]
+__all__ = [
+    "Cluster",
+    "ModelRecipe",
+    "RayShards",
+    "WorkerFailed",
+    "connected",
+    "placement",
+    "release",
+]
 
 
 class WorkerFailed(ScmnetError, RuntimeError):
@@ -102,7 +111,7 @@ def _ray() -> Any:
 
 
 @contextmanager
-def connected(cluster: Cluster) -> Iterator[None]:
+def connected(cluster: Cluster, threads: int = 1) -> Iterator[None]:
     """Start (``workers``) or join (``address``) the Ray cluster for the block; a Ray already
     initialised in this process is used as it is, and its actors stay up for the next sweep
     (:func:`release` ends them). Only what this call started is shut down (``ray.shutdown``
@@ -113,7 +122,8 @@ def connected(cluster: Cluster) -> Iterator[None]:
         yield
         return
     if cluster.workers is not None:
-        ray.init(num_cpus=cluster.workers, include_dashboard=False, log_to_driver=False)
+        cpus = cluster.workers * threads  # each worker runs ``threads`` torch threads
+        ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     else:
         ray.init(address=cluster.address, log_to_driver=False)
     try:
@@ -198,7 +208,7 @@ class _Worker:
         """Load the model (unless this actor holds it already) and the sweep's ablation values;
         an error is raised in the driver."""
         if self.lm is None or self.recipe != recipe:
-            self.lm, self.recipe = None, None
+            self.lm, self.recipe = None, None  # the old model goes first, even if this fails
             self.lm, self.recipe = recipe.load(), recipe
         values = AblationValues.of(self.lm, clean)
         self.sweep = (clean, ablation, values, Path(folder), chunk, memory)
@@ -217,9 +227,12 @@ session (a Python session that initialised Ray itself, the tests) finds them wit
 loaded. :func:`release` ends them; :func:`connected` does on leaving."""
 
 
-def _actors(ray: Any, count: int, resources: dict[str, float]) -> list[Any]:
-    """``count`` actors of ``resources`` each, reusing those this session started."""
+def _actors(ray: Any, count: int, resources: dict[str, int]) -> list[Any]:
+    """``count`` actors of ``resources`` each, reusing those this session started (those of
+    other resources are ended first: they would hold CPUs the new ones wait for)."""
     key = (ray.get_runtime_context().get_job_id(), repr(sorted(resources.items())))
+    if set(_ACTORS) - {key}:
+        release()
     found = _ACTORS.setdefault(key, [])
     actor = ray.remote(_Worker).options(**resources)
     found += [actor.remote() for _ in range(count - len(found))]
@@ -231,10 +244,10 @@ def release() -> None:
     if not _ACTORS:
         return
     ray = _ray()
-    for actors in _ACTORS.values():
-        for a in actors:
-            if ray.is_initialized():
-                ray.kill(a)
+    job = ray.get_runtime_context().get_job_id() if ray.is_initialized() else None
+    for (session, _), actors in _ACTORS.items():
+        for a in actors if session == job else ():  # those of a session shut down are gone
+            ray.kill(a)
     _ACTORS.clear()
 
 
@@ -254,8 +267,8 @@ class RayShards:
     chunk, memory : int, optional
         As for :func:`~.sweep.run_sweep`.
     workers : int, optional
-        The number of actors; default one per ``recipe.threads`` CPUs of the cluster (one per
-        GPU for a CUDA device), never more than there are prompts.
+        The number of actors; default, and at most, one per ``recipe.threads`` CPUs of the
+        cluster (one per GPU for a CUDA device), never more than there are prompts.
     """
 
     recipe: ModelRecipe
@@ -282,17 +295,15 @@ class RayShards:
         from ray.util import ActorPool
 
         gpu = torch.device(self.recipe.device).type == "cuda"
-        cluster = ray.cluster_resources()
-        each = {"num_gpus": 1, "num_cpus": 0} if gpu else {"num_cpus": self.recipe.threads}
-        count = self.workers or int(
-            cluster.get("GPU", 0) if gpu else cluster.get("CPU", 1) // self.recipe.threads
+        each, count = placement(
+            self.recipe.device, self.recipe.threads, self.workers, ray.cluster_resources()
         )
         recipe = self.recipe
         if gpu:  # each actor sees its own GPU as cuda
             recipe = ModelRecipe(
                 recipe.source, "cuda", recipe.dtype, recipe.identity, recipe.threads
             )
-        actors = _actors(ray, max(1, min(count, len(missing))), each)
+        actors = _actors(ray, min(count, len(missing)), each)
         shipped = ray.put(clean)
         sweep = (recipe, shipped, self.ablation, str(self.folder), self.chunk, self.memory)
         finished = False
@@ -306,6 +317,45 @@ class RayShards:
         finally:
             if not finished:  # a failure, or the driver stopped early: start afresh next time
                 release()
+
+
+def placement(
+    device: str, threads: int, workers: int | None, cluster: Mapping[str, float]
+) -> tuple[dict[str, int], int]:
+    """The resources of each actor and how many actors, on a cluster of ``cluster`` resources.
+
+    One actor per ``threads`` CPUs (per GPU for a CUDA device), at most ``workers``; an actor
+    never asks for more than the cluster has, as one that cannot start waits forever.
+
+    Raises
+    ------
+    InvalidArgument
+        If ``device`` is a CUDA device and the cluster has no GPU.
+
+    Examples
+    --------
+    >>> placement("cpu", 1, 2, {"CPU": 2.0})
+    ({'num_cpus': 1}, 2)
+    >>> placement("cpu", 4, None, {"CPU": 2.0})  # 4 threads on 2 CPUs: one actor of 2 CPUs
+    ({'num_cpus': 2}, 1)
+    >>> placement("cpu", 2, 8, {"CPU": 6.0})
+    ({'num_cpus': 2}, 3)
+    >>> placement("cuda:1", 1, None, {"CPU": 16.0, "GPU": 4.0})
+    ({'num_gpus': 1, 'num_cpus': 0}, 4)
+    """
+    if torch.device(device).type == "cuda":
+        gpus = int(cluster.get("GPU", 0))
+        if gpus == 0:
+            raise InvalidArgument(
+                f"--device {device!r}: the Ray cluster has no GPU; use --device cpu, or a "
+                f"cluster with GPUs"
+            )
+        each, fit = {"num_gpus": 1, "num_cpus": 0}, gpus
+    else:
+        cpus = max(1, int(cluster.get("CPU", 1)))
+        used = max(1, min(threads, cpus))
+        each, fit = {"num_cpus": used}, max(1, cpus // used)
+    return each, fit if workers is None else max(1, min(workers, fit))
 
 
 def _get(ray: Any, refs: Any, call: Any = None) -> Any:

@@ -119,7 +119,8 @@ def run_hydra(
         Compute the prompts on a local Ray cluster of this many workers, started for the run
         (:mod:`~.distributed`; extra ``scmnet[ray]``). Each worker loads the model from
         ``model`` and uses ``threads`` torch threads (default 1, or this process's number with
-        one worker). The numbers, and the report, are those of a single-process run.
+        one worker). The numbers, and the report, are those of a single-process run with as many
+        threads, byte for byte.
     ray : str, optional
         Compute the prompts on the existing Ray cluster at this address (``"auto"``,
         ``"ray://host:10001"``), whose nodes hold the model at the same path and share ``out``.
@@ -197,7 +198,7 @@ def run_hydra(
                 kwargs["shard"] = RayShards(
                     recipe, setting, out / "measures", chunk, memory, workers
                 )
-                with connected(cluster):
+                with connected(cluster, each):
                     clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
