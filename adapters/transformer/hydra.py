@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
+from .device_map import DeviceMap, load_arguments
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
@@ -69,6 +70,9 @@ def run_hydra(
     verbose: bool = False,
     noise_scale: float = 3.0,
     record: Record | None = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -112,6 +116,14 @@ def run_hydra(
     record : Record, optional
         The recorded sweep this run re-runs (:func:`rerun` passes it): once the model loads,
         its identity and the other settings are compared with the record's.
+    device_map : str, mapping or Path, optional
+        Split a model larger than one device across devices (``--device-map auto``; see
+        :func:`~.lm.load_model`); ``device`` must then be left at ``"cpu"``. How, not what:
+        the numbers are those of the model on one device, and the setting is not recorded.
+    max_memory : str or mapping, optional
+        With a device map, the most memory each device may hold (``"cpu=2GiB,cuda:0=20GiB"``).
+    offload_folder : path, optional
+        With a device map, where modules mapped to ``"disk"`` are offloaded.
 
     Raises
     ------
@@ -155,6 +167,12 @@ def run_hydra(
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
     check_device(device)
+    placing = load_arguments(device_map, max_memory, offload_folder)
+    if placing and torch.device(device) != torch.device("cpu"):
+        raise InvalidArgument(
+            f"--device-map places the model itself, so it takes no --device (got {device!r}); "
+            f"drop --device, or drop --device-map to put the whole model on {device!r}"
+        )
     source = resolve_model(model)
     out = Path(out)
     check_writable(out)
@@ -163,7 +181,7 @@ def run_hydra(
     with quiet_libraries(not progress):  # --quiet: no loading bars or log lines either
         tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
         check_lengths(tokenizer, context, source.label, prompt_set)
-        lm = load_model(source, device=device, tokenizer=tokenizer)
+        lm = load_model(source, device=device, tokenizer=tokenizer, **placing)
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -189,6 +207,9 @@ def rerun(
     chunk: int | None = None,
     memory: int | None = None,
     verbose: bool = False,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -202,7 +223,7 @@ def rerun(
         The ``--out`` directory of an earlier run.
     out : path
         Where the re-run's report goes.
-    device, threads, progress, chunk, memory, verbose
+    device, threads, progress, chunk, memory, verbose, device_map, max_memory, offload_folder
         As for :func:`run_hydra`: how to compute, not what.
 
     Returns
@@ -258,6 +279,9 @@ def rerun(
         memory=memory,
         verbose=verbose,
         record=found,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
 
 
