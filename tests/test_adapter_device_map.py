@@ -75,9 +75,8 @@ def offloaded(lm: LanguageModel) -> list[str]:
 def split(source: ModelSource, tmp_path_factory: pytest.TempPathFactory) -> LanguageModel:
     folder = tmp_path_factory.mktemp("offload")
     lm = load_model(source, tokenizer=CharTokenizer(), device_map=SPLIT, offload_folder=folder)
-    assert "lm_head.weight" in offloaded(lm) and "model.layers.0.mlp.up_proj.weight" not in (
-        offloaded(lm)
-    )
+    assert "lm_head.weight" in offloaded(lm)
+    assert "model.layers.0.mlp.up_proj.weight" not in (offloaded(lm))
     return lm
 
 
@@ -115,7 +114,8 @@ def test_auto_map_with_a_memory_budget(
         offload_folder=tmp_path / "offload",
     )
     assert set(lm.model.hf_device_map.values()) == {"cpu", "disk"}
-    assert offloaded(lm) and lm.device == torch.device("cpu")
+    assert offloaded(lm)
+    assert lm.device == torch.device("cpu")
     assert model_identity(lm) == model_identity(one_device)
     got = sweep(lm, AblationKind.ZERO, tmp_path / "auto")
     expected = sweep(one_device, AblationKind.ZERO, tmp_path / "one")
@@ -181,7 +181,8 @@ def test_values_move_to_the_device_of_the_parameters_they_meet() -> None:
     relu = next(n for n in run if "relu" in str(n.target))
     assert torch.equal(run[relu], clean[relu])  # the host part is computed as before
     out = next(n for n in run if "add" in str(n.target))
-    assert run[out].device.type == "meta" and run[out].shape == (2, 4)
+    assert run[out].device.type == "meta"
+    assert run[out].shape == (2, 4)
     assert net.second.linear.weight.device.type == "cpu"  # moved for the operation only
 
 

@@ -104,17 +104,18 @@ class ScaleNorm(nn.Module):
 def _loaded(lm: LanguageModel) -> Iterator[None]:
     """Offloaded weights (a device map's ``"cpu"`` or ``"disk"`` modules, whose parameters are
     empty ``meta`` placeholders between calls) loaded on their execution devices for the
-    duration: the trace reads each parameter once, so it is loaded once, not at every call.
+    duration, their hooks' loading switched off: ``torch.export`` cannot trace through the
+    hooks' reads of the stored weights, only through the weights themselves.
 
     The traced graph reads them from the hooks at every run afterwards
-    (:func:`scmnet.tracing.engine.devices.stored_value`), so only tracing needs them in place.
+    (:func:`scmnet.tracing.engine.devices.stored_value`), so only tracing needs them in place
+    (once, all together: the offloaded part must fit on its execution device while tracing).
     """
-    hooked = [
-        (m, hook)
-        for m in lm.model.modules()
-        if getattr(hook := getattr(m, "_hf_hook", None), "offload", False)
-        and callable(getattr(hook, "pre_forward", None))
-    ]
+    hooked: list[tuple[nn.Module, Any]] = []
+    for module in lm.model.modules():
+        hook: Any = getattr(module, "_hf_hook", None)
+        if getattr(hook, "offload", False) and callable(getattr(hook, "pre_forward", None)):
+            hooked.append((module, hook))
     for module, hook in hooked:
         hook.pre_forward(module)  # accelerate's own loading onto the execution device
         hook.offload = False

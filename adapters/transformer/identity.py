@@ -43,6 +43,7 @@ _IDENTITIES: weakref.WeakKeyDictionary[LanguageModel, str] = weakref.WeakKeyDict
 def tensor_hash(module: nn.Module) -> str:
     """A BLAKE2b hash of every parameter and buffer of ``module``: names, dtypes, shapes, bytes."""
     digest = hashlib.blake2b(digest_size=16)
+    found: list[tuple[str, str, torch.Tensor]]
     found = [(n, "parameter", t) for n, t in module.named_parameters()]
     found += [(n, "buffer", t) for n, t in module.named_buffers()]
     for name, kind, tensor in found:
