@@ -192,7 +192,7 @@ def parse_max_memory(text: str | Mapping[str, Any]) -> dict[str | int, str | int
     >>> try:
     ...     parse_max_memory("cpu:2GiB")
     ... except InvalidArgument as e:
-    ...     print(str(e)[:46])
+    ...     print(str(e)[:48])
     --max-memory entry 'cpu:2GiB' is not DEVICE=SIZE
     """
     if isinstance(text, Mapping):

@@ -14,7 +14,9 @@ hook fires. :class:`Placement` gives the engine what the hooks did:
 
 * :func:`stored_value` -- a parameter or buffer as stored: the live tensor, or for an offloaded
   module the stored weight (on the device it is stored on; it moves to the execution device
-  only for the operation that reads it, and is not copied anywhere else);
+  only for the operation that reads it). The executor reads each offloaded weight once and
+  keeps it (host memory, where accelerate keeps ``"cpu"`` offload: a ``"disk"`` weight is then
+  held there too, rather than read again for every run);
 * :meth:`Placement.place` -- before an operation runs, its tensor arguments move to the
   operation's device: the execution device of a parameter it reads, otherwise that of the
   innermost module it belongs to (``nn_module_stack``). Moving a tensor between devices copies
@@ -48,7 +50,7 @@ from torch import fx, nn
 
 from scmnet.errors import UnsupportedModel
 
-__all__ = ["Placement", "execution_device", "placement", "stored_value"]
+__all__ = ["Placement", "execution_device", "live_value", "placement", "stored_value"]
 
 _META = torch.device("meta")
 
@@ -63,6 +65,14 @@ def _owner(model: nn.Module, path: str) -> tuple[nn.Module, str]:
     return (model.get_submodule(module_path) if module_path else model), name
 
 
+def live_value(model: nn.Module, path: str, kind: str) -> torch.Tensor:
+    """The parameter or buffer at ``path`` as the model holds it now (a ``meta`` placeholder
+    where its module is offloaded)."""
+    module, name = _owner(model, path)
+    value: torch.Tensor = getattr(module, name) if kind == "buffer" else module.get_parameter(name)
+    return value
+
+
 def stored_value(model: nn.Module, path: str, kind: str) -> torch.Tensor:
     """The parameter or buffer at ``path`` (``kind`` is ``"parameter"`` or ``"buffer"``).
 
@@ -75,10 +85,10 @@ def stored_value(model: nn.Module, path: str, kind: str) -> torch.Tensor:
     UnsupportedModel
         If the tensor is on ``meta`` and no hook of its module holds its value.
     """
-    module, name = _owner(model, path)
-    value: torch.Tensor = getattr(module, name) if kind == "buffer" else module.get_parameter(name)
+    value = live_value(model, path, kind)
     if value.device != _META:
         return value
+    module, name = _owner(model, path)
     weights = getattr(_hook(module), "weights_map", None)
     if weights is not None:
         try:

@@ -44,7 +44,7 @@ from torch import fx, nn
 from torch.fx.node import map_arg
 
 from scmnet.errors import InvalidContext, MechanismError
-from scmnet.tracing.engine.devices import placement, stored_value
+from scmnet.tracing.engine.devices import live_value, placement, stored_value
 
 __all__ = ["Executor", "Feed", "Override", "module_path"]
 
@@ -95,6 +95,7 @@ class Executor:
         self._by_name: dict[str, fx.Node] = {n.name: n for n in self.order}
         self._feeds: dict[str, Feed] = {f.node: f for f in feeds}
         self.placement = placement(graph_module, feeds, model)
+        self._stored: dict[str, Any] = {}  # offloaded weights, read once (not once per run)
 
     def node(self, name: str) -> fx.Node:
         """The graph node called ``name``."""
@@ -115,7 +116,12 @@ class Executor:
                 if feed.kind == "parameter":
                     return self.model.get_parameter(feed.name)
                 return self.model.get_buffer(feed.name)
-            return stored_value(self.model, feed.name, feed.kind)
+            found = self._stored.get(feed.name)
+            if found is None:
+                found = stored_value(self.model, feed.name, feed.kind)
+                if found is not live_value(self.model, feed.name, feed.kind):  # offloaded
+                    self._stored[feed.name] = found
+            return found
         return feed.value
 
     def get_attr(self, node: fx.Node) -> Any:
