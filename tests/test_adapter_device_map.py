@@ -106,9 +106,9 @@ def test_auto_map_with_a_memory_budget(hf_dir_with_tokenizer: Path, tmp_path: Pa
     included: device settings change how, not what) are those of the one-device run, byte for
     byte."""
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("the eiffel tower is\nlocated in the city\nthe city of\n")
+    prompts.write_text("the eiffel tower is\nlocated in the city of\n")
     common = ["--model", str(hf_dir_with_tokenizer), "--prompts", str(prompts), "--quiet"]
-    common += ["--ablation", "resample", "--patches", "2"]
+    common += ["--ablation", "zero"]  # resample: the sweep test above
     placed = ["--device-map", "auto", "--max-memory", "cpu=90KB"]
     placed += ["--offload-folder", str(tmp_path / "offload")]
     parser = argparse.ArgumentParser()
