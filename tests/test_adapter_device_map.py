@@ -206,6 +206,8 @@ def test_one_device_has_no_placement() -> None:
 def test_a_device_this_machine_lacks_is_named() -> None:
     with pytest.raises(InvalidArgument, match=r"'cuda:3'.*its devices are .*cpu, disk"):
         check_device_map({"model.layers.0": "cuda:3", "lm_head": "cpu"})
+    with pytest.raises(InvalidArgument, match=r"'cuda:3', which this machine does not have"):
+        check_device_map("cuda:3")
     with pytest.raises(InvalidArgument, match=r"'cuda:7'"):
         parse_max_memory("cuda:7=2GiB")
 

@@ -131,8 +131,8 @@ class HydraCommand:
             default=None,
             metavar="MAP",
             help="split a model larger than one device across devices with accelerate: auto, "
-            "balanced, balanced_low_0, sequential, or a JSON file mapping module paths to "
-            "devices (cuda:0, cpu, disk); not with --device",
+            "balanced, balanced_low_0, sequential, a JSON file mapping module paths to "
+            "devices (cuda:0, cpu, disk), or one device; not with --device",
         )
         parser.add_argument(
             "--max-memory",

@@ -21,6 +21,8 @@ Examples
 {'model.layers.0': 'cpu', 'lm_head': 'disk'}
 >>> parse_max_memory("cpu=2GiB,disk=10GB")
 {'cpu': '2GiB', 'disk': '10GB'}
+>>> check_device_map("cpu")
+{'': 'cpu'}
 >>> try:
 ...     check_device_map("fastest")
 ... except InvalidArgument as e:
@@ -55,6 +57,7 @@ DeviceMap: TypeAlias = "str | Mapping[str, str | int | torch.device]"
 STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 """The strategies accelerate computes a device map with (from the devices' free memory)."""
 
+_DEVICE = re.compile(r"(cuda|mps|cpu|disk)(:\d+)?")
 _SIZE = re.compile(r"\d+(\.\d+)?\s*([KMGT]i?B|B)?", re.IGNORECASE)
 
 
@@ -110,7 +113,8 @@ def check_device_map(
     ----------
     device_map : str, mapping or Path
         A strategy of :data:`STRATEGIES`; a mapping of module paths to devices (``"cuda:0"``
-        or ``0``, ``"mps"``, ``"cpu"``, ``"disk"``); or the path of a JSON file holding one.
+        or ``0``, ``"mps"``, ``"cpu"``, ``"disk"``); the path of a JSON file holding one; or
+        one device (``"cuda:1"``), the whole model's.
     offload_folder : path, optional
         Where ``"disk"`` modules are offloaded; required when the map names ``"disk"``.
 
@@ -129,6 +133,8 @@ def check_device_map(
     if isinstance(device_map, str) and device_map in STRATEGIES:
         return device_map
     where = f"--device-map {str(device_map)!r}"
+    if isinstance(device_map, str) and _DEVICE.fullmatch(device_map.strip()):
+        return {"": _device(device_map, where)}  # the whole model on one device
     if isinstance(device_map, str | Path):
         path = Path(device_map)
         if not path.is_file():
