@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
+from .device_map import DeviceMap, load_arguments
 from .distributed import Cluster, ModelRecipe, RayShards, connected
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
@@ -72,6 +73,9 @@ def run_hydra(
     record: Record | None = None,
     workers: int | None = None,
     ray: str | None = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -124,6 +128,14 @@ def run_hydra(
     ray : str, optional
         Compute the prompts on the existing Ray cluster at this address (``"auto"``,
         ``"ray://host:10001"``), whose nodes hold the model at the same path and share ``out``.
+    device_map : str, mapping or Path, optional
+        Split a model larger than one device across devices (``--device-map auto``; see
+        :func:`~.lm.load_model`); ``device`` must then be left at ``"cpu"``. How, not what:
+        the numbers are those of the model on one device, and the setting is not recorded.
+    max_memory : str or mapping, optional
+        With a device map, the most memory each device may hold (``"cpu=2GiB,cuda:0=20GiB"``).
+    offload_folder : path, optional
+        With a device map, where modules mapped to ``"disk"`` are offloaded.
 
     Raises
     ------
@@ -148,7 +160,8 @@ def run_hydra(
         compared before the model loads), or the model is not the ``record``'s, or a Ray
         worker's model is not this process's.
     InvalidArgument
-        If both ``workers`` and ``ray`` are given, or ``workers`` is not positive.
+        If both ``workers`` and ``ray`` are given, ``workers`` is not positive, or
+        ``device_map`` comes with either of them.
     MissingDependency
         If ``workers`` or ``ray`` is given and Ray (extra ``ray``) is not installed.
     """
@@ -173,6 +186,17 @@ def run_hydra(
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
     check_device(device)
+    placing = load_arguments(device_map, max_memory, offload_folder)
+    if placing and torch.device(device) != torch.device("cpu"):
+        raise InvalidArgument(
+            f"--device-map places the model itself, so it takes no --device (got {device!r}); "
+            f"drop --device, or drop --device-map to put the whole model on {device!r}"
+        )
+    if placing and cluster is not None:
+        raise InvalidArgument(
+            "--device-map splits one model across this machine's devices, but each Ray worker "
+            "(--workers, --ray) loads the whole model onto its own --device; use one of them"
+        )
     source = resolve_model(model)
     out = Path(out)
     check_writable(out)
@@ -181,7 +205,7 @@ def run_hydra(
     with quiet_libraries(not progress):  # --quiet: no loading bars or log lines either
         tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
         check_lengths(tokenizer, context, source.label, prompt_set)
-        lm = load_model(source, device=device, tokenizer=tokenizer)
+        lm = load_model(source, device=device, tokenizer=tokenizer, **placing)
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -218,6 +242,9 @@ def rerun(
     verbose: bool = False,
     workers: int | None = None,
     ray: str | None = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -231,7 +258,8 @@ def rerun(
         The ``--out`` directory of an earlier run.
     out : path
         Where the re-run's report goes.
-    device, threads, progress, chunk, memory, verbose, workers, ray
+    device, threads, progress, chunk, memory, verbose, workers, ray, device_map, max_memory, \
+    offload_folder
         As for :func:`run_hydra`: how to compute, not what.
 
     Returns
@@ -289,6 +317,9 @@ def rerun(
         record=found,
         workers=workers,
         ray=ray,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
 
 
