@@ -61,10 +61,14 @@ def stack(values: Sequence[Any]) -> Any:
 def mean(values: Sequence[Any]) -> Any:
     """The mean over a sequence of values, keeping the kind of the values.
 
+    Half-precision tensors (bfloat16, float16) are summed in float32, then rounded once.
+
     >>> mean([1.0, 2.0, 6.0])
     3.0
     """
     stacked = stack(values)
+    if is_tensor(stacked) and stacked.is_floating_point() and stacked.element_size() < 4:
+        return stacked.float().mean(0).to(stacked.dtype)  # a half-precision sum loses digits
     result = stacked.mean(0)
     if isinstance(result, np.ndarray) and result.ndim == 0:
         return float(result)

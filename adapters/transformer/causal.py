@@ -243,7 +243,8 @@ def recorded_readings(
     contexts : sequence of mappings
         The prompts' contexts (``{"input_ids": ids}``), the objects the rules will name.
     contributions : tensor, shape (len(contexts), 2, L, d_model)
-        a^l_t and m^l_t of each prompt, as :func:`final_readings` returns them.
+        a^l_t and m^l_t of each prompt, as :func:`final_readings` returns them (float32 on
+        the host); they are recorded in the model's dtype, on its device, once.
 
     Returns
     -------
@@ -254,7 +255,8 @@ def recorded_readings(
     memo = sn.SiteValues(hydra_model(lm))
     sites = contribution_sites(lm)
     for context, found in zip(contexts, contributions, strict=True):
-        for s, value in zip(sites, found.reshape(len(sites), 1, -1), strict=True):
+        values = found.reshape(len(sites), 1, -1).to(device=lm.device, dtype=lm.dtype)
+        for s, value in zip(sites, values, strict=True):  # the values the sites hold
             memo.record(context, s, value)
     return memo
 
@@ -274,19 +276,20 @@ def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -
     Returns
     -------
     tensor, shape (K, 2, L, d_model)
-        The final-position contributions of each noised run: the values A(u + eps).
+        The final-position contributions of each noised run: the values A(u + eps), in the
+        model's dtype and on its device (they are set as they are: no transfer to the host).
     """
     model = hydra_model(lm)
     embed = sn.Site(lm.spec.embed)
     context = {"input_ids": ids.to(lm.device)}
     with torch.no_grad():
         clean = model.evaluate(context, outputs=[embed])[embed]  # (1, T, d)
-        noised = (clean.float().cpu() + noise).to(device=clean.device, dtype=clean.dtype)
+        noised = (clean.float() + noise.to(clean.device)).to(clean.dtype)  # added in float32
         sets = [{embed: noised[j : j + 1]} for j in range(int(noise.shape[0]))]
         sites = contribution_sites(lm, index=(0, -1))
         runs = model.evaluate_stacked(context, sets, outputs=sites)
     stacked = torch.stack([runs[s].to(lm.device) for s in sites], dim=1)  # (K, 2L, d)
-    return stacked.reshape(len(sets), 2, lm.n_layers, -1).float().cpu()
+    return stacked.reshape(len(sets), 2, lm.n_layers, -1)  # in the model's dtype, on its device
 
 
 def centred_logit(model: TracedModel, token: int) -> sn.Outcome:

@@ -26,7 +26,7 @@ True
 ...     HYDRA.run(parser.parse_args(["--from-record", "reports/hydra", "--seed", "1"]))
 ... except InvalidArgument as e:
 ...     print(e)  # doctest: +NORMALIZE_WHITESPACE
---from-record takes the model, prompts, ablation, patches, seed and limit from
+--from-record takes the model, prompts, ablation, patches, seed, limit and dtype from
 reports/hydra/settings.json; drop --seed, which would change the numbers, or run without
 --from-record
 """
@@ -43,10 +43,11 @@ from scmnet.random_inputs import random_inputs
 
 from .hydra import rerun, run_hydra
 from .lm import load_directory
+from .precision import DTYPES
 
 __all__ = ["HUGGING_FACE", "HYDRA", "HuggingFaceDirectory", "HydraCommand"]
 
-_RECORDED = ("model", "prompts", "ablation", "patches", "seed", "limit")
+_RECORDED = ("model", "prompts", "ablation", "patches", "seed", "limit", "dtype")
 """The options --from-record takes from the record: those that change the numbers."""
 
 SENTENCE = "The Eiffel Tower is located in the city of"
@@ -98,12 +99,19 @@ class HydraCommand:
         )
         parser.add_argument("--seed", type=int, default=None, help="seed of every draw; default: 0")
         parser.add_argument(
+            "--dtype",
+            choices=tuple(DTYPES),
+            default=None,
+            help="the dtype the model computes in (readouts are accumulated in float32); "
+            "recorded with the sweep; default: float32",
+        )
+        parser.add_argument(
             "--from-record",
             type=Path,
             default=None,
             metavar="DIR",
             help="re-run the sweep recorded in DIR/settings.json (its model, prompts, ablation, "
-            "patches, seed and limit) into --out, a directory other than DIR",
+            "patches, seed, limit and dtype) into --out, a directory other than DIR",
         )
         parser.add_argument(
             "--device", default=None, help="torch device (cpu, cuda, cuda:1, ...); default: cpu"
@@ -201,7 +209,8 @@ class HydraCommand:
             if given:
                 which = "which would" if len(given) == 1 else "which would each"
                 raise InvalidArgument(
-                    f"--from-record takes the model, prompts, ablation, patches, seed and limit "
+                    f"--from-record takes the model, prompts, ablation, patches, seed, limit and "
+                    f"dtype "
                     f"from {args.from_record / 'settings.json'}; drop {', '.join(given)}, "
                     f"{which} change the numbers, or run without --from-record"
                 )
@@ -214,6 +223,7 @@ class HydraCommand:
                 patches=15 if args.patches is None else args.patches,
                 limit=args.limit,
                 seed=0 if args.seed is None else args.seed,
+                dtype="float32" if args.dtype is None else args.dtype,
                 **how,
             )
         print(

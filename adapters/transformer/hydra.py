@@ -37,6 +37,7 @@ from .distributed import Cluster, ModelRecipe, RayShards, connected
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
+from .precision import dtype_name, parse_dtype
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .record import Record
 from .report import write_report
@@ -71,6 +72,7 @@ def run_hydra(
     verbose: bool = False,
     noise_scale: float = 3.0,
     record: Record | None = None,
+    dtype: str | torch.dtype = "float32",
     workers: int | None = None,
     ray: str | None = None,
     device_map: DeviceMap | Path | None = None,
@@ -119,6 +121,10 @@ def run_hydra(
     record : Record, optional
         The recorded sweep this run re-runs (:func:`rerun` passes it): once the model loads,
         its identity and the other settings are compared with the record's.
+    dtype : {"float32", "bfloat16", "float16"}
+        The dtype the model's parameters and activations are kept in (``--dtype``); the
+        readouts are accumulated in float32 whatever it is (:mod:`~.precision`). It changes the
+        numbers, so it is recorded in ``settings.json``.
     workers : int, optional
         Compute the prompts on a local Ray cluster of this many workers, started for the run
         (:mod:`~.distributed`; extra ``scmnet[ray]``). Each worker loads the model from
@@ -146,8 +152,9 @@ def run_hydra(
         If the model cannot be traced; the output folder is left as it was found.
     InvalidArgument
         If ``out`` is an existing file or cannot be written to, ``device`` is not a device of
-        this machine, or ``model`` names no model, an incomplete one or a truncated weight file
-        (all checked before the model loads: :func:`~.model_source.resolve_model`).
+        this machine, ``dtype`` is not one of :data:`~.precision.DTYPES`, or ``model`` names
+        no model, an incomplete one or a truncated weight file (all checked before the model
+        loads: :func:`~.model_source.resolve_model`).
     InvalidIntervention
         If resample ablation asks for more draws than the prompt set has donors (checked
         before the model loads, and again once the correct prompts are known).
@@ -186,6 +193,7 @@ def run_hydra(
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
     check_device(device)
+    precision = parse_dtype(dtype)
     placing = load_arguments(device_map, max_memory, offload_folder)
     if placing and torch.device(device) != torch.device("cpu"):
         raise InvalidArgument(
@@ -200,12 +208,12 @@ def run_hydra(
     source = resolve_model(model)
     out = Path(out)
     check_writable(out)
-    planned = SweepSettings.planned(source.label, prompt_set, setting, limit)
+    planned = SweepSettings.planned(source.label, prompt_set, setting, limit, dtype_name(precision))
     check_resume(out, planned, identity=False)
     with quiet_libraries(not progress):  # --quiet: no loading bars or log lines either
         tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
         check_lengths(tokenizer, context, source.label, prompt_set)
-        lm = load_model(source, device=device, tokenizer=tokenizer, **placing)
+        lm = load_model(source, device=device, dtype=precision, tokenizer=tokenizer, **placing)
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -248,7 +256,8 @@ def rerun(
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
-    The model, the prompts, the ablation, the patches, the seed, the noise scale and the limit
+    The model, the prompts, the ablation, the patches, the seed, the noise scale, the dtype and
+    the limit
     all come from ``record/settings.json``; the report goes to ``out``, a directory other than
     ``record`` (an interrupted re-run resumes there). The same settings give the same tables.
 
@@ -307,6 +316,7 @@ def rerun(
         limit=found.settings.limit,
         seed=ablation.seed,
         noise_scale=ablation.noise_scale,
+        dtype=found.settings.dtype,
         device=device,
         out=out,
         threads=threads,

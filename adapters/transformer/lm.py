@@ -188,6 +188,11 @@ class LanguageModel:
             return found
         return next(p.device for p in self.model.parameters() if p.device.type != "meta")
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype the model computes in: its token embedding's."""
+        return self.parameter(f"{self.spec.embed}.weight").dtype
+
     def parameter(self, path: str) -> torch.Tensor:
         """The parameter at ``path`` with its value: where a device map offloaded it (an empty
         ``meta`` placeholder in the model), the stored weight

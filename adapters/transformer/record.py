@@ -2,8 +2,8 @@
 
 A report directory's ``settings.json`` records everything that determines its numbers
 (:class:`~.sweep.SweepSettings`): the model and its identity, where the prompts came from and
-their hash, the ablation, the number of patches, the seed, the noise scale and the limit.
-:class:`Record` reads it back and gives what a re-run needs -- the model to load, the prompts
+their hash, the ablation, the number of patches, the seed, the noise scale, the limit and the
+dtype. :class:`Record` reads it back and gives what a re-run needs -- the model to load, the prompts
 (read again from their file, and refused if their content changed), the ablation -- and checks
 the loaded model against the recorded identity (:meth:`Record.check`). The re-run itself is
 :func:`~.hydra.rerun`.

@@ -37,6 +37,7 @@ from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
 from .output_folder import DamagedFile, write_atomic
+from .precision import DTYPES, dtype_name
 from .prompts import PromptSet
 
 __all__ = [
@@ -73,7 +74,9 @@ class SweepSettings:
 
     ``model_hash`` is the identity of the weights and config computed with (not their path:
     :func:`~.identity.model_identity`) and ``versions`` those of the packages that compute, so
-    that a resume never mixes two models, or two versions, in one report. ``prompts_source`` is
+    that a resume never mixes two models, or two versions, in one report; ``dtype`` is the
+    dtype the model computed in (:mod:`~.precision`), compared on resume and taken by a
+    re-run from the record like the rest. ``prompts_source`` is
     where the prompts were read from (:attr:`~.prompts.PromptSet.source`: a resolved file path,
     ``"builtin"``, or ``""`` for a set built in Python), so that the sweep can be re-run from its
     record (``scmnet hydra --from-record``); a resume does not compare it (``prompts_hash``
@@ -100,10 +103,16 @@ class SweepSettings:
     model_hash: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     prompts_source: str = ""
+    dtype: str = "float32"
 
     @classmethod
     def planned(
-        cls, model: str, prompts: PromptSet, ablation: Ablation, limit: int | None
+        cls,
+        model: str,
+        prompts: PromptSet,
+        ablation: Ablation,
+        limit: int | None,
+        dtype: str = "float32",
     ) -> SweepSettings:
         """The settings of a sweep of the model named ``model``, known before it loads: all
         but ``model_hash``, which is ``""``."""
@@ -118,6 +127,7 @@ class SweepSettings:
             limit=limit,
             versions=package_versions(),
             prompts_source=prompts.source or "",
+            dtype=dtype,
         )
 
     @classmethod
@@ -125,7 +135,7 @@ class SweepSettings:
         cls, lm: LanguageModel, prompts: PromptSet, ablation: Ablation, limit: int | None
     ) -> SweepSettings:
         """The settings of a sweep of ``lm`` over ``prompts``."""
-        planned = cls.planned(lm.name, prompts, ablation, limit)
+        planned = cls.planned(lm.name, prompts, ablation, limit, dtype_name(lm.dtype))
         return replace(planned, model_hash=model_identity(lm))
 
     def to_json(self) -> dict[str, Any]:
@@ -137,7 +147,8 @@ class SweepSettings:
         """The settings of a parsed ``settings.json``, checked key by key.
 
         Keys added since a file was written (``model_hash``, ``versions``,
-        ``prompts_source``) take their defaults; keys this version does not know are ignored.
+        ``prompts_source``, ``dtype``) take their defaults (a sweep recorded before ``--dtype``
+        existed computed in float32); keys this version does not know are ignored.
 
         Raises
         ------
@@ -199,6 +210,7 @@ _SETTING_TYPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         lambda v: isinstance(v, dict) and all(isinstance(x, str) for x in v.values()),
     ),
     "prompts_source": ("a string", lambda v: isinstance(v, str)),
+    "dtype": (f"one of {', '.join(DTYPES)}", lambda v: v in DTYPES),
 }
 
 
