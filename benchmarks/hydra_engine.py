@@ -100,7 +100,9 @@ class Protocol:
         lm = self.lm
         if kind is AblationKind.ZERO:
             return [sn.zero()], torch.zeros(1, 2, lm.n_layers, lm.d_model)
-        chosen = donors(prompt, len(self.pool), Ablation(AblationKind.RESAMPLE, patches=self.patches))
+        chosen = donors(
+            prompt, len(self.pool), Ablation(AblationKind.RESAMPLE, patches=self.patches)
+        )
         assert self.clean.donor_contributions is not None
         values = self.clean.donor_contributions[torch.as_tensor(chosen)]
         return [sn.patch(self.pool[d]) for d in chosen], values
@@ -144,13 +146,16 @@ def main() -> None:
         text = builtin_prompts()[clean.kept[j]].text
         for name in args.ablation:
             rules, values = protocol.draws(AblationKind(name), j)
-            run = lambda: measure_prompt(lm, ids, token, rules, values=protocol.readings)  # noqa: E731
+
+            def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
+                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+
             run()  # the probes of this prompt length
             hooks_s, engine_s = [], []
             for _ in range(args.repeats):  # interleaved: engine, hooks, engine
                 seconds, fast = _timed(run)
                 engine_s.append(seconds)
-                seconds, slow = _timed(lambda: hooks_loop(lm, ids, token, values))
+                seconds, slow = _timed(lambda v=values: hooks_loop(lm, ids, token, v))  # noqa: B023
                 hooks_s.append(seconds)
                 engine_s.append(_timed(run)[0])
             diff = float(np.abs(fast.ablate_per_draw - slow).max())

@@ -64,13 +64,34 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Shape, matmul_rate, protocol_flops, random_llama  # noqa: E402
+from _common import Shape, matmul_rate, protocol_flops, random_llama
 
 PRESETS: dict[str, dict[str, int]] = {
     # Llama-3.2-1B, Llama-3.2-3B (grouped-query attention, 128k vocabulary), Llama-2-7B.
-    "1b": {"layers": 16, "d_model": 2048, "d_ff": 8192, "heads": 32, "kv_heads": 8, "vocab": 128256},
-    "3b": {"layers": 28, "d_model": 3072, "d_ff": 8192, "heads": 24, "kv_heads": 8, "vocab": 128256},
-    "7b": {"layers": 32, "d_model": 4096, "d_ff": 11008, "heads": 32, "kv_heads": 32, "vocab": 32000},
+    "1b": {
+        "layers": 16,
+        "d_model": 2048,
+        "d_ff": 8192,
+        "heads": 32,
+        "kv_heads": 8,
+        "vocab": 128256,
+    },
+    "3b": {
+        "layers": 28,
+        "d_model": 3072,
+        "d_ff": 8192,
+        "heads": 24,
+        "kv_heads": 8,
+        "vocab": 128256,
+    },
+    "7b": {
+        "layers": 32,
+        "d_model": 4096,
+        "d_ff": 11008,
+        "heads": 32,
+        "kv_heads": 32,
+        "vocab": 32000,
+    },
     "tiny": {"layers": 4, "d_model": 64, "d_ff": 128, "heads": 4, "kv_heads": 2, "vocab": 1000},
 }
 PAPER = {"prompts": 1209, "layers": 64, "patches": 15}

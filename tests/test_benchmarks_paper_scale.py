@@ -48,7 +48,8 @@ def _number(text: str) -> float:
 def test_dry_run_prints_a_finite_positive_figure(printed: dict[str, str], field: str) -> None:
     assert field in printed, f"{field!r} not printed; got {sorted(printed)}"
     value = _number(printed[field])
-    assert math.isfinite(value) and value >= 0
+    assert math.isfinite(value)
+    assert value >= 0
 
 
 def test_dry_run_describes_the_tiny_model_and_protocol(printed: dict[str, str]) -> None:
