@@ -148,6 +148,7 @@ def main() -> None:
             rules, values = protocol.draws(AblationKind(name), j)
 
             def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
+                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
                 return measure_prompt(lm, ids, token, rules, values=protocol.readings)
 
             run()  # the probes of this prompt length

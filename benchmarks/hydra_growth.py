@@ -82,9 +82,11 @@ def by_length(lm: LanguageModel, lengths: list[int], patches: int, repeats: int)
         ids = torch.randint(0, vocab, (1, t), generator=gen)
 
         def query(ids: torch.Tensor = ids) -> Any:
+            hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
             return measure_prompt(lm, ids, 5, values)
 
         def clean(ids: torch.Tensor = ids) -> Any:
+            hydra_model(lm).clear_cache()
             return final_readings(lm, ids)
 
         query()  # the probes of this length
@@ -118,6 +120,7 @@ def by_layers(layers: list[int], width: int, patches: int, tokens: int, repeats:
         values = _donor_values(lm, patches, n)
 
         def query(lm: LanguageModel = lm, values: torch.Tensor = values) -> Any:
+            hydra_model(lm).clear_cache()
             return measure_prompt(lm, ids, 0, values)
 
         query()  # the probes

@@ -71,7 +71,8 @@ def _impacts(logits: torch.Tensor, token: int, n: int) -> np.ndarray:
 
 def transformer_lens(lm: LanguageModel) -> tuple[str, dict[str, Impacts]]:
     """TransformerLens's loop and batched runs; raises if it is missing or cannot boot."""
-    import transformer_lens
+    from importlib.metadata import version
+
     from transformer_lens.model_bridge import TransformerBridge
 
     model = copy.deepcopy(lm.model)  # the bridge switches the model to eager attention
@@ -101,12 +102,13 @@ def transformer_lens(lm: LanguageModel) -> tuple[str, dict[str, Impacts]]:
             logits = bridge.run_with_hooks(ids.repeat(1 + 2 * n, 1), fwd_hooks=hooks)
         return _impacts(logits, token, n)
 
-    return f"TransformerLens {transformer_lens.__version__}", {"loop": loop, "batched": batched}
+    return f"TransformerLens {version('transformer-lens')}", {"loop": loop, "batched": batched}
 
 
 def nnsight_runs(lm: LanguageModel) -> tuple[str, dict[str, Impacts]]:
     """nnsight's loop and batched runs; raises if it is missing or cannot run."""
     import warnings
+    from importlib.metadata import version
 
     import nnsight
 
@@ -136,13 +138,13 @@ def nnsight_runs(lm: LanguageModel) -> tuple[str, dict[str, Impacts]]:
 
     def batched(ids: torch.Tensor, token: int) -> np.ndarray:
         with torch.no_grad(), model.trace(ids.repeat(1 + 2 * n, 1)):
-            for block in range(2):
-                for layer in range(n):
+            for layer in range(n):  # in the order the model runs (nnsight requires it)
+                for block in range(2):
                     ablate(layer, block, 1 + block * n + layer)
             logits = model.lm_head.output.save()
         return _impacts(torch.as_tensor(logits), token, n)
 
-    return f"nnsight {nnsight.__version__}", {"loop": loop, "batched": batched}
+    return f"nnsight {version('nnsight')}", {"loop": loop, "batched": batched}
 
 
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -188,6 +190,7 @@ def main() -> None:
             token = int(lm.model(input_ids=ids).logits[0, -1].argmax())
 
         def engine(ids: torch.Tensor = ids, token: int = token) -> Any:
+            hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
             return measure_prompt(lm, ids, token, [sn.zero()])
 
         engine()  # the probes of this prompt length

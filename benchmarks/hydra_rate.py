@@ -80,9 +80,11 @@ def main() -> None:
         rules, _ = protocol.draws(AblationKind.RESAMPLE, j)
 
         def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
+            hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
             return measure_prompt(lm, ids, token, rules, values=protocol.readings)
 
         def clean_run(ids: torch.Tensor = ids) -> Any:
+            hydra_model(lm).clear_cache()
             return final_readings(lm, ids)
 
         run()  # the probes of this prompt length
