@@ -71,8 +71,8 @@ def protocol_flops(shape: Shape, tokens: int, draws: int) -> dict[str, int]:
     softmax and activations are a few per cent of a layer and are not counted):
 
     * **clean** -- the clean run of the prompt's T tokens through every layer: T x (projections
-      + MLP) per layer, plus attention of position p over p keys, 4 d_q T(T+1)/2 per layer, plus
-      the final position's logits, 2 d_model V (the trace keeps the final position's logits);
+      + MLP) per layer, plus attention of position p over p keys, 4 d_q T(T+1)/2 per layer (the
+      query never projects onto the vocabulary: its readouts are dot products);
     * **ablated** -- each of the 2 L K rows (every attention and MLP output of every layer, K
       values each) recomputes the final position only, from its ablated site on, attending to
       the T cached keys: ablating m^k recomputes layers k+1..L-1; ablating a^k also the MLP of
@@ -95,7 +95,6 @@ def protocol_flops(shape: Shape, tokens: int, draws: int) -> dict[str, int]:
     n, t = shape.layers, tokens
     attention_all = shape.mixing(1) * t * (t + 1) // 2
     clean = n * (t * (shape.projections() + shape.mlp()) + attention_all)
-    clean += 2 * shape.d_model * shape.vocab
     ablated = draws * (n * shape.mlp() + n * (n - 1) * shape.layer(t))
     readouts = (1 + 2 * n * draws) * (2 * n + 1) * 2 * shape.d_model
     return {

@@ -26,7 +26,7 @@ It prints
 
 The estimate. A prompt of T tokens costs, in matmul FLOPs (``protocol_flops``),
 
-    clean(L) = L [T (P + M) + 2 d_q T (T + 1)] + 2 d V   (linear in L)
+    clean(L) = L [T (P + M) + 2 d_q T (T + 1)]   (linear in L)
     ablated(L, K) = K [L M + L (L - 1) (P + M + 4 d_q T)]
 
 where P and M are one position's attention projections and MLP: the row that ablates layer k
