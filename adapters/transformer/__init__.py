@@ -12,6 +12,8 @@ Modules, bottom up:
 * ``finder`` -- the same spec read from the model itself, for decoders of other families,
   and the check that the logits are the spec's readout of the final norm;
 * ``lm`` -- a model resolved against its spec, and the embedded SmolLM2-135M-Instruct;
+* ``device_map`` -- the checked settings that split a model larger than one device across
+  devices with accelerate (``--device-map``, ``--max-memory``, ``--offload-folder``);
 * ``causal`` -- the model traced once with the paper's variables (a^l, m^l, sigma, the
   final norm), its clean and noised readings, and the measures as generic effects;
 * ``ablations``, ``measures`` -- ablation values (eqs. 35-39) and per-prompt measures

@@ -142,5 +142,5 @@ def embedding_std(lm: LanguageModel) -> float:
     after that scale.
     """
     embed = lm.model.get_submodule(lm.spec.embed)
-    weight = embed.get_parameter("weight").detach().float()
+    weight = lm.parameter(f"{lm.spec.embed}.weight").detach().float()
     return float(weight.std()) * float(getattr(embed, "embed_scale", 1.0))

@@ -32,6 +32,7 @@ from torch import nn
 import scmnet as sn
 from scmnet.model import Context
 from scmnet.tracing import ByPath, Selector, TracedModel
+from scmnet.tracing.engine.devices import execution_device
 
 from .families import Block, NormKind
 from .lm import LanguageModel
@@ -82,9 +83,12 @@ class ScaleNorm(nn.Module):
         self.weight = norm.get_parameter("weight")
         bias = getattr(norm, "bias", None)
         self.bias = bias if isinstance(bias, nn.Parameter) else None
+        self.device = execution_device(norm) or self.weight.device
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """The normed ``z``, with sigma computed by the submodule ``scale``."""
+        if z.device != self.device:  # a device map: the norm computes on its own device
+            z = z.to(self.device)
         sigma = self.scale(z)
         x = z.float()
         if self.kind is NormKind.LAYER:
@@ -94,6 +98,33 @@ class ScaleNorm(nn.Module):
             out = out + self.bias
         result: torch.Tensor = out.to(z.dtype)
         return result
+
+
+@contextmanager
+def _loaded(lm: LanguageModel) -> Iterator[None]:
+    """Offloaded weights (a device map's ``"cpu"`` or ``"disk"`` modules, whose parameters are
+    empty ``meta`` placeholders between calls) loaded on their execution devices for the
+    duration, their hooks' loading switched off: ``torch.export`` cannot trace through the
+    hooks' reads of the stored weights, only through the weights themselves.
+
+    The traced graph reads them from the hooks at every run afterwards
+    (:func:`scmnet.tracing.engine.devices.stored_value`), so only tracing needs them in place
+    (once, all together: the offloaded part must fit on its execution device while tracing).
+    """
+    hooked: list[tuple[nn.Module, Any]] = []
+    for module in lm.model.modules():
+        hook: Any = getattr(module, "_hf_hook", None)
+        if getattr(hook, "offload", False) and callable(getattr(hook, "pre_forward", None)):
+            hooked.append((module, hook))
+    for module, hook in hooked:
+        hook.pre_forward(module)  # accelerate's own loading onto the execution device
+        hook.offload = False
+    try:
+        yield
+    finally:
+        for module, hook in hooked:
+            hook.offload = True
+            hook.post_forward(module, None)  # back to meta placeholders
 
 
 @contextmanager
@@ -129,7 +160,7 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
     example: dict[str, Any] = {"input_ids": ids.to(lm.device)}
     if "logits_to_keep" in inspect.signature(lm.model.forward).parameters:
         example["logits_to_keep"] = 1  # a constant of the graph: the final position's logits
-    with _scale_norm(lm):
+    with _loaded(lm), _scale_norm(lm):
         return sn.trace(lm.model, example, variables=selector)
 
 
@@ -195,7 +226,8 @@ def final_readings(lm: LanguageModel, ids: torch.Tensor) -> tuple[torch.Tensor, 
         values = model.evaluate({"input_ids": ids.to(lm.device)}, outputs=[*sites, logits])
     model.clear_cache()  # one prompt batch's clean run is not read again
     rows = int(ids.shape[0])
-    contributions = torch.stack([values[s] for s in sites], dim=1)  # (B, 2L, d)
+    # on one device: a device map leaves each layer's contribution on the layer's device
+    contributions = torch.stack([values[s].to(lm.device) for s in sites], dim=1)  # (B, 2L, d)
     return contributions.reshape(rows, 2, lm.n_layers, -1).float().cpu(), values[logits].float()
 
 
@@ -253,7 +285,7 @@ def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -
         sets = [{embed: noised[j : j + 1]} for j in range(int(noise.shape[0]))]
         sites = contribution_sites(lm, index=(0, -1))
         runs = model.evaluate_stacked(context, sets, outputs=sites)
-    stacked = torch.stack([runs[s] for s in sites], dim=1)  # (K, 2L, d)
+    stacked = torch.stack([runs[s].to(lm.device) for s in sites], dim=1)  # (K, 2L, d)
     return stacked.reshape(len(sets), 2, lm.n_layers, -1).float().cpu()
 
 

@@ -105,7 +105,9 @@ class HydraCommand:
             help="re-run the sweep recorded in DIR/settings.json (its model, prompts, ablation, "
             "patches, seed and limit) into --out, a directory other than DIR",
         )
-        parser.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...)")
+        parser.add_argument(
+            "--device", default=None, help="torch device (cpu, cuda, cuda:1, ...); default: cpu"
+        )
         parser.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads")
         parser.add_argument(
             "--batch-memory",
@@ -124,6 +126,43 @@ class HydraCommand:
             action="store_true",
             help="show torch's own output while tracing the model (held back by default)",
         )
+        parser.add_argument(
+            "--workers",
+            type=positive_int,
+            default=None,
+            metavar="N",
+            help="compute the prompts on a local Ray cluster of N workers started for the run "
+            "(needs scmnet[ray]); the report is that of one process with as many --threads",
+        )
+        parser.add_argument(
+            "--ray",
+            default=None,
+            metavar="ADDRESS",
+            help="compute the prompts on the existing Ray cluster at ADDRESS (auto, "
+            "ray://host:10001), whose nodes see the model and --out at the same paths",
+        )
+        parser.add_argument(
+            "--device-map",
+            default=None,
+            metavar="MAP",
+            help="split a model larger than one device across devices with accelerate: auto, "
+            "balanced, balanced_low_0, sequential, a JSON file mapping module paths to "
+            "devices (cuda:0, cpu, disk), or one device; not with --device",
+        )
+        parser.add_argument(
+            "--max-memory",
+            default=None,
+            metavar="SIZES",
+            help="with --device-map, the most memory each device may hold, e.g. "
+            "cpu=2GiB,cuda:0=20GiB",
+        )
+        parser.add_argument(
+            "--offload-folder",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="with --device-map, where modules mapped to disk are offloaded",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         """Run the analysis (or re-run a record) and print where the report went; returns 0.
@@ -131,17 +170,32 @@ class HydraCommand:
         Raises
         ------
         InvalidArgument
-            If ``--from-record`` comes with an option that would change the numbers.
+            If ``--from-record`` comes with an option that would change the numbers, or
+            ``--device-map`` with ``--device``.
         """
         memory = None if args.batch_memory is None else args.batch_memory * 2**20
+        if args.device_map is not None and args.device is not None:
+            raise InvalidArgument(
+                f"--device-map {args.device_map} places each part of the model on its device, "
+                f"so it takes no --device; drop --device {args.device}, or drop --device-map to "
+                f"put the whole model on {args.device}"
+            )
         how: dict[str, Any] = {
-            "device": args.device,
+            "device": "cpu" if args.device is None else args.device,
             "out": args.out,
             "threads": args.threads,
             "progress": not args.quiet,
             "memory": memory,
             "verbose": args.verbose,
+            "workers": args.workers,
+            "ray": args.ray,
         }
+        placing = {
+            "device_map": args.device_map,
+            "max_memory": args.max_memory,
+            "offload_folder": args.offload_folder,
+        }
+        how |= {k: v for k, v in placing.items() if v is not None}  # given only where used
         if args.from_record is not None:
             given = [f"--{n}" for n in _RECORDED if getattr(args, n) is not None]
             if given:

@@ -54,6 +54,7 @@ import torch
 from torch import nn
 
 from scmnet.errors import UnsupportedModel, format_names
+from scmnet.tracing.engine.devices import execution_device, stored_value
 
 from .families import FamilySpec, NormKind, NormSpec, text_config
 from .registry import known_model_types, missing_paths, spec_for
@@ -192,7 +193,11 @@ def _evaluating(model: nn.Module) -> Iterator[None]:
 def example_ids(model: nn.Module) -> torch.Tensor:
     """The example prompt: ``arange(min(8, vocab))[None]`` on the model's device (no padding)."""
     vocab = _vocab(model)
-    device = next(iter(model.parameters())).device
+    getter = getattr(model, "get_input_embeddings", None)
+    embed = getter() if callable(getter) else None
+    device = execution_device(embed) if isinstance(embed, nn.Module) else None
+    if device is None:  # the first parameter's, where that is not an offloaded placeholder
+        device = next((p.device for p in model.parameters() if p.device.type != "meta"), None)
     return torch.arange(min(EXAMPLE_LENGTH, vocab), device=device)[None]
 
 
@@ -765,8 +770,11 @@ def check_readout(model: nn.Module, spec: FamilySpec) -> None:
     if not seen:
         raise refusal(model, f"the final norm {spec.final_norm.path} was not called")
     h = seen[-1][0, -1].double()
-    w = head.get_parameter("weight").detach().double()
+    w = stored_value(model, f"{spec.unembed}.weight", "parameter").detach().double()
+    w = w.to(h.device)
     bias = getattr(head, "bias", None)
+    if isinstance(bias, torch.Tensor):
+        bias = stored_value(model, f"{spec.unembed}.bias", "parameter")
     b = bias.detach().double() if isinstance(bias, torch.Tensor) else torch.zeros(w.shape[0])
     if w.shape[1] != h.shape[-1]:
         raise refusal(

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,8 @@ from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
 from .causal import hydra_model
+from .device_map import DeviceMap, load_arguments
+from .distributed import Cluster, ModelRecipe, RayShards, connected
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
@@ -69,6 +71,11 @@ def run_hydra(
     verbose: bool = False,
     noise_scale: float = 3.0,
     record: Record | None = None,
+    workers: int | None = None,
+    ray: str | None = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -112,6 +119,23 @@ def run_hydra(
     record : Record, optional
         The recorded sweep this run re-runs (:func:`rerun` passes it): once the model loads,
         its identity and the other settings are compared with the record's.
+    workers : int, optional
+        Compute the prompts on a local Ray cluster of this many workers, started for the run
+        (:mod:`~.distributed`; extra ``scmnet[ray]``). Each worker loads the model from
+        ``model`` and uses ``threads`` torch threads (default 1, or this process's number with
+        one worker). The numbers, and the report, are those of a single-process run with as many
+        threads, byte for byte.
+    ray : str, optional
+        Compute the prompts on the existing Ray cluster at this address (``"auto"``,
+        ``"ray://host:10001"``), whose nodes hold the model at the same path and share ``out``.
+    device_map : str, mapping or Path, optional
+        Split a model larger than one device across devices (``--device-map auto``; see
+        :func:`~.lm.load_model`); ``device`` must then be left at ``"cpu"``. How, not what:
+        the numbers are those of the model on one device, and the setting is not recorded.
+    max_memory : str or mapping, optional
+        With a device map, the most memory each device may hold (``"cpu=2GiB,cuda:0=20GiB"``).
+    offload_folder : path, optional
+        With a device map, where modules mapped to ``"disk"`` are offloaded.
 
     Raises
     ------
@@ -133,8 +157,15 @@ def run_hydra(
         delete.
     SettingsMismatch
         If ``out`` holds a sweep made with other settings (all but the model's identity are
-        compared before the model loads), or the model is not the ``record``'s.
+        compared before the model loads), or the model is not the ``record``'s, or a Ray
+        worker's model is not this process's.
+    InvalidArgument
+        If both ``workers`` and ``ray`` are given, ``workers`` is not positive, or
+        ``device_map`` comes with either of them.
+    MissingDependency
+        If ``workers`` or ``ray`` is given and Ray (extra ``ray``) is not installed.
     """
+    cluster = Cluster.of(workers, ray)
     if threads is not None:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -155,6 +186,17 @@ def run_hydra(
     )
     check_draws(setting, len(prompt_set), "prompts in the set")
     check_device(device)
+    placing = load_arguments(device_map, max_memory, offload_folder)
+    if placing and torch.device(device) != torch.device("cpu"):
+        raise InvalidArgument(
+            f"--device-map places the model itself, so it takes no --device (got {device!r}); "
+            f"drop --device, or drop --device-map to put the whole model on {device!r}"
+        )
+    if placing and cluster is not None:
+        raise InvalidArgument(
+            "--device-map splits one model across this machine's devices, but each Ray worker "
+            "(--workers, --ray) loads the whole model onto its own --device; use one of them"
+        )
     source = resolve_model(model)
     out = Path(out)
     check_writable(out)
@@ -163,7 +205,7 @@ def run_hydra(
     with quiet_libraries(not progress):  # --quiet: no loading bars or log lines either
         tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
         check_lengths(tokenizer, context, source.label, prompt_set)
-        lm = load_model(source, device=device, tokenizer=tokenizer)
+        lm = load_model(source, device=device, tokenizer=tokenizer, **placing)
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -172,7 +214,16 @@ def run_hydra(
             kwargs["progress"] = show
         with restoring(out):
             _trace(lm, verbose=verbose)
-            clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+            if cluster is None:
+                clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+            else:
+                each = threads or (torch.get_num_threads() if workers == 1 else 1)
+                recipe = ModelRecipe.of(source, lm, device, each)
+                kwargs["shard"] = RayShards(
+                    recipe, setting, out / "measures", chunk, memory, workers
+                )
+                with connected(cluster, each):
+                    clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -189,6 +240,11 @@ def rerun(
     chunk: int | None = None,
     memory: int | None = None,
     verbose: bool = False,
+    workers: int | None = None,
+    ray: str | None = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -202,7 +258,8 @@ def rerun(
         The ``--out`` directory of an earlier run.
     out : path
         Where the re-run's report goes.
-    device, threads, progress, chunk, memory, verbose
+    device, threads, progress, chunk, memory, verbose, workers, ray, device_map, max_memory, \
+    offload_folder
         As for :func:`run_hydra`: how to compute, not what.
 
     Returns
@@ -258,6 +315,11 @@ def rerun(
         memory=memory,
         verbose=verbose,
         record=found,
+        workers=workers,
+        ray=ray,
+        device_map=device_map,
+        max_memory=max_memory,
+        offload_folder=offload_folder,
     )
 
 

@@ -28,6 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from scmnet.tracing.engine.devices import stored_value
+
 from .lm import LanguageModel
 
 __all__ = ["PACKAGES", "model_identity", "package_versions", "tensor_hash"]
@@ -41,7 +43,12 @@ _IDENTITIES: weakref.WeakKeyDictionary[LanguageModel, str] = weakref.WeakKeyDict
 def tensor_hash(module: nn.Module) -> str:
     """A BLAKE2b hash of every parameter and buffer of ``module``: names, dtypes, shapes, bytes."""
     digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in [*module.named_parameters(), *module.named_buffers()]:
+    found: list[tuple[str, str, torch.Tensor]]
+    found = [(n, "parameter", t) for n, t in module.named_parameters()]
+    found += [(n, "buffer", t) for n, t in module.named_buffers()]
+    for name, kind, tensor in found:
+        if tensor.device.type == "meta":  # offloaded by a device map: its stored value
+            tensor = stored_value(module, name, kind)
         data = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{data.dtype}:{tuple(data.shape)};".encode())
         digest.update(data.reshape(-1).view(torch.uint8).numpy().tobytes())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from scmnet.errors import MissingDependency, UnsupportedModel
+from scmnet.errors import InvalidArgument, MissingDependency, UnsupportedModel
+from scmnet.tracing.engine.devices import execution_device, stored_value
 
+from .device_map import DeviceMap, load_arguments
 from .families import FamilySpec, NormKind
 from .finder import spec_of
 from .model_source import (
@@ -152,19 +154,21 @@ class LanguageModel:
     @property
     def norm_gain(self) -> torch.Tensor:
         """G, the final norm's effective diagonal gain (``weight_offset + weight``)."""
-        weight = self.final_norm.get_parameter("weight")
+        weight = self.parameter(f"{self.spec.final_norm.path}.weight")
         return (weight.detach().float() + self.spec.final_norm.weight_offset).clone()
 
     @property
     def unembedding(self) -> torch.Tensor:
         """W_U as a ``(vocab, d_model)`` matrix."""
-        return self.model.get_submodule(self.spec.unembed).get_parameter("weight").detach()
+        return self.parameter(f"{self.spec.unembed}.weight").detach()
 
     @property
     def unembedding_bias(self) -> torch.Tensor | None:
         """The unembedding bias, if any (a constant: no layer's direct effect includes it)."""
         bias = getattr(self.model.get_submodule(self.spec.unembed), "bias", None)
-        return None if bias is None else bias.detach()
+        if not isinstance(bias, torch.Tensor):
+            return None
+        return self.parameter(f"{self.spec.unembed}.bias").detach()
 
     @property
     def readout(self) -> Readout:
@@ -173,8 +177,23 @@ class LanguageModel:
 
     @property
     def device(self) -> torch.device:
-        """Where the parameters live."""
-        return next(self.model.parameters()).device
+        """Where the inputs go: the device the token embedding computes on.
+
+        A model on one device: that device. A model split across devices by a device map
+        (:func:`load_model` with ``device_map``): the embedding's execution device; the traced
+        graph moves each activation on to the device of the layer that reads it.
+        """
+        found = execution_device(self.model.get_submodule(self.spec.embed))
+        if found is not None:
+            return found
+        return next(p.device for p in self.model.parameters() if p.device.type != "meta")
+
+    def parameter(self, path: str) -> torch.Tensor:
+        """The parameter at ``path`` with its value: where a device map offloaded it (an empty
+        ``meta`` placeholder in the model), the stored weight
+        (:func:`scmnet.tracing.engine.devices.stored_value`), on the device it is stored on.
+        """
+        return stored_value(self.model, path, "parameter")
 
     # -- the readout of eqs. 7-10 ---------------------------------------------------------------
 
@@ -345,6 +364,9 @@ def load_model(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     tokenizer: Any = None,
+    device_map: DeviceMap | Path | None = None,
+    max_memory: str | Mapping[str, Any] | None = None,
+    offload_folder: str | Path | None = None,
 ) -> LanguageModel:
     """Load a causal LM and its tokenizer.
 
@@ -362,6 +384,17 @@ def load_model(
     tokenizer : optional
         The model's tokenizer, if already loaded
         (:func:`~scmnet.adapters.transformer.lm.load_tokenizer`).
+    device_map : str, mapping or Path, optional
+        Split the model across devices with accelerate (a model larger than one device):
+        ``"auto"`` (or another strategy of :data:`~.device_map.STRATEGIES`), a mapping of
+        module paths to devices (``"cuda:1"``, ``"cpu"``, ``"disk"``), or a JSON file of one
+        (:func:`~.device_map.check_device_map`). ``device`` is then not used: the inputs go to
+        the embedding's device (:attr:`LanguageModel.device`).
+    max_memory : str or mapping, optional
+        With a strategy, the most memory each device may hold, e.g. ``"cpu=2GiB,cuda:0=20GiB"``
+        (:func:`~.device_map.parse_max_memory`).
+    offload_folder : path, optional
+        Where modules mapped to ``"disk"`` are offloaded.
 
     Raises
     ------
@@ -369,17 +402,28 @@ def load_model(
         If transformers (extra ``hf``) or the embedded model package is missing.
     InvalidArgument
         If ``name`` names no model, an incomplete one or a truncated weight file (see
-        :func:`~.model_source.resolve_model`).
+        :func:`~.model_source.resolve_model`); or the device map is not one, names a device
+        this machine does not have, or comes with a ``device`` other than ``"cpu"``.
     UnsupportedModel
         If the model is not a decoder-only causal LM, its family is not supported, or
         transformers cannot load it (the message names the weight files and the reason).
     """
+    placing = load_arguments(device_map, max_memory, offload_folder)
+    if placing and torch.device(device) != torch.device("cpu"):
+        raise InvalidArgument(
+            f"a device map places the model itself, so it takes no device (got {str(device)!r}); "
+            f"drop --device, or drop --device-map to put the whole model on {str(device)!r}"
+        )
     transformers = _transformers()
     source = name if isinstance(name, ModelSource) else resolve_model(name)
     if tokenizer is None:
         tokenizer = source.load(transformers.AutoTokenizer, "tokenizer")
-    loaded: nn.Module = source.load(transformers.AutoModelForCausalLM, "model", dtype=dtype)
-    return LanguageModel.from_pretrained_model(loaded.to(device), tokenizer, source.label)
+    loaded: nn.Module = source.load(
+        transformers.AutoModelForCausalLM, "model", dtype=dtype, **placing
+    )
+    if not placing:
+        loaded = loaded.to(device)
+    return LanguageModel.from_pretrained_model(loaded, tokenizer, source.label)
 
 
 def load_directory(folder: Path) -> tuple[nn.Module, Any]:

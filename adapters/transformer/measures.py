@@ -385,7 +385,8 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     unembedding_bias = lm.unembedding_bias
 
     def read_runs(*values: torch.Tensor) -> torch.Tensor:
-        *found, scale, z = values  # each (runs, d_model), sigma (runs, 1)
+        # each (runs, d_model), sigma (runs, 1); a device map leaves each on its layer's device
+        *found, scale, z = (v.to(rows.device) for v in values)
         s = scale.reshape(-1).float()
         if readout.linear:
             dots = torch.stack([c.float() @ rows for c in found], dim=1)  # (runs, 2L)

@@ -40,6 +40,7 @@ from .output_folder import DamagedFile, write_atomic
 from .prompts import PromptSet
 
 __all__ = [
+    "AblationValues",
     "CleanRun",
     "DamagedFile",
     "SettingsMismatch",
@@ -48,7 +49,9 @@ __all__ = [
     "check_lengths",
     "check_resume",
     "clean_pass",
+    "compute_prompt",
     "differences",
+    "measures_path",
     "read_settings",
     "run_sweep",
     "target_token",
@@ -56,6 +59,8 @@ __all__ = [
 
 T = TypeVar("T")
 Progress = Callable[[Iterable[T], str, int], Iterable[T]]
+Shard = Callable[["CleanRun", list[int]], Iterable[int]]
+"""Computes a sweep's missing prompts elsewhere: ``shard(clean, missing)`` yields each as done."""
 
 
 class SettingsMismatch(ScmnetError):
@@ -520,6 +525,7 @@ def run_sweep(
     chunk: int | None = None,
     memory: int | None = None,
     progress: Progress[Any] = _no_progress,
+    shard: Shard | None = None,
 ) -> tuple[CleanRun, list[PromptMeasures]]:
     """Run (or resume) the sweep and return the clean pass and every kept prompt's measures.
 
@@ -542,6 +548,11 @@ def run_sweep(
         A budget in bytes for the activations of one batched execution; default none.
     progress : callable
         Wraps iterables for a progress bar: ``progress(items, description, total)``.
+    shard : callable, optional
+        Computes the prompts whose file is missing elsewhere: ``shard(clean, missing)`` writes
+        each prompt's file (:func:`compute_prompt`) and yields its index as it is done (the Ray
+        workers of :class:`~.distributed.RayShards`). The files are then loaded as a resume
+        loads them, so the results are those of a single-process run.
 
     Raises
     ------
@@ -563,36 +574,95 @@ def run_sweep(
             f"prompts of {prompts.name!r}, so there is nothing to analyse"
         )
     check_draws(ablation, clean.correct, "prompts the model predicts correctly")
-    pool = [{"input_ids": ids.to(lm.device)} for ids in clean.donors]  # the donors' contexts
-    assert clean.donor_contributions is not None
-    readings = recorded_readings(lm, pool, clean.donor_contributions)
-    everywhere: dict[AblationKind, list[Draw]] = {
-        AblationKind.ZERO: [sn.zero()],
-        AblationKind.MEAN: [sn.mean(pool)],  # one rule, so its means are computed once
-    }
+    values = AblationValues.of(lm, clean)
     folder = out / "measures"
     folder.mkdir(parents=True, exist_ok=True)
+    missing = [j for j in range(len(clean)) if not measures_path(folder, j).exists()]
+    if shard is not None and missing:  # computed elsewhere, each written to its file
+        for _ in progress(shard(clean, missing), "ablations", len(missing)):
+            pass
     results = []
     for j in progress(range(len(clean)), "ablations", len(clean)):
-        path = folder / f"{j:05d}.npz"
+        path = measures_path(folder, j)
         if path.exists():
             found = PromptMeasures.load(path, layers=lm.n_layers, draws=ablation.draws, prompt=j)
             results.append(found)
             continue
-        ids, tok = clean.ids[j], clean.tokens[j]
-        draws: list[Draw] | torch.Tensor
-        if ablation.kind is AblationKind.NOISE:
-            draws = noised_contributions(lm, ids, j, ablation)
-        elif ablation.kind is AblationKind.RESAMPLE:
-            draws = [sn.patch(pool[d]) for d in donors(j, len(pool), ablation)]
-        else:
-            draws = everywhere[ablation.kind]
-        measures = measure_prompt(
-            lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=readings
+        results.append(
+            compute_prompt(lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
         )
-        hydra_model(lm).clear_cache()  # the prompt's clean run is not read again
-        tmp = path.with_suffix(".tmp.npz")
-        measures.save(tmp)
-        tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
-        results.append(measures)
     return clean, results
+
+
+def measures_path(folder: Path, j: int) -> Path:
+    """Where prompt ``j``'s measures are saved in a sweep's ``measures/`` folder."""
+    return folder / f"{j:05d}.npz"
+
+
+@dataclass(frozen=True)
+class AblationValues:
+    """What the ablations of every prompt read, built once per process from the clean pass.
+
+    Attributes
+    ----------
+    pool : list of mappings
+        The donors' contexts (``{"input_ids": ids}`` on the model's device).
+    readings : scmnet.SiteValues
+        Their recorded contributions (:func:`~.causal.recorded_readings`).
+    everywhere : dict
+        The draws that do not depend on the prompt: zero, and mean (one rule, so that its
+        means are computed once).
+    """
+
+    pool: list[dict[str, torch.Tensor]]
+    readings: sn.SiteValues
+    everywhere: dict[AblationKind, list[Draw]]
+
+    @classmethod
+    def of(cls, lm: LanguageModel, clean: CleanRun) -> AblationValues:
+        """The values of ``clean``'s donors, for ``lm``."""
+        pool = [{"input_ids": ids.to(lm.device)} for ids in clean.donors]
+        assert clean.donor_contributions is not None
+        readings = recorded_readings(lm, pool, clean.donor_contributions)
+        everywhere: dict[AblationKind, list[Draw]] = {
+            AblationKind.ZERO: [sn.zero()],
+            AblationKind.MEAN: [sn.mean(pool)],
+        }
+        return cls(pool, readings, everywhere)
+
+
+def compute_prompt(
+    lm: LanguageModel,
+    clean: CleanRun,
+    ablation: Ablation,
+    values: AblationValues,
+    j: int,
+    folder: Path,
+    *,
+    chunk: int | None = None,
+    memory: int | None = None,
+) -> PromptMeasures:
+    """Measure kept prompt ``j`` and save it to ``folder/NNNNN.npz``, atomically.
+
+    Its numbers depend only on ``j``, the ablation and the clean run (resample donors are drawn
+    by :func:`~.ablations.donors` from the seed), so any process that holds the same model and
+    clean run computes the same file: the loop of :func:`run_sweep` and the Ray workers of
+    :mod:`~.distributed` both call this.
+    """
+    ids, tok = clean.ids[j], clean.tokens[j]
+    draws: list[Draw] | torch.Tensor
+    if ablation.kind is AblationKind.NOISE:
+        draws = noised_contributions(lm, ids, j, ablation)
+    elif ablation.kind is AblationKind.RESAMPLE:
+        draws = [sn.patch(values.pool[d]) for d in donors(j, len(values.pool), ablation)]
+    else:
+        draws = values.everywhere[ablation.kind]
+    measures = measure_prompt(
+        lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=values.readings
+    )
+    hydra_model(lm).clear_cache()  # the prompt's clean run is not read again
+    path = measures_path(folder, j)
+    tmp = path.with_suffix(".tmp.npz")
+    measures.save(tmp)
+    tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+    return measures

@@ -527,7 +527,8 @@ class TracedModel(CausalModelBase):
             if isinstance(value := clean[node], torch.Tensor) and value.is_floating_point()
         ]
         if checked:
-            flags = torch.stack([f for _, f in checked]).cpu()  # one transfer from the device
+            device = checked[0][1].device  # a model on several devices: gathered on one first
+            flags = torch.stack([f.to(device) for _, f in checked]).cpu()  # one transfer
             if not bool(flags.all()):
                 name = checked[int((~flags).nonzero()[0])][0]
                 record = self._net.records[name]

@@ -44,6 +44,7 @@ from torch import fx, nn
 from torch.fx.node import map_arg
 
 from scmnet.errors import InvalidContext, MechanismError
+from scmnet.tracing.engine.devices import live_value, placement, stored_value
 
 __all__ = ["Executor", "Feed", "Override", "module_path"]
 
@@ -76,7 +77,10 @@ class Executor:
     feeds : sequence of Feed
         How each placeholder gets its value.
     model : torch.nn.Module
-        The live model; parameters and buffers of an exported graph are read from it.
+        The live model; parameters and buffers of an exported graph are read from it (an
+        offloaded one from its module's hook, :func:`~.devices.stored_value`). Where they sit
+        on several devices, each operation runs on the device of the parameters it reads or of
+        its module, its arguments moved there (:func:`~.devices.placement`).
     """
 
     def __init__(
@@ -90,6 +94,8 @@ class Executor:
         self.position: dict[fx.Node, int] = {n: i for i, n in enumerate(self.order)}
         self._by_name: dict[str, fx.Node] = {n.name: n for n in self.order}
         self._feeds: dict[str, Feed] = {f.node: f for f in feeds}
+        self.placement = placement(graph_module, feeds, model)
+        self._stored: dict[str, Any] = {}  # offloaded weights, read once (not once per run)
 
     def node(self, name: str) -> fx.Node:
         """The graph node called ``name``."""
@@ -105,10 +111,17 @@ class Executor:
                 return inputs[feed.name]
             except KeyError:
                 raise InvalidContext(f"no value was given for the input {feed.name!r}") from None
-        if feed.kind == "parameter":
-            return self.model.get_parameter(feed.name)
-        if feed.kind == "buffer":
-            return self.model.get_buffer(feed.name)
+        if feed.kind in ("parameter", "buffer"):
+            if self.placement is None:
+                if feed.kind == "parameter":
+                    return self.model.get_parameter(feed.name)
+                return self.model.get_buffer(feed.name)
+            found = self._stored.get(feed.name)
+            if found is None:
+                found = stored_value(self.model, feed.name, feed.kind)
+                if found is not live_value(self.model, feed.name, feed.kind):  # offloaded
+                    self._stored[feed.name] = found
+            return found
         return feed.value
 
     def get_attr(self, node: fx.Node) -> Any:
@@ -121,15 +134,21 @@ class Executor:
     def call_function(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a free function or an operator overload."""
         fn: Callable[..., Any] = node.target  # type: ignore[assignment]
+        if self.placement is not None:
+            args, kwargs = self.placement.place(node, args, kwargs)
         return fn(*args, **kwargs)
 
     def call_method(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a method on the first argument."""
+        if self.placement is not None:
+            args, kwargs = self.placement.place(node, args, kwargs)
         self_obj, *rest = args
         return getattr(self_obj, str(node.target))(*rest, **kwargs)
 
     def call_module(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Call a leaf module kept whole by the tracer."""
+        if self.placement is not None:
+            args, kwargs = self.placement.place(node, args, kwargs)
         return self.graph_module.get_submodule(str(node.target))(*args, **kwargs)
 
     # -- running --------------------------------------------------------------------------------

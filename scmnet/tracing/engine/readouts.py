@@ -126,9 +126,10 @@ def fold_readout(
         return outcome
     w = outcome.weight
     with torch.no_grad():
-        folded = weight.detach().to(w.dtype).T @ w
+        # a model on several devices: the layer's weights are brought to the readout's
+        folded = weight.detach().to(w.device, w.dtype).T @ w
         constant = outcome.constant
         if bias is not None:
-            constant = constant + bias.detach().to(w.dtype) @ w
+            constant = constant + bias.detach().to(w.device, w.dtype) @ w
     read = Site(source, index) if isinstance(site, Site) else source
     return linear_readout(read, folded, constant, name=outcome.label)

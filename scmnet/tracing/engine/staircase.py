@@ -538,7 +538,8 @@ def check_finite(
     """
     if not found:
         return
-    flags = torch.cat([f for _, f, _ in found]).cpu()
+    device = found[0][1].device  # a model on several devices: gathered on one first
+    flags = torch.cat([f.to(device) for _, f, _ in found]).cpu()
     if bool(flags.all()):
         return
     at = 0
