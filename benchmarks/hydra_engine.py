@@ -1,10 +1,19 @@
 """Benchmark: the Hydra protocol through the core's engine against a hooks loop, on SmolLM2.
 
 On the embedded SmolLM2-135M, for each prompt: the clean run, every attention and MLP output at
-the final position (60 sites) ablated with ``--patches`` values (Gaussian vectors of the scale
-of a resample bank), and for every run the centred logit of the clean top-1 token (eq. 9) and
-the direct effects of all 60 contributions with the final norm's scale frozen at that run's
-value (eqs. 10, 13). Two ways compute it:
+the final position (60 sites) ablated, and for every run the centred logit of the clean top-1
+token (eq. 9) and the direct effects of all 60 contributions with the final norm's scale frozen
+at that run's value (eqs. 10, 13). The ablations are the sweep's own (``--ablation``):
+
+* ``zero`` -- one draw, ``sn.zero()`` at every site: 61 runs per prompt;
+* ``resample`` -- K draws (``--patches``, 15 by default): the final-position contributions of K
+  donor prompts, drawn as ``scmnet hydra`` draws them (:func:`~scmnet.adapters.transformer.
+  ablations.donors` over the prompts the model predicts correctly, from a clean pass over the
+  first ``--pool`` built-in prompts), applied with ``sn.patch(donor)`` rules that read the clean
+  pass's recorded readings (:func:`~scmnet.adapters.transformer.causal.recorded_readings`):
+  1 + 60 K runs per prompt (901 at K = 15).
+
+Two ways compute it:
 
 * **engine** -- what ``scmnet hydra`` runs (:func:`~scmnet.adapters.transformer.measures.
   measure_prompt`): the model traced once with the paper's variables (dynamic sizes, so every
@@ -12,17 +21,19 @@ value (eqs. 10, 13). Two ways compute it:
   outputs are the final-position sites of the contributions, of sigma and of the final norm;
   the rows join where their ablation sits and only the final position is recomputed;
 * **hooks loop** -- the naive way: one full Hugging Face forward of the prompt per run, a
-  forward hook patching the final position of the ablated output, the centred logit read from
-  the full vocabulary projection (it computes less than the engine: no direct effects).
+  forward hook writing the same value (zero, or the donor's contribution) at the final position
+  of the ablated output, the centred logit read from the full vocabulary projection (it
+  computes less than the engine: no direct effects).
 
-Both run interleaved in one process with the thread count pinned; the engine's probes for a
-prompt length are made before timing (the first prompt of each new length costs 2-4 s more in a
-sweep). The script prints the time per prompt of each, their ratio, and the largest difference
-of the ablation impacts.
+Both run interleaved in one process with the thread count pinned (engine, hooks, engine for
+every prompt and ablation); the engine's probes for a prompt length are made before timing (the
+first prompt of each new length costs 2-4 s more in a sweep). The script prints the time per
+prompt of each, their ratio, the median ratio over the prompts, and the largest difference of
+the ablation impacts Delta_ablate (eq. 12) between the two.
 
 Usage::
 
-    python benchmarks/hydra_engine.py --prompts 2 --patches 15 --threads 2
+    python benchmarks/hydra_engine.py --prompts 3 --ablation zero resample --threads 2
 """
 
 from __future__ import annotations
@@ -32,27 +43,28 @@ import statistics
 import time
 from typing import Any
 
+import numpy as np
 import torch
 
-from scmnet.adapters.transformer.causal import hydra_model
+import scmnet as sn
+from scmnet.adapters.transformer.ablations import Ablation, AblationKind, donors
+from scmnet.adapters.transformer.causal import hydra_model, recorded_readings
 from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
 from scmnet.adapters.transformer.measures import measure_prompt
-
-PROMPTS = (
-    "The capital of France is",
-    "The Eiffel Tower is located in the city of",
-    "Water is made of hydrogen and",
-    "The largest planet in the solar system is",
-)
+from scmnet.adapters.transformer.prompts import builtin_prompts
+from scmnet.adapters.transformer.sweep import CleanRun, clean_pass
 
 
 def hooks_loop(lm: LanguageModel, ids: torch.Tensor, token: int, values: torch.Tensor) -> Any:
-    """Delta_ablate of every site and draw, one hooked full forward each: shape (2, L, K)."""
+    """Delta_ablate of every site and draw, one hooked full forward each: shape (2, L, K).
+
+    ``values[j, b, layer]`` is written at the final position of output (b, layer) in draw j.
+    """
     n, k = lm.n_layers, values.shape[0]
-    out = torch.zeros(2, n, k)
+    out = torch.zeros(2, n, k, dtype=torch.float64)
     with torch.no_grad():
-        clean = lm.model(input_ids=ids, use_cache=False).logits[0, -1]
+        clean = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
     base = float(clean[token] - clean.mean())
     for b in Block:
         for layer in range(n):
@@ -67,62 +79,104 @@ def hooks_loop(lm: LanguageModel, ids: torch.Tensor, token: int, values: torch.T
                 handle = module.register_forward_hook(hook)
                 try:
                     with torch.no_grad():
-                        logits = lm.model(input_ids=ids, use_cache=False).logits[0, -1]
+                        logits = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
                 finally:
                     handle.remove()
                 out[b, layer, j] = float(logits[token] - logits.mean()) - base
     return out.numpy()
 
 
+class Protocol:
+    """The sweep's ablation draws for one prompt of the clean pass, as rules and as values."""
+
+    def __init__(self, lm: LanguageModel, clean: CleanRun, patches: int) -> None:
+        self.lm, self.clean, self.patches = lm, clean, patches
+        self.pool = [{"input_ids": ids} for ids in clean.donors]
+        assert clean.donor_contributions is not None
+        self.readings = recorded_readings(lm, self.pool, clean.donor_contributions)
+
+    def draws(self, kind: AblationKind, prompt: int) -> tuple[list[Any], torch.Tensor]:
+        """The engine's draws (rules) and the hooks loop's values, shape (K, 2, L, d)."""
+        lm = self.lm
+        if kind is AblationKind.ZERO:
+            return [sn.zero()], torch.zeros(1, 2, lm.n_layers, lm.d_model)
+        chosen = donors(
+            prompt, len(self.pool), Ablation(AblationKind.RESAMPLE, patches=self.patches)
+        )
+        assert self.clean.donor_contributions is not None
+        values = self.clean.donor_contributions[torch.as_tensor(chosen)]
+        return [sn.patch(self.pool[d]) for d in chosen], values
+
+
+def _timed(fn: Any) -> tuple[float, Any]:
+    start = time.perf_counter()
+    result = fn()
+    return time.perf_counter() - start, result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=2)
-    parser.add_argument("--patches", type=int, default=15)
+    parser.add_argument("--prompts", type=int, default=3, help="prompts timed (>= 1)")
+    parser.add_argument("--patches", type=int, default=15, help="K of the resample ablation")
+    parser.add_argument(
+        "--ablation", nargs="+", default=["zero", "resample"], choices=["zero", "resample"]
+    )
+    parser.add_argument("--pool", type=int, default=60, help="built-in prompts of the clean pass")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the hooks loop")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lm = load_model()
-    gen = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
-    model = hydra_model(lm)  # traced once, for every prompt
-    traced_s = time.perf_counter() - start
-    n, k = lm.n_layers, args.patches
+    traced_s, _ = _timed(lambda: hydra_model(lm))  # traced once, for every prompt
+    clean_s, clean = _timed(lambda: clean_pass(lm, builtin_prompts().limit(args.pool)))
+    protocol = Protocol(lm, clean, args.patches)
+    n = lm.n_layers
     print(
-        f"SmolLM2-135M, {1 + 2 * n * k} runs per prompt (60 sites x {k} values + clean); "
-        f"torch {torch.__version__}, {args.threads} thread(s); trace made once in "
-        f"{traced_s:.1f} s"
+        f"SmolLM2-135M, torch {torch.__version__}, {args.threads} thread(s); trace made once "
+        f"in {traced_s:.1f} s; clean pass of {args.pool} prompts ({clean.correct} correct, the "
+        f"resample donors) in {clean_s:.1f} s"
     )
-    print(
-        f"{'prompt':45s} {'T':>3s} {'hooks s':>8s} {'engine s':>9s} {'ratio':>6s} {'max diff':>9s}"
-    )
-    totals = {"hooks": 0.0, "engine": 0.0}
-    for text in PROMPTS[: args.prompts]:
-        ids = lm.tokenizer(text, return_tensors="pt", add_special_tokens=False).input_ids
-        with torch.no_grad():
-            token = int(lm.model(input_ids=ids).logits[0, -1].argmax())
-        values = torch.randn(k, 2, n, lm.d_model, generator=gen) * 0.5
-        measure_prompt(lm, ids, token, values)  # the probes of this prompt length
-        hooks_s, engine_s = [], []
-        for _ in range(args.repeats):  # interleaved
-            begin = time.perf_counter()
-            fast = measure_prompt(lm, ids, token, values)
-            engine_s.append(time.perf_counter() - begin)
-            begin = time.perf_counter()
-            slow = hooks_loop(lm, ids, token, values)
-            hooks_s.append(time.perf_counter() - begin)
-            begin = time.perf_counter()
-            measure_prompt(lm, ids, token, values)
-            engine_s.append(time.perf_counter() - begin)
-        diff = float(abs(fast.ablate_per_draw - slow).max())
-        h, e = statistics.median(hooks_s), statistics.median(engine_s)
-        totals["hooks"] += h
-        totals["engine"] += e
-        print(f"{text:45s} {ids.shape[1]:3d} {h:8.2f} {e:9.3f} {h / e:6.1f} {diff:9.2e}")
-    print(
-        f"overall: engine {totals['hooks'] / totals['engine']:.1f}x the hooks loop's speed "
-        f"(medians per prompt); engine positions: {model.info.batching.positions}"
-    )
+    header = f"{'ablation':9s} {'prompt':45s} {'T':>3s} {'runs':>5s} {'hooks s':>8s}"
+    print(f"{header} {'engine s':>9s} {'ratio':>6s} {'max diff':>9s}")
+    ratios: dict[str, list[float]] = {a: [] for a in args.ablation}
+    diffs: dict[str, float] = dict.fromkeys(args.ablation, 0.0)
+    totals = {a: [0.0, 0.0] for a in args.ablation}
+    for j in range(min(args.prompts, len(clean))):
+        ids, token = clean.ids[j], clean.tokens[j]
+        text = builtin_prompts()[clean.kept[j]].text
+        for name in args.ablation:
+            rules, values = protocol.draws(AblationKind(name), j)
+
+            def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
+                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
+                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+
+            run()  # the probes of this prompt length
+            hooks_s, engine_s = [], []
+            for _ in range(args.repeats):  # interleaved: engine, hooks, engine
+                seconds, fast = _timed(run)
+                engine_s.append(seconds)
+                seconds, slow = _timed(lambda v=values: hooks_loop(lm, ids, token, v))  # noqa: B023
+                hooks_s.append(seconds)
+                engine_s.append(_timed(run)[0])
+            diff = float(np.abs(fast.ablate_per_draw - slow).max())
+            h, e = statistics.median(hooks_s), statistics.median(engine_s)
+            ratios[name].append(h / e)
+            diffs[name] = max(diffs[name], diff)
+            totals[name][0] += h
+            totals[name][1] += e
+            runs = 1 + 2 * n * len(rules)
+            print(
+                f"{name:9s} {text[:45]:45s} {ids.shape[1]:3d} {runs:5d} {h:8.2f} {e:9.3f} "
+                f"{h / e:6.1f} {diff:9.2e}",
+                flush=True,
+            )
+    for name in args.ablation:
+        print(
+            f"{name}: engine {statistics.median(ratios[name]):.1f}x the hooks loop's speed "
+            f"(median over {len(ratios[name])} prompts; {totals[name][0] / totals[name][1]:.1f}x "
+            f"in total time), max |difference| of Delta_ablate {diffs[name]:.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""The paper-scale benchmark's CPU dry run prints every figure, each a finite number.
+
+Only the fields are checked, never the timings (no timing assertion in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "paper_scale.py"
+FIELDS = (
+    "seconds per prompt (median)",
+    "clean run seconds per prompt (median)",
+    "tokens/s",
+    "forward-equivalent tokens/s",
+    "achieved TFLOP/s",
+    "matmul TFLOP/s",
+    "achieved / matmul",
+    "peak memory MiB",
+    "estimated wall time for 1209 prompts x 64 layers x 15 patches",
+)
+
+
+@pytest.fixture(scope="module")
+def printed() -> dict[str, str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, str(SCRIPT), "--dry-run", "--threads", "1"]
+    out = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [line.partition(": ") for line in out.stdout.splitlines()]
+    return {name: value for name, sep, value in lines if sep}
+
+
+def _number(text: str) -> float:
+    found = re.match(r"[-+]?\d+(\.\d*)?(e[-+]?\d+)?", text)
+    assert found is not None, f"no number at the start of {text!r}"
+    return float(found.group(0))
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_dry_run_prints_a_finite_positive_figure(printed: dict[str, str], field: str) -> None:
+    assert field in printed, f"{field!r} not printed; got {sorted(printed)}"
+    value = _number(printed[field])
+    assert math.isfinite(value)
+    assert value >= 0
+
+
+def test_dry_run_describes_the_tiny_model_and_protocol(printed: dict[str, str]) -> None:
+    assert printed["model"].startswith("random-weight Llama (tiny), 4 layers, d_model 64")
+    assert "3 resample patches, 25 runs per prompt" in printed["protocol"]
+    assert " h (" in printed[FIELDS[-1]]  # hours and days
+
+
+def test_estimate_scales_by_the_flop_ratio() -> None:
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from _common import Shape, protocol_flops
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    shape = Shape(layers=4, d_model=64, d_ff=128, d_q=64, d_kv=32, vocab=1000)
+    deep = Shape(layers=64, d_model=64, d_ff=128, d_q=64, d_kv=32, vocab=1000)
+    small, big = protocol_flops(shape, 10, 15), protocol_flops(deep, 10, 15)
+    # the ablated part grows as L (L - 1) per draw, the clean run as L
+    per_layer = shape.layer(10)
+    assert big["ablated"] - 64 * 15 * shape.mlp() == 64 * 63 * 15 * per_layer
+    assert small["ablated"] - 4 * 15 * shape.mlp() == 4 * 3 * 15 * per_layer
+    assert big["clean"] == 16 * small["clean"]
