@@ -321,26 +321,25 @@ class TracedModel(CausalModelBase):
             context, interventions, wanted, True, chunk, memory, batches
         )
         variables = self._net.variables
-        batched = torch.zeros(len(envs), dtype=torch.bool)
-        for group, _ in batches:
-            batched[torch.tensor(group, dtype=torch.long)] = True
+        batched = {i for group, _ in batches for i in group}
         result: dict[Any, Any] = {}
-        for o in wanted:
+        for o in wanted:  # the bookkeeping is host-side: no value is read back from a device
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
             out = base.new_empty((len(envs), *base.shape))
-            done = torch.zeros(len(envs), dtype=torch.bool)
+            done: set[int] = set()
             node = variables.get(name)
             for group, run in batches:
                 found = None if node is None else run.stacked(node, index)
                 if found is not None:  # rows are numbered within their chunk
                     rows, values = found
-                    at = torch.tensor([group[r] for r in rows], dtype=torch.long)
-                    out[at] = values
-                    done[at] = True
-            clean_rows = ~done & batched  # rows of a batch that left this output clean
-            out[clean_rows] = base
-            for i in (~done & ~batched).nonzero().flatten().tolist():  # rows that ran alone
+                    at = [group[r] for r in rows]
+                    out[torch.tensor(at, dtype=torch.long, device=out.device)] = values
+                    done.update(at)
+            left = sorted(batched - done)  # rows of a batch that left this output clean
+            if left:
+                out[torch.tensor(left, dtype=torch.long, device=out.device)] = base
+            for i in sorted(set(range(len(envs))) - batched - done):  # rows that ran alone
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out
         return result
