@@ -108,7 +108,7 @@ def _loaded(lm: LanguageModel) -> Iterator[None]:
     hooks' reads of the stored weights, only through the weights themselves.
 
     The traced graph reads them from the hooks at every run afterwards
-    (:func:`scmnet.tracing.engine.devices.stored_value`), so only tracing needs them in place
+    (``scmnet.tracing.engine.devices.stored_value``), so only tracing needs them in place
     (once, all together: the offloaded part must fit on its execution device while tracing).
     """
     hooked: list[tuple[nn.Module, Any]] = []

@@ -112,11 +112,13 @@ def _ray() -> Any:
 
 @contextmanager
 def connected(cluster: Cluster, threads: int = 1) -> Iterator[None]:
-    """Start (``workers``) or join (``address``) the Ray cluster for the block; a Ray already
-    initialised in this process is used as it is, and its actors stay up for the next sweep
-    (:func:`release` ends them). Only what this call started is shut down (``ray.shutdown``
-    after joining an existing cluster disconnects from it, and ends this run's actors, no
-    more)."""
+    """Start (``workers``) or join (``address``) the Ray cluster for the block.
+
+    A Ray already initialised in this process is used as it is, and its actors stay up for the
+    next sweep (:func:`~.distributed.release` ends them). Only what this call started is shut
+    down (``ray.shutdown`` after joining an existing cluster disconnects from it, and ends this
+    run's actors, no more).
+    """
     ray = _ray()
     if ray.is_initialized():
         yield
@@ -224,7 +226,8 @@ class _Worker:
 _ACTORS: dict[tuple[str, str], list[Any]] = {}
 """The actors of this process's Ray session, by job and resources: a later sweep in the same
 session (a Python session that initialised Ray itself, the tests) finds them with the model
-loaded. :func:`release` ends them; :func:`connected` does on leaving."""
+loaded. :func:`~.distributed.release` ends them; :func:`~.distributed.connected` does on
+leaving."""
 
 
 def _actors(ray: Any, count: int, resources: dict[str, int]) -> list[Any]:
@@ -254,7 +257,7 @@ def release() -> None:
 @dataclass(frozen=True)
 class RayShards:
     """Compute a sweep's missing prompts on Ray actors (the ``shard`` of
-    :func:`~.sweep.run_sweep`); call it inside :func:`connected`.
+    :func:`~.sweep.run_sweep`); call it inside :func:`~.distributed.connected`.
 
     Attributes
     ----------

@@ -123,21 +123,23 @@ def run_hydra(
         its identity and the other settings are compared with the record's.
     dtype : {"float32", "bfloat16", "float16"}
         The dtype the model's parameters and activations are kept in (``--dtype``); the
-        readouts are accumulated in float32 whatever it is (:mod:`~.precision`). It changes the
-        numbers, so it is recorded in ``settings.json``.
+        readouts are accumulated in float32 whatever it is
+        (``scmnet.adapters.transformer.precision``). It changes the numbers, so it is recorded
+        in ``settings.json``.
     workers : int, optional
         Compute the prompts on a local Ray cluster of this many workers, started for the run
-        (:mod:`~.distributed`; extra ``scmnet[ray]``). Each worker loads the model from
-        ``model`` and uses ``threads`` torch threads (default 1, or this process's number with
-        one worker). The numbers, and the report, are those of a single-process run with as many
-        threads, byte for byte.
+        (``scmnet.adapters.transformer.distributed``; extra ``scmnet[ray]``). Each worker loads
+        the model from ``model`` and uses ``threads`` torch threads (default 1, or this
+        process's number with one worker). The numbers, and the report, are those of a
+        single-process run with as many threads, byte for byte.
     ray : str, optional
         Compute the prompts on the existing Ray cluster at this address (``"auto"``,
         ``"ray://host:10001"``), whose nodes hold the model at the same path and share ``out``.
     device_map : str, mapping or Path, optional
         Split a model larger than one device across devices (``--device-map auto``; see
-        :func:`~.lm.load_model`); ``device`` must then be left at ``"cpu"``. How, not what:
-        the numbers are those of the model on one device, and the setting is not recorded.
+        :func:`~scmnet.adapters.transformer.load_model`); ``device`` must then be left at
+        ``"cpu"``. How, not what: the numbers are those of the model on one device, and the
+        setting is not recorded.
     max_memory : str or mapping, optional
         With a device map, the most memory each device may hold (``"cpu=2GiB,cuda:0=20GiB"``).
     offload_folder : path, optional

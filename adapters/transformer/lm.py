@@ -196,7 +196,7 @@ class LanguageModel:
     def parameter(self, path: str) -> torch.Tensor:
         """The parameter at ``path`` with its value: where a device map offloaded it (an empty
         ``meta`` placeholder in the model), the stored weight
-        (:func:`scmnet.tracing.engine.devices.stored_value`), on the device it is stored on.
+        (``scmnet.tracing.engine.devices.stored_value``), on the device it is stored on.
         """
         return stored_value(self.model, path, "parameter")
 

@@ -75,8 +75,8 @@ class SweepSettings:
     ``model_hash`` is the identity of the weights and config computed with (not their path:
     :func:`~.identity.model_identity`) and ``versions`` those of the packages that compute, so
     that a resume never mixes two models, or two versions, in one report; ``dtype`` is the
-    dtype the model computed in (:mod:`~.precision`), compared on resume and taken by a
-    re-run from the record like the rest. ``prompts_source`` is
+    dtype the model computed in (``scmnet.adapters.transformer.precision``), compared on resume
+    and taken by a re-run from the record like the rest. ``prompts_source`` is
     where the prompts were read from (:attr:`~.prompts.PromptSet.source`: a resolved file path,
     ``"builtin"``, or ``""`` for a set built in Python), so that the sweep can be re-run from its
     record (``scmnet hydra --from-record``); a resume does not compare it (``prompts_hash``
@@ -659,7 +659,7 @@ def compute_prompt(
     Its numbers depend only on ``j``, the ablation and the clean run (resample donors are drawn
     by :func:`~.ablations.donors` from the seed), so any process that holds the same model and
     clean run computes the same file: the loop of :func:`run_sweep` and the Ray workers of
-    :mod:`~.distributed` both call this.
+    ``scmnet.adapters.transformer.distributed`` both call this.
     """
     ids, tok = clean.ids[j], clean.tokens[j]
     draws: list[Draw] | torch.Tensor
