@@ -56,7 +56,7 @@ from torch.fx.node import map_arg
 from scmnet.errors import MechanismError
 from scmnet.tracing.engine.executor import Executor, module_path
 from scmnet.tracing.engine.prefix_attention import prefix_attention
-from scmnet.tracing.engine.run_values import run_values
+from scmnet.tracing.engine.run_values import run_values, tensorish
 
 __all__ = [
     "FULL",
@@ -262,13 +262,6 @@ class NoSuffixPlan(Exception):
 
 
 # -- values that may be tensors or tuples of tensors -----------------------------------------------
-
-
-def tensorish(value: Any) -> bool:
-    """A tensor, or a tuple/list holding at least one tensor."""
-    if isinstance(value, torch.Tensor):
-        return True
-    return isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
 
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:

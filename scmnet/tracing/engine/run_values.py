@@ -45,7 +45,7 @@ from torch import fx
 
 from scmnet.tracing.engine.executor import Executor, Override
 
-__all__ = ["DEPTH", "RunValues", "run_values"]
+__all__ = ["DEPTH", "RunValues", "holds_tensors", "run_values", "tensorish"]
 
 DEPTH = 6
 """The most operations a read of a dropped value recomputes back to stored values."""
@@ -203,6 +203,17 @@ class RunValues(Mapping[fx.Node, Any]):
             return self._base[node]
         raise KeyError(node)
 
+    def holds_tensors(self, node: fx.Node) -> bool:
+        """Whether ``node``'s value is a tensor or a sequence holding one, without recomputing
+        it (only tensors are dropped)."""
+        if node in self._dropped:
+            return True
+        if node in self._stored:
+            return tensorish(self._stored[node])
+        if self._base is not None:
+            return holds_tensors(self._base, node)
+        raise KeyError(node)
+
     def __contains__(self, node: object) -> bool:
         return node in self._stored or node in self._dropped
 
@@ -212,6 +223,21 @@ class RunValues(Mapping[fx.Node, Any]):
 
     def __len__(self) -> int:
         return len(self._stored) + len(self._dropped)
+
+
+def tensorish(value: Any) -> bool:
+    """A tensor, or a tuple/list holding at least one tensor."""
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, tuple | list) and any(isinstance(v, torch.Tensor) for v in value)
+
+
+def holds_tensors(values: Mapping[fx.Node, Any], node: fx.Node) -> bool:
+    """Whether ``values[node]`` is :func:`tensorish`; a :class:`RunValues` answers without
+    recomputing a dropped value."""
+    if isinstance(values, RunValues):
+        return values.holds_tensors(node)
+    return tensorish(values[node])
 
 
 def _tensors(value: Any) -> Iterator[torch.Tensor]:

@@ -46,8 +46,8 @@ from scmnet.tracing.engine.positions import (
     cut,
     cut_prefix,
     materialise,
-    tensorish,
 )
+from scmnet.tracing.engine.run_values import holds_tensors, tensorish
 
 __all__ = ["Batch", "Row", "RowsRun", "plan_rows", "run_rows"]
 
@@ -491,7 +491,7 @@ def run_rows(
     steps = [
         n
         for n in sorted(needed, key=executor.position.__getitem__)
-        if n in region and tensorish(clean[n])
+        if n in region and holds_tensors(clean, n)  # no dropped value recomputed to ask
     ]
     last_use = _last_uses(executor, steps, region, clean)
     keep = set(wanted)
@@ -589,7 +589,7 @@ def _last_uses(
                 if user.op == "output":
                     continue
                 found = max(found, executor.position[user])
-                if user in region and not tensorish(clean[user]):
+                if user in region and not holds_tensors(clean, user):
                     found = max(found, last(user))
             memo[node] = found
         return memo[node]
