@@ -254,9 +254,9 @@ def recorded_readings(
     """
     memo = sn.SiteValues(hydra_model(lm))
     sites = contribution_sites(lm)
-    for context, found in zip(contexts, contributions, strict=True):
-        values = found.reshape(len(sites), 1, -1).to(device=lm.device, dtype=lm.dtype)
-        for s, value in zip(sites, values, strict=True):  # the values the sites hold
+    held = contributions.to(device=lm.device, dtype=lm.dtype)  # as the sites hold them, once
+    for context, found in zip(contexts, held, strict=True):
+        for s, value in zip(sites, found.reshape(len(sites), 1, -1), strict=True):
             memo.record(context, s, value)
     return memo
 

@@ -163,8 +163,7 @@ class ModelRecipe:
     @classmethod
     def of(cls, source: ModelSource, lm: LanguageModel, device: str, threads: int) -> ModelRecipe:
         """The recipe of ``lm``, loaded from ``source`` onto ``device``."""
-        dtype = next(lm.model.parameters()).dtype
-        return cls(source, device, dtype, model_identity(lm), threads)
+        return cls(source, device, lm.dtype, model_identity(lm), threads)
 
     def load(self) -> LanguageModel:
         """Load the model, traced, and check it is the driver's.

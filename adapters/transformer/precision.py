@@ -47,9 +47,10 @@ def parse_dtype(name: str | torch.dtype) -> torch.dtype:
         return name
     found = DTYPES.get(name) if isinstance(name, str) else None
     if found is None:
+        *first, last = DTYPES
         raise InvalidArgument(
             f"--dtype {str(name)!r} is not one scmnet hydra computes in; use "
-            f"{', '.join(DTYPES)[: -len(', float16')]} or float16"
+            f"{', '.join(first)} or {last}"
         )
     return found
 

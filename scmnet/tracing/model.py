@@ -339,7 +339,7 @@ class TracedModel(CausalModelBase):
             left = sorted(batched - done)  # rows of a batch that left this output clean
             if left:
                 out[torch.tensor(left, dtype=torch.long, device=out.device)] = base
-            for i in sorted(set(range(len(envs))) - batched - done):  # rows that ran alone
+            for i in sorted(set(range(len(envs))) - batched):  # rows that ran alone
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out
         return result
