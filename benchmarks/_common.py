@@ -168,3 +168,35 @@ def random_llama(
     with torch.device(device):
         model = tf.AutoModelForCausalLM.from_config(config, dtype=dtype)
     return LanguageModel.from_pretrained_model(model, None, f"random-llama-{layers}x{d_model}")
+
+
+def hooks_loop(lm: Any, ids: torch.Tensor, token: int, values: torch.Tensor) -> Any:
+    """Delta_ablate of every site and draw, one hooked full forward each: shape (2, L, K).
+
+    ``values[j, b, layer]`` is written at the final position of output (b, layer) in draw j.
+    """
+    from scmnet.adapters.transformer.families import Block
+
+    n, k = lm.n_layers, values.shape[0]
+    out = torch.zeros(2, n, k, dtype=torch.float64)
+    with torch.no_grad():
+        clean = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
+    base = float(clean[token] - clean.mean())
+    for b in Block:
+        for layer in range(n):
+            module = lm.attention_out(layer) if b is Block.ATTN else lm.mlp_out(layer)
+            for j in range(k):
+
+                def hook(m: Any, a: Any, o: Any, value: torch.Tensor = values[j, b, layer]) -> Any:
+                    x = (o[0] if isinstance(o, tuple) else o).clone()
+                    x[:, -1] = value
+                    return (x, *o[1:]) if isinstance(o, tuple) else x
+
+                handle = module.register_forward_hook(hook)
+                try:
+                    with torch.no_grad():
+                        logits = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
+                finally:
+                    handle.remove()
+                out[b, layer, j] = float(logits[token] - logits.mean()) - base
+    return out.numpy()

@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,41 +51,14 @@ import torch
 import scmnet as sn
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind, donors
 from scmnet.adapters.transformer.causal import hydra_model, recorded_readings
-from scmnet.adapters.transformer.families import Block
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import CleanRun, clean_pass
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def hooks_loop(lm: LanguageModel, ids: torch.Tensor, token: int, values: torch.Tensor) -> Any:
-    """Delta_ablate of every site and draw, one hooked full forward each: shape (2, L, K).
-
-    ``values[j, b, layer]`` is written at the final position of output (b, layer) in draw j.
-    """
-    n, k = lm.n_layers, values.shape[0]
-    out = torch.zeros(2, n, k, dtype=torch.float64)
-    with torch.no_grad():
-        clean = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
-    base = float(clean[token] - clean.mean())
-    for b in Block:
-        for layer in range(n):
-            module = lm.attention_out(layer) if b is Block.ATTN else lm.mlp_out(layer)
-            for j in range(k):
-
-                def hook(m: Any, a: Any, o: Any, value: torch.Tensor = values[j, b, layer]) -> Any:
-                    x = (o[0] if isinstance(o, tuple) else o).clone()
-                    x[:, -1] = value
-                    return (x, *o[1:]) if isinstance(o, tuple) else x
-
-                handle = module.register_forward_hook(hook)
-                try:
-                    with torch.no_grad():
-                        logits = lm.model(input_ids=ids, use_cache=False).logits[0, -1].double()
-                finally:
-                    handle.remove()
-                out[b, layer, j] = float(logits[token] - logits.mean()) - base
-    return out.numpy()
+from _common import hooks_loop
 
 
 class Protocol:

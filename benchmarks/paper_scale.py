@@ -46,6 +46,7 @@ lines; the tests run it. Usage, on a GPU::
 
     python benchmarks/paper_scale.py --preset 7b --prompts 8
     python benchmarks/paper_scale.py --preset 1b --layers 64   # the paper's depth at 1B width
+    python benchmarks/paper_scale.py --preset smollm2 --hooks 3   # vs a hooks loop
     python benchmarks/paper_scale.py --dry-run
 """
 
@@ -64,7 +65,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Shape, matmul_rate, protocol_flops, random_llama
+from _common import Shape, hooks_loop, matmul_rate, protocol_flops, random_llama
 
 PRESETS: dict[str, dict[str, int]] = {
     # Llama-3.2-1B, Llama-3.2-3B (grouped-query attention, 128k vocabulary), Llama-2-7B.
@@ -91,6 +92,15 @@ PRESETS: dict[str, dict[str, int]] = {
         "heads": 32,
         "kv_heads": 32,
         "vocab": 32000,
+    },
+    # SmolLM2-135M, the embedded model's shapes (its weights are not needed to time it).
+    "smollm2": {
+        "layers": 30,
+        "d_model": 576,
+        "d_ff": 1536,
+        "heads": 9,
+        "kv_heads": 3,
+        "vocab": 49152,
     },
     "tiny": {"layers": 4, "d_model": 64, "d_ff": 128, "heads": 4, "kv_heads": 2, "vocab": 1000},
 }
@@ -123,6 +133,15 @@ def _peak_mib(device: str) -> float:
 def _sync(device: str) -> None:
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+
+
+def _timed(fn: Any, device: str) -> tuple[float, Any]:
+    """The wall time of ``fn()`` (the device synchronised before and after) and its result."""
+    _sync(device)
+    begin = time.perf_counter()
+    result = fn()
+    _sync(device)
+    return time.perf_counter() - begin, result
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -168,7 +187,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         probes_s += time.perf_counter() - begin
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    prompt_s, clean_s, flops = [], [], []
+    prompt_s, clean_s, flops, tokens_of = [], [], [], []
     for ids in prompts:
         _sync(device)
         begin = time.perf_counter()
@@ -177,6 +196,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         _sync(device)
         clean_s.append(time.perf_counter() - begin)
         token = int(logits[0].argmax())
+        tokens_of.append(token)
         begin = time.perf_counter()
         measure_prompt(lm, ids, token, values)
         _sync(device)
@@ -191,7 +211,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     scale = protocol_flops(_paper_shape(shape), round(mean_t), PAPER["patches"])["total"]
     scale /= protocol_flops(shape, round(mean_t), args.patches)["total"]
     estimate_s = PAPER["prompts"] * statistics.median(prompt_s) * scale
+    versus = hooks_versus_engine(lm, prompts[: args.hooks], tokens_of, values, device)
     return {
+        **versus,
         "sizes": sizes,
         "built_s": built_s,
         "traced_s": traced_s,
@@ -207,6 +229,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "scale": scale,
         "estimate_s": estimate_s,
         "peak_mib": _peak_mib(device),
+    }
+
+
+def hooks_versus_engine(
+    lm: Any, prompts: list[torch.Tensor], tokens: list[int], values: torch.Tensor, device: str
+) -> dict[str, Any]:
+    """The engine against a one-forward-per-ablation hooks loop on ``prompts``, interleaved.
+
+    Each side computes a prompt from nothing (the engine's clean run included, as in
+    ``benchmarks/hydra_engine.py``); returns the median ratio of their times, both medians and
+    the largest difference of their Delta_ablate (empty if there are no prompts).
+    """
+    from scmnet.adapters.transformer.causal import hydra_model
+    from scmnet.adapters.transformer.measures import measure_prompt
+
+    if not prompts:
+        return {}
+    engine_s, hooks_s, diffs = [], [], []
+    for ids, token in zip(prompts, tokens, strict=False):
+        ids = ids.to(device)
+        hydra_model(lm).clear_cache()  # the engine computes the clean run too
+        seconds, fast = _timed(lambda: measure_prompt(lm, ids, token, values), device)  # noqa: B023
+        engine_s.append(seconds)
+        seconds, slow = _timed(lambda: hooks_loop(lm, ids, token, values), device)  # noqa: B023
+        hooks_s.append(seconds)
+        diffs.append(float(abs(fast.ablate_per_draw - slow).max()))
+    ratios = [h / e for h, e in zip(hooks_s, engine_s, strict=True)]
+    return {
+        "hooks_prompts": len(prompts),
+        "hooks_s": statistics.median(hooks_s),
+        "engine_s": statistics.median(engine_s),
+        "hooks_ratio": statistics.median(ratios),
+        "hooks_diff": max(diffs),
     }
 
 
@@ -250,6 +305,12 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     )
     print(f"achieved / matmul: {r['achieved'] / r['matmul']:.3g}")
     print(f"peak memory MiB: {r['peak_mib']:.0f}")
+    if "hooks_ratio" in r:
+        print(
+            f"engine vs hooks loop: {r['hooks_ratio']:.1f}x (median over {r['hooks_prompts']} "
+            f"prompts; hooks {r['hooks_s']:.3f} s, engine {r['engine_s']:.3f} s a prompt, its "
+            f"clean run included), max |difference| of Delta_ablate {r['hooks_diff']:.1e}"
+        )
     print(
         f"estimated wall time for {PAPER['prompts']} prompts x {PAPER['layers']} layers x "
         f"{PAPER['patches']} patches: {_hours(r['estimate_s'])} (the median prompt time x "
@@ -270,11 +331,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, nargs=2, default=[10, 20], metavar=("MIN", "MAX"))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (torch default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--hooks", type=int, default=0, help="also time a hooks loop on the first N prompts"
+    )
     parser.add_argument("--dry-run", action="store_true", help="a tiny config on the CPU")
     args = parser.parse_args(argv)
     if args.dry_run:
         args.preset, args.device = "tiny", "cpu"
         args.prompts, args.patches, args.tokens = min(args.prompts, 2), 3, [6, 8]
+        args.hooks = min(args.hooks, 1)
     if args.device is None:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.dtype is None:

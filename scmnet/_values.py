@@ -18,12 +18,12 @@ __all__ = ["is_finite", "is_tensor", "mean", "stack", "stderr", "update_at", "ze
 
 
 def is_tensor(value: object) -> bool:
-    """Whether ``value`` is a torch tensor (checked without importing torch).
+    """Whether ``value`` is a torch tensor or a subclass of one (checked without importing torch).
 
     >>> is_tensor(1.0)
     False
     """
-    return type(value).__module__.startswith("torch") and hasattr(value, "detach")
+    return any(c.__name__ == "Tensor" and c.__module__ == "torch" for c in type(value).__mro__)
 
 
 def is_finite(value: object) -> bool:

@@ -19,12 +19,10 @@ from typing import Any
 import pytest
 import torch
 
-import scmnet as sn
-from scmnet.adapters.transformer.ablations import Ablation, AblationKind, noised_contributions
-from scmnet.adapters.transformer.causal import final_readings, hydra_model, recorded_readings
-from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.ablations import AblationKind
+from scmnet.adapters.transformer.causal import hydra_model
 from scmnet.adapters.transformer.measures import measure_prompt
-from tests.tiny_models import CharTokenizer, tiny_model
+from tests.protocol import draws, tiny_lm
 
 METHODS = ("cpu", "item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__")
 FUNCTIONS = ("equal", "allclose", "is_nonzero")
@@ -58,25 +56,6 @@ def host_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[collections.Counter[
         yield found
 
 
-def _lm(family: str, layers: int) -> LanguageModel:
-    """The tiny model of ``family`` cut to its first ``layers`` blocks (of 3)."""
-    model = tiny_model(family)
-    blocks = model.model.layers if family == "llama" else model.transformer.h
-    del blocks[layers:]
-    model.config.num_hidden_layers = layers
-    return LanguageModel.from_pretrained_model(model, CharTokenizer(), family)
-
-
-def _draws(lm: LanguageModel, kind: AblationKind, k: int) -> tuple[Any, Any]:
-    if kind is AblationKind.ZERO:
-        return [sn.zero()] * k, None
-    if kind is AblationKind.NOISE:
-        return noised_contributions(lm, IDS, 0, Ablation(kind, patches=k)), None
-    donors = [{"input_ids": IDS.roll(s + 1, 1)} for s in range(k)]
-    found = torch.cat([final_readings(lm, d["input_ids"])[0] for d in donors])
-    return [sn.patch(d) for d in donors], recorded_readings(lm, donors, found)
-
-
 @pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE, AblationKind.NOISE])
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_a_prompt_reads_back_three_times_whatever_its_layers_and_draws(
@@ -84,12 +63,12 @@ def test_a_prompt_reads_back_three_times_whatever_its_layers_and_draws(
 ) -> None:
     counts = []
     for layers, k in ((3, 1), (3, 3), (2, 3)):
-        lm = _lm(family, layers)
-        draws, values = _draws(lm, kind, k)
-        measure_prompt(lm, IDS, 3, draws, values=values)  # warm: the batching probes
+        lm = tiny_lm(family, layers)
+        found_draws, values = draws(lm, IDS, kind, k)
+        measure_prompt(lm, IDS, 3, found_draws, values=values)  # warm: the batching probes
         hydra_model(lm).clear_cache()
         with host_reads(monkeypatch) as found:
-            measure_prompt(lm, IDS, 3, draws, values=values)
+            measure_prompt(lm, IDS, 3, found_draws, values=values)
         hydra_model(lm).clear_cache()
         transfers = {where: n for where, n in found.items() if where.startswith("cpu ")}
         assert sum(transfers.values()) == 3, dict(found)  # two sets of flags, the readouts

@@ -58,6 +58,7 @@ from scmnet.model import CausalModelBase, Context, Output, check_batching, outpu
 from scmnet.outcome import LinearReadout, Outcome
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import INPUTS
+from scmnet.tracing.engine.indexing import RowIndex
 from scmnet.tracing.engine.patching import fit
 from scmnet.tracing.engine.positions import Partial
 from scmnet.tracing.engine.readouts import fold_readout
@@ -323,22 +324,23 @@ class TracedModel(CausalModelBase):
         variables = self._net.variables
         batched = {i for group, _ in batches for i in group}
         result: dict[Any, Any] = {}
+        indexes: list[RowIndex] = []  # where each batch's rows go, copied to the device once
         for o in wanted:  # the bookkeeping is host-side: no value is read back from a device
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
             out = base.new_empty((len(envs), *base.shape))
-            done: set[int] = set()
+            indexes = indexes or [RowIndex(group, out.device) for group, _ in batches]
             node = variables.get(name)
-            for group, run in batches:
+            for (group, run), rows_of in zip(batches, indexes, strict=True):
                 found = None if node is None else run.stacked(node, index)
+                rows: Sequence[int] = ()
                 if found is not None:  # rows are numbered within their chunk
                     rows, values = found
-                    at = [group[r] for r in rows]
-                    out[torch.tensor(at, dtype=torch.long, device=out.device)] = values
-                    done.update(at)
-            left = sorted(batched - done)  # rows of a batch that left this output clean
-            if left:
-                out[torch.tensor(left, dtype=torch.long, device=out.device)] = base
+                    out[rows_of.of(rows)] = values
+                done = set(rows)  # the rows of the batch that left this output clean:
+                left = [r for r in range(len(group)) if r not in done]
+                if left:
+                    out[rows_of.of(left)] = base
             for i in sorted(set(range(len(envs))) - batched):  # rows that ran alone
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out

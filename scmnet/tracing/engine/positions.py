@@ -727,6 +727,7 @@ def plan_suffix(
         if not isinstance(value, torch.Tensor) or not value.is_floating_point():
             raise NoSuffixPlan(f"the variable at {_where(node)} holds no floating-point tensor")
         noise = torch.randn(cut(value, axis, t).shape, generator=generator, dtype=value.dtype)
+        noise = noise.to(value.device)  # drawn on the host: the same probe on every device
         scale = float(value.abs().mean()) or 1.0
         return torch.cat([value.narrow(axis, 0, t), noise * scale], dim=axis)
 

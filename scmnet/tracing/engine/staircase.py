@@ -34,6 +34,7 @@ from scmnet.ablations import Zero
 from scmnet.errors import NonFiniteValue
 from scmnet.interventions import Interventions, Rule, Set, Site
 from scmnet.tracing.engine.executor import Executor
+from scmnet.tracing.engine.indexing import row_index
 from scmnet.tracing.engine.patching import check_result
 from scmnet.tracing.engine.positions import (
     FULL,
@@ -599,11 +600,12 @@ def _last_uses(
 
 def _uniform(
     rows: Sequence[Row], touching: Sequence[int], node: fx.Node, cut_axis: int | None, t: int
-) -> tuple[tuple[Any, ...], torch.Tensor] | None:
+) -> tuple[tuple[Any, ...], torch.Tensor | None] | None:
     """The common site index and the stacked values where every touching row sets one value.
 
     That is the usual shape of an ablation sweep (each row sets, or zeroes, one position of one
-    variable); the rows then take their values in one indexed assignment. ``None`` otherwise.
+    variable); the rows then take their values in one indexed assignment. The values are
+    ``None`` where every row zeroes its site. ``None`` otherwise.
     """
     index: tuple[Any, ...] | None = None
     values = []
@@ -628,7 +630,7 @@ def _uniform(
     if index is None or any(isinstance(p, torch.Tensor) or p is Ellipsis for p in index):
         return None
     if all(v is None for v in values):
-        return index, torch.zeros(len(values), 1)
+        return index, None  # zeros: filled where they go, nothing made on the host
     tensors = [v for v in values if v is not None]
     if len(tensors) < len(values) or len({tuple(v.shape) for v in tensors}) != 1:
         return None
@@ -682,12 +684,16 @@ def _step(
         if k_base == k:  # not padded (a new tensor): copy before assigning into it
             out = out.clone()
         blocks_view = out.view(k, size, *out.shape[1:])
-        target = blocks_view[(0, *index)]
-        values = values.to(dtype=out.dtype, device=out.device)
-        values = values.reshape(
-            len(touching), *[1] * (target.dim() - values.dim() + 1), *values.shape[1:]
-        )
-        blocks_view[(torch.tensor(touching), *index)] = values.expand(len(touching), *target.shape)
+        at = (row_index(touching, out.device), *index)
+        if values is None:
+            blocks_view[at] = 0
+        else:
+            target = blocks_view[(0, *index)]
+            values = values.to(dtype=out.dtype, device=out.device)
+            values = values.reshape(
+                len(touching), *[1] * (target.dim() - values.dim() + 1), *values.shape[1:]
+            )
+            blocks_view[at] = values.expand(len(touching), *target.shape)
         run.env[node] = (out, k)
         return
 

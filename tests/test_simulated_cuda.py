@@ -1,0 +1,97 @@
+"""The Hydra protocol on a simulated CUDA device: device discipline and syncs, without a GPU.
+
+``tests/simulated_cuda.py`` makes tensors that say they are on ``cuda:0`` while their data stays
+on the host, refuses what CUDA refuses (a device tensor meeting a host tensor in one operation)
+and counts what waits for the device (reads back, copies from the host, data-dependent sizes).
+Each model is traced on the host, then moved there with its graph rewritten as if traced there.
+What a real GPU adds, its arithmetic, ``tests/test_cuda.py`` checks where a GPU is present.
+
+* every family's measures on the simulated device equal the host's within float32 rounding (the
+  data and the operations are the host's; copies in other places may take other vectorised
+  paths, a unit in the last place, and a value taken from the wrong place differs by far more);
+* a whole sweep, for every ablation kind;
+* a prompt's query waits for the device the same number of times at the same lines whatever
+  its layers and draws: three reads back (two sets of finiteness flags and the readouts) and
+  two copies from the host (the prompt's token ids, and where the batch's rows go in the
+  result, once for every output).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import scmnet as sn
+from scmnet.adapters.transformer.ablations import Ablation, AblationKind
+from scmnet.adapters.transformer.causal import hydra_model
+from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.measures import PromptMeasures, measure_prompt
+from scmnet.adapters.transformer.prompts import Prompt, PromptSet
+from scmnet.adapters.transformer.sweep import run_sweep
+from scmnet.testing import assert_close
+from tests.protocol import draws, tiny_lm
+from tests.simulated_cuda import as_traced_on_the_device, simulated_cuda, to_simulated_device
+from tests.tiny_models import FAMILIES
+
+IDS = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])
+PROMPTS = PromptSet(
+    tuple(Prompt(text, None) for text in ("abc de", "xyz w", "hello t", "qrs uv")), name="tiny"
+)
+
+
+def _on_device(lm: LanguageModel) -> LanguageModel:
+    """``lm`` traced on the host, then moved to the simulated device with its graph."""
+    as_traced_on_the_device(hydra_model(lm)._net.executor.graph_module)
+    to_simulated_device(lm.model)
+    return lm
+
+
+def _assert_equal(got: PromptMeasures, ref: PromptMeasures) -> None:
+    for field in dataclasses.fields(got):
+        x, y = getattr(got, field.name), getattr(ref, field.name)
+        assert_close(x, y, rtol=1e-6, atol=1e-6, msg=field.name)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_measures_on_the_device_as_on_the_host(family: str) -> None:
+    ref = measure_prompt(tiny_lm(family), IDS, 3, [sn.zero()])
+    lm = _on_device(tiny_lm(family))
+    with simulated_cuda():
+        assert lm.device == torch.device("cuda", 0)
+        got = measure_prompt(lm, IDS, 3, [sn.zero()])
+    _assert_equal(got, ref)
+
+
+@pytest.mark.parametrize("kind", list(AblationKind))
+def test_a_sweep_on_the_device_equals_the_host_sweep(kind: AblationKind, tmp_path: Path) -> None:
+    ablation = Ablation(kind, patches=3, seed=1)
+    _, ref = run_sweep(tiny_lm("llama"), PROMPTS, ablation, tmp_path / "host")
+    lm = _on_device(tiny_lm("llama"))
+    with simulated_cuda():
+        _, got = run_sweep(lm, PROMPTS, ablation, tmp_path / "device")
+    for a, b in zip(got, ref, strict=True):
+        _assert_equal(a, b)
+
+
+@pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE, AblationKind.NOISE])
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_a_prompt_waits_for_the_device_the_same_whatever_its_layers_and_draws(
+    family: str, kind: AblationKind
+) -> None:
+    counts: list[collections.Counter[str]] = []
+    for layers, k in ((3, 1), (3, 3), (2, 3)):
+        lm = _on_device(tiny_lm(family, layers))
+        with simulated_cuda():
+            found_draws, values = draws(lm, IDS, kind, k)
+            measure_prompt(lm, IDS, 3, found_draws, values=values)  # warm: the batching probes
+            hydra_model(lm).clear_cache()
+        with simulated_cuda() as syncs:
+            measure_prompt(lm, IDS, 3, found_draws, values=values)
+        counts.append(syncs)
+    assert counts[0] == counts[1] == counts[2], counts  # no wait per layer or per draw
+    kinds = collections.Counter(where.split(" at ")[0] for where in counts[0].elements())
+    assert kinds == {"copy to the host": 3, "copy from the host": 2}, dict(counts[0])
