@@ -329,18 +329,18 @@ class TracedModel(CausalModelBase):
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
             out = base.new_empty((len(envs), *base.shape))
-            indexes = indexes or [RowIndex(group, out.device) for group, _ in batches]
+            if not indexes:  # a batch's row j is the set group[run.order[j]]
+                indexes = [RowIndex([g[r] for r in run.order], out.device) for g, run in batches]
             node = variables.get(name)
-            for (group, run), rows_of in zip(batches, indexes, strict=True):
+            for (group, run), places in zip(batches, indexes, strict=True):
                 found = None if node is None else run.stacked(node, index)
-                rows: Sequence[int] = ()
-                if found is not None:  # rows are numbered within their chunk
+                changed = 0  # the batch's first rows changed the output, the others left it clean
+                if found is not None:
                     rows, values = found
-                    out[rows_of.of(rows)] = values
-                done = set(rows)  # the rows of the batch that left this output clean:
-                left = [r for r in range(len(group)) if r not in done]
-                if left:
-                    out[rows_of.of(left)] = base
+                    changed = len(rows)
+                    out[places.first(changed)] = values
+                if changed < len(group):
+                    out[places.after(changed)] = base
             for i in sorted(set(range(len(envs))) - batched):  # rows that ran alone
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out

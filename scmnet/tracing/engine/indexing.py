@@ -52,42 +52,44 @@ def row_index(rows: Sequence[int], device: torch.device) -> slice | torch.Tensor
 
 
 class RowIndex:
-    """Rows of one batch of runs in a larger result: ``group[r]`` is where batch row ``r`` goes.
+    """Where the rows of one batch of runs go in a larger result, for the batch's outputs.
 
-    Each output of a query takes some rows of the batch, usually a block of consecutive ones
-    (the rows that joined the batch before the output's variable). The group's index tensor is
-    copied to the device once, on first use, and each block is a view of it.
+    A staircase computes each output for a leading block of its rows (those that joined before
+    the output's variable; the others kept its clean value). The places of all the batch's rows
+    are copied to the device once, if they are not evenly spaced, and each block is a view.
 
     Parameters
     ----------
-    group : sequence of int
-        Where each row of the batch goes in the result.
+    places : sequence of int
+        ``places[j]``: the result row of the batch's row ``j``.
     device : torch.device
         Where the result is.
 
     Examples
     --------
     >>> index = RowIndex([1, 4, 2, 5, 7], torch.device("cpu"))
-    >>> index.of([1, 2])  # batch rows 1 and 2 go to rows 4 and 2: a view of one copied index
-    tensor([4, 2])
-    >>> index.of([0, 2, 4])  # not a block: an index of its own
-    tensor([1, 2, 7])
-    >>> RowIndex([0, 1, 2, 3], torch.device("cpu")).of([1, 2, 3])
-    slice(1, 4, 1)
+    >>> index.first(2), index.after(2)  # views of one index copied to the device
+    (tensor([1, 4]), tensor([2, 5, 7]))
+    >>> RowIndex([0, 2, 4, 6], torch.device("cpu")).after(1)
+    slice(2, 7, 2)
     """
 
-    def __init__(self, group: Sequence[int], device: torch.device) -> None:
-        self.group, self.device = list(group), device
-        self._whole = row_index(self.group, device)
+    def __init__(self, places: Sequence[int], device: torch.device) -> None:
+        self._whole = row_index(places, device)
+        self.size = len(places)
 
-    def of(self, rows: Sequence[int]) -> slice | torch.Tensor:
-        """The index of the result rows that batch ``rows`` go to."""
+    def first(self, n: int) -> slice | torch.Tensor:
+        """The result rows of the batch's first ``n`` rows."""
+        return self._part(0, n)
+
+    def after(self, n: int) -> slice | torch.Tensor:
+        """The result rows of the batch's rows from ``n`` on."""
+        return self._part(n, self.size)
+
+    def _part(self, begin: int, end: int) -> slice | torch.Tensor:
         whole = self._whole
-        first, last = rows[0], rows[-1]
-        if any(b != a + 1 for a, b in pairwise(rows)):  # not one block
-            return row_index([self.group[r] for r in rows], self.device)
         if isinstance(whole, slice):
             step = whole.step or 1
-            start = whole.start + first * step
-            return slice(start, start + (len(rows) - 1) * step + 1, step)
-        return whole[first : last + 1]
+            start = whole.start + begin * step
+            return slice(start, start + (end - begin - 1) * step + 1, step)
+        return whole[begin:end]

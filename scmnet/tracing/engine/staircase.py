@@ -496,17 +496,22 @@ def run_rows(
     ]
     last_use = _last_uses(executor, steps, region, clean)
     keep = set(wanted)
-    peak = 0
+    peak = held = extra = variants = 0  # bytes: the most held at once, in values, in variants
     finite: list[tuple[fx.Node, torch.Tensor, bool]] = []  # variables' rows, checked at the end
     with torch.no_grad():
         for node in steps:
             _step(run, node, ordered, names, where if isinstance(where, _Positions) else None)
-            peak = max(peak, _held_bytes(run))
+            if node in run.env:
+                held += _bytes(run.env[node][0])
+            if len(run.variants) != variants:  # padded sizes and shapes: rare, counted anew
+                variants = len(run.variants)
+                extra = sum(_bytes(v) for v in run.variants.values())
+            peak = max(peak, held + extra)
             if node in names and node in run.env:
                 finite += _finite_rows(node, *run.env[node])
             here = executor.position[node]
             for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
-                del run.env[done]  # read by nothing later: free its memory
+                held -= _bytes(run.env.pop(done)[0])  # read by nothing later: free its memory
     check_finite(finite, ordered, order, names)
     batches = {
         node: Batch(run.env[node][0], run.env[node][1], run.forms[node], run.t)
@@ -564,10 +569,9 @@ def check_finite(
         )
 
 
-def _held_bytes(run: _Run) -> int:
-    """The bytes of the tensors a staircase holds (its values, and their padded variants)."""
-    held = [value for value, _ in run.env.values()] + list(run.variants.values())
-    return sum(v.nelement() * v.element_size() for v in held if isinstance(v, torch.Tensor))
+def _bytes(value: Any) -> int:
+    """The bytes of a tensor (0 for anything else)."""
+    return value.nelement() * value.element_size() if isinstance(value, torch.Tensor) else 0
 
 
 def _last_uses(
