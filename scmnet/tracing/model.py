@@ -58,7 +58,7 @@ from scmnet.model import CausalModelBase, Context, Output, check_batching, outpu
 from scmnet.outcome import LinearReadout, Outcome
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import INPUTS
-from scmnet.tracing.engine.indexing import RowIndex
+from scmnet.tracing.engine.indexing import RowIndex, put_rows
 from scmnet.tracing.engine.patching import fit
 from scmnet.tracing.engine.positions import Partial
 from scmnet.tracing.engine.readouts import fold_readout
@@ -338,9 +338,9 @@ class TracedModel(CausalModelBase):
                 if found is not None:
                     rows, values = found
                     changed = len(rows)
-                    out[places.first(changed)] = values
+                    put_rows(out, places.first(changed), values)
                 if changed < len(group):
-                    out[places.after(changed)] = base
+                    put_rows(out, places.after(changed), base)
             for i in sorted(set(range(len(envs))) - batched):  # rows that ran alone
                 out[i] = self._read(o, inputs, clean, envs[i])
             result[o] = out

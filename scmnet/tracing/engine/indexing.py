@@ -15,7 +15,7 @@ from itertools import pairwise
 
 import torch
 
-__all__ = ["RowIndex", "row_index"]
+__all__ = ["RowIndex", "put_rows", "row_index"]
 
 
 def row_index(rows: Sequence[int], device: torch.device) -> slice | torch.Tensor:
@@ -42,13 +42,35 @@ def row_index(rows: Sequence[int], device: torch.device) -> slice | torch.Tensor
     slice(1, 10, 4)
     >>> row_index([2, 0], torch.device("cpu"))
     tensor([2, 0])
+    >>> row_index([], torch.device("cpu"))
+    slice(0, 0, 1)
     """
-    if len(rows) == 1:
-        return slice(rows[0], rows[0] + 1, 1)
-    step = rows[1] - rows[0] if len(rows) > 1 else 1
+    if len(rows) <= 1:
+        return slice(rows[0], rows[0] + 1, 1) if rows else slice(0, 0, 1)
+    step = rows[1] - rows[0]
     if step > 0 and all(b - a == step for a, b in pairwise(rows)):
         return slice(rows[0], rows[-1] + 1, step)
     return torch.tensor(list(rows), dtype=torch.long, device=device)
+
+
+def put_rows(out: torch.Tensor, index: slice | torch.Tensor, values: torch.Tensor) -> None:
+    """``out[index] = values`` along the leading axis, in place (``values`` broadcast).
+
+    A tensor index copies whole rows (``index_copy_``), several times faster on the host than
+    the element-wise indexed assignment of ``out[index] = values``.
+
+    Examples
+    --------
+    >>> out = torch.zeros(4, 2)
+    >>> put_rows(out, torch.tensor([3, 0]), torch.ones(2))
+    >>> out.sum(1).tolist()
+    [2.0, 0.0, 0.0, 2.0]
+    """
+    if isinstance(index, slice):
+        out[index] = values
+        return
+    rows = (len(index), *out.shape[1:])
+    out.index_copy_(0, index, values.to(out.dtype).expand(rows))
 
 
 class RowIndex:
