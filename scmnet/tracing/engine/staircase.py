@@ -231,6 +231,8 @@ def _pad(value: Any, k_value: int, k: int, filler: Any) -> Any:
     if k_value == k:
         return value
     if isinstance(value, torch.Tensor):
+        if filler.dim() and filler.shape[0] == 1:  # one row: read k - k_value times, copied once
+            return torch.cat([value, filler.expand(k - k_value, *filler.shape[1:])])
         return torch.cat([value, _rows(filler, k - k_value)])
     return type(value)(
         _pad(v, k_value, k, f) if isinstance(v, torch.Tensor) else v
