@@ -13,7 +13,10 @@ What a real GPU adds, its arithmetic, ``tests/test_cuda.py`` checks where a GPU 
 * a prompt's query waits for the device the same number of times at the same lines whatever
   its layers and draws: three reads back (two sets of finiteness flags and the readouts) and
   two copies from the host (the prompt's token ids, and where the batch's rows go in the
-  result, once for every output).
+  result, once for every output);
+* what each more prompt of a sweep costs in waits is the same whatever the depth. (Once per
+  prompt length, the batching probes read each variable's comparison back, and once per sweep
+  the model's identity hashes its weights on the host: waits per layer, but not per prompt.)
 """
 
 from __future__ import annotations
@@ -95,3 +98,28 @@ def test_a_prompt_waits_for_the_device_the_same_whatever_its_layers_and_draws(
     assert counts[0] == counts[1] == counts[2], counts  # no wait per layer or per draw
     kinds = collections.Counter(where.split(" at ")[0] for where in counts[0].elements())
     assert kinds == {"copy to the host": 3, "copy from the host": 2}, dict(counts[0])
+
+
+@pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE])
+def test_a_sweeps_prompts_wait_the_same_whatever_the_depth(
+    kind: AblationKind, tmp_path: Path
+) -> None:
+    """What each more prompt of a sweep costs in waits for the device (its clean pass, values,
+    query and file: the sweep of 4 prompts against the sweep of 2 of them, all of one length,
+    so that the once-per-length probes and the once-per-sweep weight hashing cancel) is the same
+    for 2 and 3 layers: no wait per layer in the loop over prompts."""
+    texts = ("abc de", "xyz wv", "hello!", "qrs uv")  # one length: one set of probes
+    added = []
+    for layers in (3, 2):
+        counts = []
+        for n in (2, 4):
+            prompts = PromptSet(tuple(Prompt(t, None) for t in texts[:n]), name=f"{n}")
+            lm = _on_device(tiny_lm("llama", layers))
+            with simulated_cuda() as syncs:
+                ablation = Ablation(kind, patches=1, seed=1)
+                run_sweep(lm, prompts, ablation, tmp_path / f"{layers}-{n}")
+            counts.append(syncs)
+        more = counts[1] - counts[0]
+        assert not counts[0] - counts[1], "a larger sweep waits less somewhere"
+        added.append(more)
+    assert added[0] == added[1], added
