@@ -42,7 +42,7 @@ from scmnet.tracing.capture.calls import CallIndex
 from scmnet.tracing.capture.records import TraceInfo
 from scmnet.tracing.engine.batched import Batcher
 from scmnet.tracing.engine.executor import Executor
-from scmnet.tracing.engine.run_values import RunValues, run_values
+from scmnet.tracing.engine.run_values import SPARE_BYTES, RunValues, run_values
 
 __all__ = ["INPUTS", "InputSpec", "TensorMeta", "TraceSource"]
 
@@ -206,7 +206,7 @@ class TraceSource:
         run = self._clean.get(key)
         if run is None:
             with torch.no_grad():
-                run = run_values(self.executor, values, keep=keep)
+                run = run_values(self.executor, values, keep=keep, spare_bytes=SPARE_BYTES)
             self._clean.put(key, pinned, run)
         else:
             run.pin(keep)
