@@ -57,8 +57,8 @@ SPARE_BYTES = 64 * 2**20
 
 A short prompt's whole run fits (SmolLM2-135M: about 2 MiB per token, so up to about 30
 tokens), and the queries read it without recomputing anything (a zero-ablation query of
-SmolLM2 at 8 tokens: 0.33 s to 0.28 s, interleaved); a long prompt's run stores this much more than the
-leanest."""
+SmolLM2 at 8 tokens: 0.33 s to 0.28 s, interleaved); a long prompt's run stores this much
+more than the leanest."""
 
 _MEMO = 32  # recomputed values remembered (reads in graph order then recompute each once)
 
