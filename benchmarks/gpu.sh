@@ -5,7 +5,7 @@
 #
 # 1. tests/test_cuda.py: every family on the GPU against the host (float32 and bfloat16), whole
 #    sweeps, the synchronising calls of a prompt's query counted (the same whatever its layers
-#    and draws), a model split by a device map between the GPU and the host, the command line.
+#    and draws), a model whose device map offloads layers to the host, the command line.
 # 2. benchmarks/paper_scale.py on random-weight models: SmolLM2-135M's shapes against a hooks loop
 #    (float32 and bfloat16), Llama-2-7B's (bfloat16) with one prompt against a hooks loop, and a
 #    1B model at the paper's depth of 64 layers. Each prints tokens/s, achieved TFLOP/s against a

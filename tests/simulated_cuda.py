@@ -85,14 +85,13 @@ class OnDevice(torch.Tensor):
         raise RuntimeError(f"{func} ran on a simulated device tensor outside simulated_cuda()")
 
 
-def _is_cuda(device: Any) -> bool:
-    return device is not None and torch.device(device).type == "cuda"
-
-
 def _device_of(value: Any) -> torch.device | None:
-    if value is None:
-        return None
-    return torch.device(value) if not isinstance(value, torch.device) else value
+    return None if value is None else torch.device(value)
+
+
+def _is_cuda(value: Any) -> bool:
+    device = _device_of(value)
+    return device is not None and device.type == "cuda"
 
 
 class _Simulation(TorchDispatchMode):

@@ -56,8 +56,8 @@ def row_index(rows: Sequence[int], device: torch.device) -> slice | torch.Tensor
 def put_rows(out: torch.Tensor, index: slice | torch.Tensor, values: torch.Tensor) -> None:
     """``out[index] = values`` along the leading axis, in place (``values`` broadcast).
 
-    A tensor index copies whole rows (``index_copy_``), several times faster on the host than
-    the element-wise indexed assignment of ``out[index] = values``.
+    A slice assigns in place; a tensor index copies whole rows (``index_copy_``) rather than
+    going through the element-wise indexed assignment of ``out[index] = values``.
 
     Examples
     --------
@@ -111,7 +111,7 @@ class RowIndex:
     def _part(self, begin: int, end: int) -> slice | torch.Tensor:
         whole = self._whole
         if isinstance(whole, slice):
-            step = whole.step or 1
+            step = whole.step  # row_index always gives one
             start = whole.start + begin * step
             return slice(start, start + (end - begin - 1) * step + 1, step)
         return whole[begin:end]

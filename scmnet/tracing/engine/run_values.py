@@ -46,6 +46,7 @@ import torch
 from torch import fx
 
 from scmnet.tracing.engine.executor import Executor, Override
+from scmnet.units import nbytes
 
 __all__ = ["DEPTH", "SPARE_BYTES", "RunValues", "holds_tensors", "run_values", "tensorish"]
 
@@ -335,7 +336,7 @@ def run_values(
             and value.untyped_storage().data_ptr() not in storages
         )
         if drop and spare_bytes:
-            size = value.nelement() * value.element_size()
+            size = nbytes(value)
             if size <= spare_bytes:  # it fits: stored, never recomputed
                 spare_bytes -= size
                 drop = False

@@ -49,6 +49,7 @@ from scmnet.tracing.engine.positions import (
     materialise,
 )
 from scmnet.tracing.engine.run_values import holds_tensors, tensorish
+from scmnet.units import nbytes
 
 __all__ = ["Batch", "Row", "RowsRun", "plan_rows", "run_rows"]
 
@@ -572,8 +573,8 @@ def check_finite(
 
 
 def _bytes(value: Any) -> int:
-    """The bytes of a tensor (0 for anything else)."""
-    return value.nelement() * value.element_size() if isinstance(value, torch.Tensor) else 0
+    """The bytes of a tensor (0 for sizes, shapes and other non-tensors)."""
+    return nbytes(value) if isinstance(value, torch.Tensor) else 0
 
 
 def _last_uses(
