@@ -239,14 +239,15 @@ def hooks_versus_engine(
 
     Each side computes a prompt from nothing (the engine's clean run included, as in
     ``benchmarks/hydra_engine.py``); returns the median ratio of their times, both medians and
-    the largest difference of their Delta_ablate (empty if there are no prompts).
+    the largest difference of their Delta_ablate and the largest Delta_ablate, its scale (empty
+    if there are no prompts).
     """
     from scmnet.adapters.transformer.causal import hydra_model
     from scmnet.adapters.transformer.measures import measure_prompt
 
     if not prompts:
         return {}
-    engine_s, hooks_s, diffs = [], [], []
+    engine_s, hooks_s, diffs, scales = [], [], [], []
     for ids, token in zip(prompts, tokens, strict=False):
         ids = ids.to(device)
         hydra_model(lm).clear_cache()  # the engine computes the clean run too
@@ -255,6 +256,7 @@ def hooks_versus_engine(
         seconds, slow = _timed(lambda: hooks_loop(lm, ids, token, values), device)  # noqa: B023
         hooks_s.append(seconds)
         diffs.append(float(abs(fast.ablate_per_draw - slow).max()))
+        scales.append(float(abs(slow).max()))
     ratios = [h / e for h, e in zip(hooks_s, engine_s, strict=True)]
     return {
         "hooks_prompts": len(prompts),
@@ -262,6 +264,7 @@ def hooks_versus_engine(
         "engine_s": statistics.median(engine_s),
         "hooks_ratio": statistics.median(ratios),
         "hooks_diff": max(diffs),
+        "hooks_scale": max(scales),
     }
 
 
@@ -310,6 +313,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
             f"engine vs hooks loop: {r['hooks_ratio']:.1f}x (median over {r['hooks_prompts']} "
             f"prompts; hooks {r['hooks_s']:.3f} s, engine {r['engine_s']:.3f} s a prompt, its "
             f"clean run included), max |difference| of Delta_ablate {r['hooks_diff']:.1e}"
+            f" (largest |Delta_ablate| {r['hooks_scale']:.3g})"
         )
     print(
         f"estimated wall time for {PAPER['prompts']} prompts x {PAPER['layers']} layers x "

@@ -8,6 +8,13 @@ would check it, and every wait for the device is counted:
   CUDA's error (a host scalar, a 0-d tensor, may join a device operation, as on CUDA);
 * factories given ``device="cuda"`` and ``.to("cuda")``/``.cuda()`` make device tensors; a copy
   from the host counts as a sync (a copy from pageable host memory waits for the device);
+* a fused attention (``scaled_dot_product_attention``) given a device tensor whose data does not
+  start on a 16-byte boundary raises :class:`DeviceFault`, CUDA's "misaligned address": its
+  vectorised kernels read 16 bytes at a time, and the kernel is chosen from shapes and strides,
+  not from the data pointer (pytorch/pytorch#183484). On a GPU the error is not even raised
+  where it happens: it poisons the CUDA context and a later operation reports it. So the fault
+  is a ``BaseException`` here, which no ``except Exception`` of the library can absorb (the
+  engine's recipe search would otherwise take it for a recipe that does not apply);
 * a read back (``.cpu()``, ``.to("cpu")``, ``.item()``, ``bool(t)``, ``.tolist()``) and an
   operation whose output's size depends on device data (``nonzero``, ``masked_select``,
   ``unique``, ...) count as syncs.
@@ -48,6 +55,12 @@ _SIZE_FROM_DATA = {
 }
 
 
+_FUSED_ATTENTION = (
+    torch.nn.functional.scaled_dot_product_attention,
+    torch.ops.aten.scaled_dot_product_attention.default,
+)
+_ALIGNMENT = 16  # bytes: the fused attention kernels' vector loads
+
 _READS = (
     torch.Tensor.item,
     torch.Tensor.__bool__,
@@ -55,6 +68,10 @@ _READS = (
     torch.Tensor.__int__,
     torch.Tensor.__index__,
 )
+
+
+class DeviceFault(BaseException):
+    """A fault that poisons the simulated device, as a misaligned read poisons a CUDA context."""
 
 
 class OnDevice(torch.Tensor):
@@ -156,6 +173,18 @@ class _Simulation(TorchDispatchMode):
         return out
 
 
+def _check_aligned(func: Any, arguments: Any) -> None:
+    """Raise CUDA's error if a device tensor among ``arguments`` starts off a 16-byte boundary
+    (device allocations start on one: what decides is the offset into the storage)."""
+    flat, _ = tree_flatten(arguments)
+    for t in flat:
+        if isinstance(t, OnDevice) and t.storage_offset() * t.element_size() % _ALIGNMENT:
+            raise DeviceFault(
+                f"CUDA error: misaligned address ({func}: an argument of shape {tuple(t.shape)} "
+                f"and {t.dtype} starts {t.storage_offset()} elements into its storage)"
+            )
+
+
 def _unwrap(value: Any) -> Any:
     return value.host if isinstance(value, OnDevice) else value
 
@@ -199,6 +228,8 @@ class _Transfers(TorchFunctionMode):
             args[0], OnDevice
         ):
             return func(args[0].host)  # the host data's: aliasing is the same
+        if func in _FUSED_ATTENTION:
+            _check_aligned(func, (args, kwargs))
         if func is torch.Tensor.tolist and isinstance(args[0], OnDevice):
             self.simulation.count("tolist")
             with torch._C.DisableTorchFunction():

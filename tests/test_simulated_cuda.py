@@ -31,11 +31,11 @@ import torch
 import scmnet as sn
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
 from scmnet.adapters.transformer.causal import hydra_model
-from scmnet.adapters.transformer.lm import LanguageModel
+from scmnet.adapters.transformer.lm import LanguageModel, load_model
 from scmnet.adapters.transformer.measures import PromptMeasures, measure_prompt
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 from scmnet.adapters.transformer.sweep import run_sweep
-from scmnet.testing import assert_close
+from scmnet.testing import assert_close, tolerance
 from tests.protocol import draws, tiny_lm
 from tests.simulated_cuda import as_traced_on_the_device, simulated_cuda, to_simulated_device
 from tests.tiny_models import FAMILIES
@@ -53,10 +53,15 @@ def _on_device(lm: LanguageModel) -> LanguageModel:
     return lm
 
 
-def _assert_equal(got: PromptMeasures, ref: PromptMeasures) -> None:
+def _assert_equal(
+    got: PromptMeasures, ref: PromptMeasures, dtype: torch.dtype = torch.float32
+) -> None:
+    """Every field equal within 1e-6 (float32: the same operations on the same data), or
+    within the tolerance of ``dtype``."""
+    rtol, atol = (1e-6, 1e-6) if dtype == torch.float32 else tolerance(dtype)
     for field in dataclasses.fields(got):
         x, y = getattr(got, field.name), getattr(ref, field.name)
-        assert_close(x, y, rtol=1e-6, atol=1e-6, msg=field.name)
+        assert_close(x, y, rtol=rtol, atol=atol, msg=field.name)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -78,6 +83,29 @@ def test_a_sweep_on_the_device_equals_the_host_sweep(kind: AblationKind, tmp_pat
         _, got = run_sweep(lm, PROMPTS, ablation, tmp_path / "device")
     for a, b in zip(got, ref, strict=True):
         _assert_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE])
+def test_a_loaded_models_sweep_gives_the_fused_attention_aligned_data(
+    kind: AblationKind, dtype: torch.dtype, hf_dir_with_tokenizer: Path, tmp_path: Path
+) -> None:
+    """``scmnet hydra --device cuda --dtype bfloat16`` on a tiny Llama failed on an H200 with
+    "misaligned address": the suffix runs' attention read its mask's rows from position ``t``
+    on, a view 12 bytes into its storage, and the fused kernel reads 16 bytes at a time. The
+    simulated device faults as CUDA did; the sweep must equal the host's."""
+    prompts = PromptSet(
+        (Prompt("the eiffel tower is", None), Prompt("located in the city of", None)), name="words"
+    )
+    ablation = Ablation(kind, patches=1, seed=1)  # two prompts: one other to resample
+    _, ref = run_sweep(
+        load_model(str(hf_dir_with_tokenizer), dtype=dtype), prompts, ablation, tmp_path / "host"
+    )
+    lm = _on_device(load_model(str(hf_dir_with_tokenizer), dtype=dtype))
+    with simulated_cuda():
+        _, got = run_sweep(lm, prompts, ablation, tmp_path / "device")
+    for a, b in zip(got, ref, strict=True):
+        _assert_equal(a, b, dtype)
 
 
 @pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE, AblationKind.NOISE])

@@ -44,6 +44,7 @@ from torch import fx, nn
 from torch.fx.node import map_arg
 
 from scmnet.errors import InvalidContext, MechanismError
+from scmnet.tracing.engine.alignment import FUSED_ATTENTION, aligned_arguments
 from scmnet.tracing.engine.devices import live_value, placement, stored_value
 
 __all__ = ["Executor", "Feed", "Override", "module_path"]
@@ -136,6 +137,8 @@ class Executor:
         fn: Callable[..., Any] = node.target  # type: ignore[assignment]
         if self.placement is not None:
             args, kwargs = self.placement.place(node, args, kwargs)
+        if fn in FUSED_ATTENTION:
+            args, kwargs = aligned_arguments(args, kwargs)
         return fn(*args, **kwargs)
 
     def call_method(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -54,6 +54,7 @@ from torch import fx
 from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
+from scmnet.tracing.engine.alignment import aligned_arguments
 from scmnet.tracing.engine.executor import Executor, module_path
 from scmnet.tracing.engine.prefix_attention import prefix_attention
 from scmnet.tracing.engine.run_values import run_values, tensorish
@@ -164,7 +165,7 @@ def compute(
     mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device)
     bound["attn_mask"], bound["is_causal"] = mask.tril(diagonal=offset), False
     try:
-        return node.target(**bound)  # type: ignore[operator]
+        return node.target(**aligned_arguments((), bound)[1])  # type: ignore[operator]
     except Exception as e:
         raise MechanismError(
             f"the causal attention {node.name!r} in module {module_path(node)!r} raised "
