@@ -91,9 +91,11 @@ def test_a_loaded_models_sweep_gives_the_fused_attention_aligned_data(
     kind: AblationKind, dtype: torch.dtype, hf_dir_with_tokenizer: Path, tmp_path: Path
 ) -> None:
     """``scmnet hydra --device cuda --dtype bfloat16`` on a tiny Llama failed on an H200 with
-    "misaligned address": the suffix runs' attention read its mask's rows from position ``t``
-    on, a view 12 bytes into its storage, and the fused kernel reads 16 bytes at a time. The
-    simulated device faults as CUDA did; the sweep must equal the host's."""
+    "misaligned address" after the fused attention was given views of its mask 3 and 12 bytes
+    into their storage; the kernel reads 16 bytes at a time. The first prompt has 4 tokens, as
+    many as the model has heads, so the batching probe also tries the head axis as the
+    position axis: suffix runs of both cut the mask. The simulated device faults as CUDA did;
+    the sweep must equal the host's."""
     prompts = PromptSet(
         (Prompt("the eiffel tower is", None), Prompt("located in the city of", None)), name="words"
     )
