@@ -60,7 +60,19 @@ def test_sweep_and_report(lm: LanguageModel, tmp_path: Path, kind: AblationKind)
         assert (tmp_path / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
     rows = (tmp_path / "prompts.csv").read_text().splitlines()
     assert len(rows) == 1 + 5 * 2 * 3
-    assert (tmp_path / "summary.md").read_text().startswith("# Hydra-effect analysis of tiny-llama")
+    text = (tmp_path / "summary.md").read_text()
+    assert text.startswith("# Hydra-effect analysis of tiny-llama")
+    assert "## Self-repair decomposed (Rushing & Nanda 2024)" in text
+    with open(tmp_path / "selfrepair.csv", newline="") as fh:
+        repair = list(csv.DictReader(fh))
+    assert len(repair) == 5 * 2 * 3  # one row per prompt and ablated layer
+    for row in repair:  # SR = SR_attn + SR_MLP + SR_norm = ablate - own, to the printed digits
+        sr, attn, mlp, norm, ablate, own = (
+            float(row[k]) for k in ("sr", "sr_attn", "sr_mlp", "sr_norm", "ablate", "own")
+        )
+        size = max(abs(sr), abs(attn), abs(mlp), abs(norm), abs(ablate), abs(own), 1e-3)
+        assert abs(sr - (attn + mlp + norm)) <= 2e-5 * size, row
+        assert abs(sr - (ablate - own)) <= 2e-5 * size, row
 
 
 def test_report_intervals_are_reproducible_and_hold_the_means(
@@ -75,7 +87,7 @@ def test_report_intervals_are_reproducible_and_hold_the_means(
     for out in (first, second):
         out.mkdir()
         write_report(out, results, clean, PROMPTS, settings, parallel=False)
-    for name in ("layers.csv", "summary.json", "summary.md", "prompts.csv"):
+    for name in ("layers.csv", "summary.json", "summary.md", "prompts.csv", "selfrepair.csv"):
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
     assert (first / "fig_distributions.png").read_bytes()[:4] == b"\x89PNG"
 

@@ -19,7 +19,9 @@
   ``drop``, ``own_delta_de``, ``ce``, ``ce_attn``, ``ce_mlp``, ``rest``), ``layers.csv``
   (per-layer statistics, :class:`~scmnet.adapters.transformer.analysis.LayerStats`, each
   with its interval: ``<name>_low``, ``<name>_high``), ``patches.csv`` (the ablation impact
-  ``ablate`` of every draw);
+  ``ablate`` of every draw), ``selfrepair.csv`` (one row per prompt and ablated layer: the
+  self-repair decomposition of Rushing & Nanda 2024, ``de``, ``ablate``, ``own``, ``sr`` =
+  ``sr_attn`` + ``sr_mlp`` + ``sr_norm``; :mod:`~scmnet.adapters.transformer.selfrepair`);
 * ``summary.json`` (the exact settings, package versions and headline numbers, with their
   intervals) and ``summary.md`` (the findings in words).
 
@@ -54,6 +56,7 @@ from .identity import package_versions
 from .measures import PromptMeasures
 from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
+from .selfrepair import FIELDS, by_layer, self_repair
 from .sweep import CleanRun, SweepSettings
 
 __all__ = ["DPI", "write_report"]
@@ -362,6 +365,17 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
         w2 = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w2.writeheader()
         w2.writerows(rows)
+    with atomic(out / "selfrepair.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["prompt", "set_index", "token", "block", "layer", *_SR_COLUMNS])
+        for p, m in enumerate(results.measures):
+            sr = self_repair(m)
+            for b in Block:
+                for layer in range(results.n_layers):
+                    w.writerow(
+                        [p, clean.kept[p], m.token, b.label, layer]
+                        + [f"{getattr(sr, f)[b, layer]:.6g}" for f in FIELDS]
+                    )
     with atomic(out / "patches.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["prompt", "block", "layer", "draw", "ablate"])
@@ -371,6 +385,36 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
                 for layer in range(results.n_layers):
                     for j, v in enumerate(per[b, layer]):
                         w.writerow([p, b.label, layer, j, f"{v:.6g}"])
+
+
+#: selfrepair.csv's names of :data:`~scmnet.adapters.transformer.selfrepair.FIELDS`.
+_SR_COLUMNS = ("de", "ablate", "own", "sr", "sr_attn", "sr_mlp", "sr_norm")
+
+
+def _self_repair_lines(results: HydraResults) -> list[str]:
+    """summary.md's self-repair table: the mean parts and the two shares of every layer."""
+    lines = [
+        "## Self-repair decomposed (Rushing & Nanda 2024)",
+        "With both direct effects read with the clean run's final-norm scale, the self-repair "
+        "of an ablated layer is SR = Δ_ablate - own ΔDE = SR_attn + SR_MLP + SR_norm: what the "
+        "other attention layers, the other MLP layers and the final norm's change of scale took "
+        "back. Means over prompts; the layer's share of self-repair as the mean of "
+        "clip(SR / DE, 0, 1) and as mean(SR) / mean(DE), DE its clean direct effect. Every "
+        "prompt's numbers: selfrepair.csv.",
+        "",
+        "| ablated | layer | DE | Δ_ablate | SR | SR_attn | SR_MLP | SR_norm | clipped share "
+        "| ratio of means |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in by_layer(results.measures):
+        cells = [row[f] for f in ("de", "ablate", "total", "attn", "mlp", "norm")]
+        lines.append(
+            f"| {row['block']} | {row['layer']} | "
+            + " | ".join(_fmt(float(c), "+.3f") for c in cells)
+            + f" | {_fmt(float(row['clipped_share']), '.0%')} | "
+            f"{_fmt(float(row['ratio_of_means']), '+.2f')} |"
+        )
+    return [*lines, ""]
 
 
 def _fmt(x: float, spec: str = "+.2f") -> str:
@@ -501,10 +545,11 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         lines.append("- Erasure: no MLP layer's direct effect rises after an attention ablation.")
     lines += [
         "",
+        *_self_repair_lines(results),
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
         "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
         "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
-        "intervals), patches.csv.",
+        "intervals), patches.csv, selfrepair.csv.",
         "",
     ]
     return "\n".join(lines)

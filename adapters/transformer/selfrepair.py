@@ -1,0 +1,213 @@
+"""Self-repair decomposed (Rushing & Nanda 2024, arXiv 2402.15390), for every ablated layer.
+
+Ablating a unit k (an attention or MLP layer) changes the centred logit of the clean top-1
+token i by Delta_ablate,k (eq. 12). Had the rest of the network not reacted, the change would be
+the unit's own change of direct effect. With both direct effects read with the **clean** run's
+final-norm scale sigma_c:
+
+    SR_k = Delta_ablate,k - (DE_k(ablated) - DE_k(clean))
+
+is the self-repair: the part of the change that the rest of the network took back. It splits
+into what each kind of downstream unit did and what the final norm did:
+
+* SR_attn = sum over the other attention layers l of DE_l(ablated) - DE_l(clean);
+* SR_MLP = the same over the other MLP layers;
+* SR_norm = SR - SR_attn - SR_MLP: the change of the final norm's scale. In a run whose scale
+  is sigma_a, every direct effect and the embedding's share of the logit are read over sigma_a,
+  not sigma_c, so SR_norm = (1 - sigma_a / sigma_c) (logit_a - B), with B the logit's constant
+  part (the final norm's bias and the unembedding bias through the readout row): the identity
+  that ``tests/test_selfrepair.py`` checks on every family.
+
+The Hydra sweep stores every direct effect of every ablated run with that run's own scale
+(eq. 13); the clean-scale reading is that times sigma_a / sigma_c, exactly, for a linear
+readout. Under a softcapped readout (Gemma 2) direct effects are not rescaled by sigma alone,
+and SR_norm then also holds the readout's curvature.
+
+Two estimators of a unit's share of self-repair over prompts, as in the paper (one prompt is
+one token here: the final position):
+
+* the **clipped share**: the mean over prompts of clip(SR / DE, 0, 1), DE the unit's clean
+  direct effect;
+* the **ratio of means**: mean(SR) / mean(DE).
+
+Either can keep only the prompts where the unit's clean direct effect is in its top ``top``
+fraction (the paper looks at the top 2% of tokens by a head's direct effect).
+
+Examples
+--------
+>>> import numpy as np
+>>> de = np.array([2.0, 1.0, 4.0, -1.0])
+>>> sr = np.array([1.0, 2.0, 1.0, 0.5])
+>>> shares(de, sr)  # clip(0.5, 2, 0.25, -0.5) = (0.5, 1, 0.25, 0); ratio 4.5 / 6
+(0.4375, 0.75)
+>>> shares(de, sr, top=0.5)  # the prompts of DE 4 and 2
+(0.375, 0.3333333333333333)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from scmnet.errors import InvalidArgument
+
+from .families import Block
+from .measures import PromptMeasures
+
+__all__ = ["FIELDS", "SelfRepair", "by_layer", "self_repair", "shares"]
+
+#: The decomposition's parts, in the order of ``selfrepair.csv``'s columns.
+FIELDS = ("de", "ablate", "own", "total", "attn", "mlp", "norm")
+
+
+@dataclass(frozen=True, eq=False)
+class SelfRepair:
+    """The self-repair of every ablated layer of one prompt, averaged over draws (equation 39).
+
+    Every array has shape (2, L): ``[b, k]`` is the ablation of block b (attention 0, MLP 1) of
+    layer k.
+
+    Attributes
+    ----------
+    de : ndarray
+        DE_k(clean): the ablated unit's clean direct effect (Delta_unembed, eq. 10).
+    ablate : ndarray
+        Delta_ablate,k (eq. 12).
+    own : ndarray
+        DE_k(ablated) - DE_k(clean), both with the clean scale.
+    total : ndarray
+        SR = ablate - own.
+    attn, mlp, norm : ndarray
+        SR_attn, SR_MLP and SR_norm, summing to ``total``.
+    """
+
+    de: np.ndarray
+    ablate: np.ndarray
+    own: np.ndarray
+    total: np.ndarray
+    attn: np.ndarray
+    mlp: np.ndarray
+    norm: np.ndarray
+
+
+def self_repair(m: PromptMeasures) -> SelfRepair:
+    """The self-repair decomposition of every ablation of one prompt's measures.
+
+    Examples
+    --------
+    One layer, one draw. The clean logit 3.0 is the attention's 1.0, the MLP's 1.5 and the
+    embedding's 0.5, over sigma_c = 2. Ablating the MLP halves the scale, which doubles the
+    other shares: the logit stays 3.0, all of it repaired by the norm.
+
+    >>> import numpy as np
+    >>> m = PromptMeasures(0, 0, clean_logit=3.0, clean_sigma=2.0,
+    ...     unembed=np.array([[1.0], [1.5]]),
+    ...     ablated_logit=np.array([2.0, 3.0]).reshape(2, 1, 1),
+    ...     ablated_unembed=np.array([[0.0, 1.5], [2.0, 0.0]]).reshape(2, 1, 1, 2, 1),
+    ...     ablated_sigma=np.array([2.0, 1.0]).reshape(2, 1, 1))
+    >>> sr = self_repair(m)
+    >>> [float(x[1, 0]) for x in (sr.ablate, sr.own, sr.total, sr.attn, sr.mlp, sr.norm)]
+    [0.0, -1.5, 1.5, 0.0, 0.0, 1.5]
+    """
+    n = m.n_layers
+    rescale = m.ablated_sigma / m.clean_sigma  # (2, L, K): sigma_a / sigma_c
+    clean_scale = m.ablated_unembed * rescale[..., None, None]  # (2, L, K, 2, L)
+    delta = clean_scale - m.unembed[None, None, None]  # every unit's change of DE, per draw
+    ablate = m.ablate_per_draw  # (2, L, K)
+    own = np.empty_like(ablate)
+    others = np.empty((*ablate.shape, 2))  # per draw: the other attention, MLP layers
+    for b in Block:
+        for k in range(n):
+            d = delta[b, k]  # (K, 2, L)
+            own[b, k] = d[:, b, k]
+            mask = np.ones((2, n), dtype=bool)
+            mask[b, k] = False
+            others[b, k] = np.where(mask, d, 0.0).sum(-1)
+    total = ablate - own
+    attn, mlp = others[..., Block.ATTN], others[..., Block.MLP]
+    return SelfRepair(
+        de=np.asarray(m.unembed, dtype=float),
+        ablate=ablate.mean(-1),
+        own=own.mean(-1),
+        total=total.mean(-1),
+        attn=attn.mean(-1),
+        mlp=mlp.mean(-1),
+        norm=(total - attn - mlp).mean(-1),
+    )
+
+
+def shares(de: np.ndarray, sr: np.ndarray, *, top: float | None = None) -> tuple[float, float]:
+    """A unit's share of self-repair over prompts: (clipped share, ratio of means).
+
+    Parameters
+    ----------
+    de, sr : ndarray, shape (P,)
+        The unit's clean direct effect and its self-repair, per prompt.
+    top : float, optional
+        Keep the prompts whose ``de`` is in its top ``top`` fraction (at least one prompt),
+        e.g. 0.02 for the top 2%. Default: every prompt.
+
+    Returns
+    -------
+    tuple of float
+        The mean of clip(SR / DE, 0, 1) over the prompts (a prompt with DE = 0 counts as 0),
+        and mean(SR) / mean(DE) (NaN where mean(DE) is 0).
+
+    Raises
+    ------
+    InvalidArgument
+        If ``top`` is not in (0, 1], or the arrays differ in shape or are empty.
+    """
+    de, sr = np.asarray(de, dtype=float), np.asarray(sr, dtype=float)
+    if de.shape != sr.shape or de.ndim != 1 or de.size == 0:
+        raise InvalidArgument(
+            f"de and sr must be one value per prompt, of the same length, got shapes "
+            f"{de.shape} and {sr.shape}"
+        )
+    if top is not None:
+        if isinstance(top, bool) or not (isinstance(top, float | int) and 0 < top <= 1):
+            raise InvalidArgument(
+                f"top must be a fraction in (0, 1], e.g. 0.02 for the top 2%, got {top!r}"
+            )
+        keep = max(1, math.ceil(top * de.size))
+        order = np.argsort(-de, kind="stable")[:keep]
+        de, sr = de[order], sr[order]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(de != 0, np.clip(sr / de, 0.0, 1.0), 0.0)
+    mean_de = float(de.mean())
+    ratio = float(sr.mean()) / mean_de if mean_de != 0 else math.nan
+    return float(share.mean()), ratio
+
+
+def by_layer(
+    measures: Sequence[PromptMeasures], *, top: float | None = None
+) -> list[dict[str, float | int | str]]:
+    """Per ablated layer, over prompts: the mean of each part and the unit's two shares.
+
+    One dict per (block, layer), attention first: ``block``, ``layer``, the mean over prompts
+    of each of :data:`FIELDS`, ``clipped_share`` and ``ratio_of_means`` (:func:`shares`, with
+    ``top``).
+
+    Raises
+    ------
+    InvalidArgument
+        If ``measures`` is empty.
+    """
+    if not measures:
+        raise InvalidArgument("no measures: the self-repair table needs at least one prompt")
+    parts = [self_repair(m) for m in measures]
+    stacked = {f: np.stack([getattr(p, f) for p in parts]) for f in FIELDS}  # (P, 2, L)
+    rows: list[dict[str, float | int | str]] = []
+    for b in Block:
+        for layer in range(measures[0].n_layers):
+            row: dict[str, float | int | str] = {"block": b.label, "layer": layer}
+            row.update({f: float(stacked[f][:, b, layer].mean()) for f in FIELDS})
+            clipped, ratio = shares(
+                stacked["de"][:, b, layer], stacked["total"][:, b, layer], top=top
+            )
+            row["clipped_share"], row["ratio_of_means"] = clipped, ratio
+            rows.append(row)
+    return rows
