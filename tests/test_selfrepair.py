@@ -3,6 +3,8 @@ the estimators' known answers, and their errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -112,15 +114,13 @@ def test_a_constant_scale_leaves_the_norm_nothing(seed: int) -> None:
             assert_close(sr.mlp[b, layer], d[Block.MLP].sum(), rtol=0, atol=1e-12)
 
 
-def test_a_sweep_writes_every_prompts_decomposition(tmp_path: object) -> None:
+def test_a_sweep_writes_every_prompts_decomposition(tmp_path: Path) -> None:
     """The decomposition of a sweep's measures has one value per prompt and unit."""
-    from pathlib import Path
-
     from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 
     prompts = PromptSet(tuple(Prompt(t, None) for t in ("abc de", "xyz w")), name="two")
     _, measures = run_sweep(
-        tiny_lm("llama"), prompts, Ablation(AblationKind.ZERO), Path(str(tmp_path)) / "out"
+        tiny_lm("llama"), prompts, Ablation(AblationKind.ZERO), tmp_path / "out"
     )
     for m in measures:
         sr = self_repair(m)
@@ -155,3 +155,47 @@ def test_shares_refuses_mismatched_arrays() -> None:
         shares(np.ones(3), np.ones(4))
     with pytest.raises(InvalidArgument, match="one value per prompt"):
         shares(np.ones(0), np.ones(0))
+
+
+def test_the_report_reads_the_top_prompts_when_asked(tmp_path: Path) -> None:
+    """``--repair-top`` changes only summary.md's shares (and says so), not selfrepair.csv."""
+    from scmnet.adapters.transformer.prompts import Prompt, PromptSet
+    from scmnet.adapters.transformer.report import write_report
+    from scmnet.adapters.transformer.sweep import SweepSettings
+
+    prompts = PromptSet(tuple(Prompt(t, None) for t in ("abc de", "xyz w", "hello")), name="3")
+    lm = tiny_lm("llama")
+    ablation = Ablation(AblationKind.ZERO)
+    clean, measures = run_sweep(lm, prompts, ablation, tmp_path / "sweep")
+    settings = SweepSettings.of(lm, prompts, ablation, None)
+    texts, tables = [], []
+    for top in (None, 0.5):
+        out = tmp_path / f"report-{top}"
+        out.mkdir()
+        summary = write_report(
+            out, measures, clean, prompts, settings, parallel=False, repair_top=top
+        )
+        assert summary["self_repair_top"] == top
+        texts.append((out / "summary.md").read_text())
+        tables.append((out / "selfrepair.csv").read_bytes())
+    assert "over every prompt" in texts[0]
+    assert "in its top 50% (--repair-top 0.5)" in texts[1]
+    assert tables[0] == tables[1]
+    with pytest.raises(InvalidArgument, match="top must be a fraction in"):
+        write_report(tmp_path, measures, clean, prompts, settings, parallel=False, repair_top=0.0)
+
+
+@pytest.mark.parametrize("top", ["0", "2", "-0.5", "nan"])
+def test_the_command_line_refuses_a_bad_top_before_the_model_loads(
+    top: str, tmp_path: Path
+) -> None:
+    import argparse
+
+    from scmnet.adapters.transformer.command import HYDRA
+
+    parser = argparse.ArgumentParser()
+    HYDRA.add_arguments(parser)
+    args = parser.parse_args(["--repair-top", top, "--out", str(tmp_path / "out"), "--quiet"])
+    with pytest.raises(InvalidArgument, match="top must be a fraction in"):
+        HYDRA.run(args)
+    assert not (tmp_path / "out").exists()  # refused before anything was written

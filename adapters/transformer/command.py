@@ -165,6 +165,15 @@ class HydraCommand:
             "cpu=2GiB,cuda:0=20GiB",
         )
         parser.add_argument(
+            "--repair-top",
+            type=float,
+            default=None,
+            metavar="FRACTION",
+            help="in the report's self-repair table, the shares over only the prompts where the "
+            "ablated layer's clean direct effect is in its top FRACTION (e.g. 0.02, Rushing & "
+            "Nanda's top 2%%); default: every prompt",
+        )
+        parser.add_argument(
             "--offload-folder",
             type=Path,
             default=None,
@@ -197,6 +206,7 @@ class HydraCommand:
             "verbose": args.verbose,
             "workers": args.workers,
             "ray": args.ray,
+            "repair_top": args.repair_top,
         }
         placing = {
             "device_map": args.device_map,

@@ -41,6 +41,7 @@ from .precision import dtype_name, parse_dtype
 from .prompts import PromptSet, builtin_prompts, load_prompts
 from .record import Record
 from .report import write_report
+from .selfrepair import check_top
 from .sweep import SweepSettings, check_draws, check_lengths, check_resume, run_sweep
 
 __all__ = ["rerun", "run_hydra"]
@@ -78,6 +79,7 @@ def run_hydra(
     device_map: DeviceMap | Path | None = None,
     max_memory: str | Mapping[str, Any] | None = None,
     offload_folder: str | Path | None = None,
+    repair_top: float | None = None,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -144,6 +146,11 @@ def run_hydra(
         With a device map, the most memory each device may hold (``"cpu=2GiB,cuda:0=20GiB"``).
     offload_folder : path, optional
         With a device map, where modules mapped to ``"disk"`` are offloaded.
+    repair_top : float, optional
+        The report's self-repair shares over only the prompts where the ablated layer's clean
+        direct effect is in its top ``repair_top`` fraction (``--repair-top``, e.g. 0.02;
+        :func:`~scmnet.adapters.transformer.selfrepair.shares`). How the report reads the sweep, not
+        what it computes: not recorded. Default: every prompt.
 
     Raises
     ------
@@ -169,12 +176,14 @@ def run_hydra(
         compared before the model loads), or the model is not the ``record``'s, or a Ray
         worker's model is not this process's.
     InvalidArgument
-        If both ``workers`` and ``ray`` are given, ``workers`` is not positive, or
-        ``device_map`` comes with either of them.
+        If both ``workers`` and ``ray`` are given, ``workers`` is not positive,
+        ``device_map`` comes with either of them, or ``repair_top`` is not a fraction in
+        (0, 1].
     MissingDependency
         If ``workers`` or ``ray`` is given and Ray (extra ``ray``) is not installed.
     """
     cluster = Cluster.of(workers, ray)
+    check_top(repair_top)
     if threads is not None:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -235,7 +244,9 @@ def run_hydra(
                 with connected(cluster, each):
                     clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
-        summary = write_report(out, measures, clean, prompt_set, settings, parallel=lm.parallel)
+        summary = write_report(
+            out, measures, clean, prompt_set, settings, parallel=lm.parallel, repair_top=repair_top
+        )
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
 
@@ -255,6 +266,7 @@ def rerun(
     device_map: DeviceMap | Path | None = None,
     max_memory: str | Mapping[str, Any] | None = None,
     offload_folder: str | Path | None = None,
+    repair_top: float | None = None,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -270,8 +282,8 @@ def rerun(
     out : path
         Where the re-run's report goes.
     device, threads, progress, chunk, memory, verbose, workers, ray, device_map, max_memory, \
-    offload_folder
-        As for :func:`run_hydra`: how to compute, not what.
+    offload_folder, repair_top
+        As for :func:`run_hydra`: how to compute and report, not what.
 
     Returns
     -------
@@ -332,6 +344,7 @@ def rerun(
         device_map=device_map,
         max_memory=max_memory,
         offload_folder=offload_folder,
+        repair_top=repair_top,
     )
 
 

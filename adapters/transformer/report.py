@@ -56,7 +56,7 @@ from .identity import package_versions
 from .measures import PromptMeasures
 from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
-from .selfrepair import FIELDS, by_layer, self_repair
+from .selfrepair import FIELDS, by_layer, check_top, self_repair
 from .sweep import CleanRun, SweepSettings
 
 __all__ = ["DPI", "write_report"]
@@ -391,22 +391,30 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
 _SR_COLUMNS = ("de", "ablate", "own", "sr", "sr_attn", "sr_mlp", "sr_norm")
 
 
-def _self_repair_lines(results: HydraResults) -> list[str]:
+def _self_repair_lines(results: HydraResults, top: float | None) -> list[str]:
     """summary.md's self-repair table: the mean parts and the two shares of every layer."""
+    among = (
+        "every prompt"
+        if top is None
+        else f"the prompts where the layer's clean direct effect is in its top {top:.0%} "
+        f"(--repair-top {top:g})"
+    )
     lines = [
         "## Self-repair decomposed (Rushing & Nanda 2024)",
         "With both direct effects read with the clean run's final-norm scale, the self-repair "
         "of an ablated layer is SR = Δ_ablate - own ΔDE = SR_attn + SR_MLP + SR_norm: what the "
         "other attention layers, the other MLP layers and the final norm's change of scale took "
-        "back. Means over prompts; the layer's share of self-repair as the mean of "
-        "clip(SR / DE, 0, 1) and as mean(SR) / mean(DE), DE its clean direct effect. Every "
-        "prompt's numbers: selfrepair.csv.",
+        "back. SR_norm is also the norm-mediated effect of Stolfo et al. (2024), the total "
+        "effect minus the direct effect with the final norm's scale frozen. Means over "
+        "prompts; the layer's share of self-repair as the mean of clip(SR / DE, 0, 1) and as "
+        f"mean(SR) / mean(DE), DE its clean direct effect, over {among}. Every prompt's "
+        "numbers: selfrepair.csv.",
         "",
         "| ablated | layer | DE | Δ_ablate | SR | SR_attn | SR_MLP | SR_norm | clipped share "
         "| ratio of means |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in by_layer(results.measures):
+    for row in by_layer(results.measures, top=top):
         cells = [row[f] for f in ("de", "ablate", "total", "attn", "mlp", "norm")]
         lines.append(
             f"| {row['block']} | {row['layer']} | "
@@ -449,7 +457,7 @@ def _interval_line(summary: dict[str, Any]) -> str:
     )
 
 
-def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
+def _markdown(summary: dict[str, Any], results: HydraResults, repair_top: float | None) -> str:
     s = summary
     settings = s["settings"]
     lines = [
@@ -545,7 +553,7 @@ def _markdown(summary: dict[str, Any], results: HydraResults) -> str:
         lines.append("- Erasure: no MLP layer's direct effect rises after an attention ablation.")
     lines += [
         "",
-        *_self_repair_lines(results),
+        *_self_repair_lines(results, repair_top),
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
         "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
         "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
@@ -566,6 +574,7 @@ def write_report(
     seed: int | None = None,
     level: float = 0.95,
     resamples: int = 2000,
+    repair_top: float | None = None,
 ) -> dict[str, Any]:
     """Write figures, tables and summaries for a finished sweep; returns the summary.
 
@@ -584,7 +593,17 @@ def write_report(
         The confidence level of every interval.
     resamples : int
         The number of bootstrap resamples.
+    repair_top : float, optional
+        In summary.md's self-repair table, the shares over only the prompts where the ablated
+        layer's clean direct effect is in its top ``repair_top`` fraction (``--repair-top``;
+        :func:`~scmnet.adapters.transformer.selfrepair.shares`). Default: every prompt.
+
+    Raises
+    ------
+    InvalidArgument
+        If ``repair_top`` is not a fraction in (0, 1].
     """
+    check_top(repair_top)
     out = Path(out)
     results = HydraResults(
         measures,
@@ -608,9 +627,10 @@ def write_report(
         "prompts_correct": clean.correct,
         "prompts_kept": len(clean),
         "versions": package_versions(),
+        "self_repair_top": repair_top,
         **results.summary(),
     }
     text = json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n"
     write_atomic(out / "summary.json", text)
-    write_atomic(out / "summary.md", _markdown(summary, results))
+    write_atomic(out / "summary.md", _markdown(summary, results, repair_top))
     return summary

@@ -57,7 +57,7 @@ from scmnet.errors import InvalidArgument
 from .families import Block
 from .measures import PromptMeasures
 
-__all__ = ["FIELDS", "SelfRepair", "by_layer", "self_repair", "shares"]
+__all__ = ["FIELDS", "SelfRepair", "by_layer", "check_top", "self_repair", "shares"]
 
 #: The decomposition's parts, in the order of ``selfrepair.csv``'s columns.
 FIELDS = ("de", "ablate", "own", "total", "attn", "mlp", "norm")
@@ -139,6 +139,32 @@ def self_repair(m: PromptMeasures) -> SelfRepair:
     )
 
 
+def check_top(top: float | None) -> float | None:
+    """``top``, checked: ``None`` or a fraction of prompts in (0, 1].
+
+    Raises
+    ------
+    InvalidArgument
+        If ``top`` is anything else.
+
+    Examples
+    --------
+    >>> check_top(0.02)
+    0.02
+    >>> check_top(2)
+    Traceback (most recent call last):
+    ...
+    scmnet.errors.InvalidArgument: top must be a fraction in (0, 1], e.g. 0.02 for the top 2%, got 2
+    """
+    if top is not None and (
+        isinstance(top, bool) or not (isinstance(top, float | int) and 0 < top <= 1)
+    ):
+        raise InvalidArgument(
+            f"top must be a fraction in (0, 1], e.g. 0.02 for the top 2%, got {top!r}"
+        )
+    return top
+
+
 def shares(de: np.ndarray, sr: np.ndarray, *, top: float | None = None) -> tuple[float, float]:
     """A unit's share of self-repair over prompts: (clipped share, ratio of means).
 
@@ -168,10 +194,7 @@ def shares(de: np.ndarray, sr: np.ndarray, *, top: float | None = None) -> tuple
             f"{de.shape} and {sr.shape}"
         )
     if top is not None:
-        if isinstance(top, bool) or not (isinstance(top, float | int) and 0 < top <= 1):
-            raise InvalidArgument(
-                f"top must be a fraction in (0, 1], e.g. 0.02 for the top 2%, got {top!r}"
-            )
+        check_top(top)
         keep = max(1, math.ceil(top * de.size))
         order = np.argsort(-de, kind="stable")[:keep]
         de, sr = de[order], sr[order]
