@@ -457,7 +457,9 @@ def _interval_line(summary: dict[str, Any]) -> str:
     )
 
 
-def _markdown(summary: dict[str, Any], results: HydraResults, repair_top: float | None) -> str:
+def _markdown(
+    summary: dict[str, Any], results: HydraResults, repair_top: float | None = None
+) -> str:
     s = summary
     settings = s["settings"]
     lines = [
