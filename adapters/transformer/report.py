@@ -56,7 +56,7 @@ from .identity import package_versions
 from .measures import PromptMeasures
 from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
-from .selfrepair import FIELDS, by_layer, check_top, self_repair
+from .selfrepair import FIELDS, SelfRepair, by_layer, check_top, self_repair
 from .sweep import CleanRun, SweepSettings
 
 __all__ = ["DPI", "write_report"]
@@ -319,7 +319,9 @@ def _fig_distributions(results: HydraResults, path: Path) -> None:
         fig.savefig(tmp, dpi=DPI)
 
 
-def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
+def _tables(
+    results: HydraResults, repairs: Sequence[SelfRepair], clean: CleanRun, out: Path
+) -> None:
     with atomic(out / "prompts.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(
@@ -368,8 +370,7 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
     with atomic(out / "selfrepair.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["prompt", "set_index", "token", "block", "layer", *_SR_COLUMNS])
-        for p, m in enumerate(results.measures):
-            sr = self_repair(m)
+        for p, (m, sr) in enumerate(zip(results.measures, repairs, strict=True)):
             for b in Block:
                 for layer in range(results.n_layers):
                     w.writerow(
@@ -391,7 +392,7 @@ def _tables(results: HydraResults, clean: CleanRun, out: Path) -> None:
 _SR_COLUMNS = ("de", "ablate", "own", "sr", "sr_attn", "sr_mlp", "sr_norm")
 
 
-def _self_repair_lines(results: HydraResults, top: float | None) -> list[str]:
+def _self_repair_lines(repairs: Sequence[SelfRepair], top: float | None) -> list[str]:
     """summary.md's self-repair table: the mean parts and the two shares of every layer."""
     among = (
         "every prompt"
@@ -414,7 +415,7 @@ def _self_repair_lines(results: HydraResults, top: float | None) -> list[str]:
         "| ratio of means |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in by_layer(results.measures, top=top):
+    for row in by_layer(repairs, top=top):
         cells = [row[f] for f in ("de", "ablate", "total", "attn", "mlp", "norm")]
         lines.append(
             f"| {row['block']} | {row['layer']} | "
@@ -458,7 +459,10 @@ def _interval_line(summary: dict[str, Any]) -> str:
 
 
 def _markdown(
-    summary: dict[str, Any], results: HydraResults, repair_top: float | None = None
+    summary: dict[str, Any],
+    results: HydraResults,
+    repair_top: float | None = None,
+    repairs: Sequence[SelfRepair] | None = None,
 ) -> str:
     s = summary
     settings = s["settings"]
@@ -555,7 +559,10 @@ def _markdown(
         lines.append("- Erasure: no MLP layer's direct effect rises after an attention ablation.")
     lines += [
         "",
-        *_self_repair_lines(results, repair_top),
+        *_self_repair_lines(
+            [self_repair(m) for m in results.measures] if repairs is None else repairs,
+            repair_top,
+        ),
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
         "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
         "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
@@ -614,7 +621,8 @@ def write_report(
         level=level,
         resamples=resamples,
     )
-    _tables(results, clean, out)
+    repairs = [self_repair(m) for m in measures]  # for selfrepair.csv and summary.md
+    _tables(results, repairs, clean, out)
     example_prompt, _ = _example_prompt(results)
     _fig1(
         results, prompts.prompts[clean.kept[example_prompt]].text, out / "fig1_ablation_example.png"
@@ -634,5 +642,5 @@ def write_report(
     }
     text = json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n"
     write_atomic(out / "summary.json", text)
-    write_atomic(out / "summary.md", _markdown(summary, results, repair_top))
+    write_atomic(out / "summary.md", _markdown(summary, results, repair_top, repairs))
     return summary

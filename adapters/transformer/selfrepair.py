@@ -112,22 +112,16 @@ def self_repair(m: PromptMeasures) -> SelfRepair:
     >>> [float(x[1, 0]) for x in (sr.ablate, sr.own, sr.total, sr.attn, sr.mlp, sr.norm)]
     [0.0, -1.5, 1.5, 0.0, 0.0, 1.5]
     """
-    n = m.n_layers
     rescale = m.ablated_sigma / m.clean_sigma  # (2, L, K): sigma_a / sigma_c
     clean_scale = m.ablated_unembed * rescale[..., None, None]  # (2, L, K, 2, L)
     delta = clean_scale - m.unembed[None, None, None]  # every unit's change of DE, per draw
     ablate = m.ablate_per_draw  # (2, L, K)
-    own = np.empty_like(ablate)
-    others = np.empty((*ablate.shape, 2))  # per draw: the other attention, MLP layers
-    for b in Block:
-        for k in range(n):
-            d = delta[b, k]  # (K, 2, L)
-            own[b, k] = d[:, b, k]
-            mask = np.ones((2, n), dtype=bool)
-            mask[b, k] = False
-            others[b, k] = np.where(mask, d, 0.0).sum(-1)
+    b, k = np.indices(ablate.shape[:2])  # the ablated unit of each (b, k)
+    own = delta[b, k, :, b, k]  # (2, L, K): the ablated unit's own change
+    by_kind = delta.sum(-1)  # (2, L, K, 2): summed over the layers of each kind
+    by_kind[b, k, :, b] -= own  # the other units of each kind
     total = ablate - own
-    attn, mlp = others[..., Block.ATTN], others[..., Block.MLP]
+    attn, mlp = by_kind[..., Block.ATTN], by_kind[..., Block.MLP]
     return SelfRepair(
         de=np.asarray(m.unembed, dtype=float),
         ablate=ablate.mean(-1),
@@ -206,26 +200,25 @@ def shares(de: np.ndarray, sr: np.ndarray, *, top: float | None = None) -> tuple
 
 
 def by_layer(
-    measures: Sequence[PromptMeasures], *, top: float | None = None
+    parts: Sequence[SelfRepair], *, top: float | None = None
 ) -> list[dict[str, float | int | str]]:
     """Per ablated layer, over prompts: the mean of each part and the unit's two shares.
 
-    One dict per (block, layer), attention first: ``block``, ``layer``, the mean over prompts
-    of each of :data:`FIELDS`, ``clipped_share`` and ``ratio_of_means`` (:func:`shares`, with
-    ``top``).
+    ``parts`` holds one :func:`self_repair` per prompt. One dict per (block, layer), attention
+    first: ``block``, ``layer``, the mean over prompts of each of :data:`FIELDS`,
+    ``clipped_share`` and ``ratio_of_means`` (:func:`shares`, with ``top``).
 
     Raises
     ------
     InvalidArgument
-        If ``measures`` is empty.
+        If ``parts`` is empty.
     """
-    if not measures:
-        raise InvalidArgument("no measures: the self-repair table needs at least one prompt")
-    parts = [self_repair(m) for m in measures]
+    if not parts:
+        raise InvalidArgument("no prompts: the self-repair table needs at least one")
     stacked = {f: np.stack([getattr(p, f) for p in parts]) for f in FIELDS}  # (P, 2, L)
     rows: list[dict[str, float | int | str]] = []
     for b in Block:
-        for layer in range(measures[0].n_layers):
+        for layer in range(stacked["de"].shape[-1]):
             row: dict[str, float | int | str] = {"block": b.label, "layer": layer}
             row.update({f: float(stacked[f][:, b, layer].mean()) for f in FIELDS})
             clipped, ratio = shares(

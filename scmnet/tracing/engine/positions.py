@@ -54,7 +54,6 @@ from torch import fx
 from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
-from scmnet.tracing.engine.alignment import aligned_arguments
 from scmnet.tracing.engine.executor import Executor, module_path
 from scmnet.tracing.engine.prefix_attention import prefix_attention
 from scmnet.tracing.engine.run_values import run_values, tensorish
@@ -165,7 +164,7 @@ def compute(
     mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device)
     bound["attn_mask"], bound["is_causal"] = mask.tril(diagonal=offset), False
     try:
-        return node.target(**aligned_arguments((), bound)[1])  # type: ignore[operator]
+        return executor.call_function(node, (), bound)  # placed and aligned as any call
     except Exception as e:
         raise MechanismError(
             f"the causal attention {node.name!r} in module {module_path(node)!r} raised "
