@@ -8,13 +8,13 @@ would check it, and every wait for the device is counted:
   CUDA's error (a host scalar, a 0-d tensor, may join a device operation, as on CUDA);
 * factories given ``device="cuda"`` and ``.to("cuda")``/``.cuda()`` make device tensors; a copy
   from the host counts as a sync (a copy from pageable host memory waits for the device);
-* a fused attention (``scaled_dot_product_attention``) given a device tensor whose data does not
-  start on a 16-byte boundary raises :class:`DeviceFault`, CUDA's "misaligned address": its
-  vectorised kernels read 16 bytes at a time, and the kernel is chosen from shapes and strides,
-  not from the data pointer (pytorch/pytorch#183484). On a GPU the error is not even raised
-  where it happens: it poisons the CUDA context and a later operation reports it. So the fault
-  is a ``BaseException`` here, which no ``except Exception`` of the library can absorb (the
-  engine's recipe search would otherwise take it for a recipe that does not apply);
+* a fused attention (``scaled_dot_product_attention``) raises :class:`DeviceFault` where cuDNN's
+  kernel faulted on an H200: given a key and a value of different lengths (no kernel checks the
+  shapes; the host's composite raises) or a mask that broadcasts over the keys, of shape
+  ``(..., L, 1)`` with more than one key. On a GPU the fault is not even raised where it
+  happens: it kills the process or poisons the CUDA context, and a later operation reports it.
+  So the fault is a ``BaseException`` here, which no ``except Exception`` of the library can
+  absorb (the engine's recipe search would otherwise take it for a recipe that does not apply);
 * a read back (``.cpu()``, ``.to("cpu")``, ``.item()``, ``bool(t)``, ``.tolist()``) and an
   operation whose output's size depends on device data (``nonzero``, ``masked_select``,
   ``unique``, ...) count as syncs.
@@ -59,7 +59,7 @@ _FUSED_ATTENTION = (
     torch.nn.functional.scaled_dot_product_attention,
     torch.ops.aten.scaled_dot_product_attention.default,
 )
-_ALIGNMENT = 16  # bytes: the fused attention kernels' vector loads
+_ATTENTION_PARAMETERS = ("query", "key", "value", "attn_mask")
 
 _READS = (
     torch.Tensor.item,
@@ -71,7 +71,7 @@ _READS = (
 
 
 class DeviceFault(BaseException):
-    """A fault that poisons the simulated device, as a misaligned read poisons a CUDA context."""
+    """A fault that poisons the simulated device, as a fused kernel's bad read poisons CUDA."""
 
 
 class OnDevice(torch.Tensor):
@@ -173,16 +173,23 @@ class _Simulation(TorchDispatchMode):
         return out
 
 
-def _check_aligned(func: Any, arguments: Any) -> None:
-    """Raise CUDA's error if a device tensor among ``arguments`` starts off a 16-byte boundary
-    (device allocations start on one: what decides is the offset into the storage)."""
-    flat, _ = tree_flatten(arguments)
-    for t in flat:
-        if isinstance(t, OnDevice) and t.storage_offset() * t.element_size() % _ALIGNMENT:
-            raise DeviceFault(
-                f"CUDA error: misaligned address ({func}: an argument of shape {tuple(t.shape)} "
-                f"and {t.dtype} starts {t.storage_offset()} elements into its storage)"
-            )
+def _check_attention(func: Any, args: Any, kwargs: Any) -> None:
+    """Raise :class:`DeviceFault` for the device attentions cuDNN's kernel faulted on: a key and a
+    value of different lengths, or a mask that broadcasts over more than one key."""
+    bound = dict(zip(_ATTENTION_PARAMETERS, args, strict=False)) | kwargs
+    key, value, mask = bound["key"], bound["value"], bound.get("attn_mask")
+    if not any(isinstance(t, OnDevice) for t in (key, value, mask)):
+        return
+    if key.shape[-2] != value.shape[-2]:
+        raise DeviceFault(
+            f"Segmentation fault ({func}: a key of {key.shape[-2]} positions and a value of "
+            f"{value.shape[-2]})"
+        )
+    if isinstance(mask, torch.Tensor) and mask.dim() and mask.shape[-1] == 1 < key.shape[-2]:
+        raise DeviceFault(
+            f"CUDA error: misaligned address ({func}: a mask of shape {tuple(mask.shape)} for "
+            f"{key.shape[-2]} keys)"
+        )
 
 
 def _unwrap(value: Any) -> Any:
@@ -229,7 +236,7 @@ class _Transfers(TorchFunctionMode):
         ):
             return func(args[0].host)  # the host data's: aliasing is the same
         if func in _FUSED_ATTENTION:
-            _check_aligned(func, (args, kwargs))
+            _check_attention(func, args, kwargs)
         if func is torch.Tensor.tolist and isinstance(args[0], OnDevice):
             self.simulation.count("tolist")
             with torch._C.DisableTorchFunction():

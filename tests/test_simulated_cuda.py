@@ -87,15 +87,16 @@ def test_a_sweep_on_the_device_equals_the_host_sweep(kind: AblationKind, tmp_pat
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE])
-def test_a_loaded_models_sweep_gives_the_fused_attention_aligned_data(
+def test_a_loaded_models_sweep_gives_the_fused_attention_arguments_that_fit(
     kind: AblationKind, dtype: torch.dtype, hf_dir_with_tokenizer: Path, tmp_path: Path
 ) -> None:
-    """``scmnet hydra --device cuda --dtype bfloat16`` on a tiny Llama failed on an H200 with
-    "misaligned address" after the fused attention was given views of its mask 3 and 12 bytes
-    into their storage; the kernel reads 16 bytes at a time. The first prompt has 4 tokens, as
-    many as the model has heads, so the batching probe also tries the head axis as the
-    position axis: suffix runs of both cut the mask. The simulated device faults as CUDA did;
-    the sweep must equal the host's."""
+    """``scmnet hydra --device cuda --dtype bfloat16`` on a tiny Llama died on an H200
+    ("Segmentation fault", or "misaligned address" reported by a later operation): the suffix
+    search gave cuDNN's attention a key of 4 positions with a value cut to 1, which the host
+    rejects and the kernel does not check, and masks of shape ``(1, 1, 4, 1)``, which broadcast
+    over the keys and which cuDNN faulted on. The first prompt has 4 tokens, as many as the
+    model has heads, so the search tries the head axis as a position axis too. The simulated
+    device faults as cuDNN did; the sweep must equal the host's."""
     prompts = PromptSet(
         (Prompt("the eiffel tower is", None), Prompt("located in the city of", None)), name="words"
     )

@@ -44,8 +44,8 @@ from torch import fx, nn
 from torch.fx.node import map_arg
 
 from scmnet.errors import InvalidContext, MechanismError
-from scmnet.tracing.engine.alignment import FUSED_ATTENTION, aligned_arguments
 from scmnet.tracing.engine.devices import live_value, placement, stored_value
+from scmnet.tracing.engine.fused_attention import FUSED_ATTENTION, fused_arguments
 
 __all__ = ["Executor", "Feed", "Override", "module_path"]
 
@@ -138,7 +138,7 @@ class Executor:
         if self.placement is not None:
             args, kwargs = self.placement.place(node, args, kwargs)
         if fn in FUSED_ATTENTION:
-            args, kwargs = aligned_arguments(args, kwargs)
+            args, kwargs = fused_arguments(args, kwargs)
         return fn(*args, **kwargs)
 
     def call_method(self, node: fx.Node, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -55,6 +55,7 @@ from torch.fx.node import map_arg
 
 from scmnet.errors import MechanismError
 from scmnet.tracing.engine.executor import Executor, module_path
+from scmnet.tracing.engine.fused_attention import PARAMETERS
 from scmnet.tracing.engine.prefix_attention import prefix_attention
 from scmnet.tracing.engine.run_values import run_values, tensorish
 
@@ -121,14 +122,11 @@ class Recipe:
     prefix: int | None = None
 
 
-_SDPA_PARAMS = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale")
-
-
 def _attention_args(node: fx.Node) -> dict[str, Any] | None:
     """The bound arguments of a ``scaled_dot_product_attention`` node (None for other nodes)."""
     if node.op != "call_function" or "scaled_dot_product_attention" not in str(node.target):
         return None
-    return dict(zip(_SDPA_PARAMS, node.args, strict=False)) | dict(node.kwargs)
+    return dict(zip(PARAMETERS, node.args, strict=False)) | dict(node.kwargs)
 
 
 def _is_causal_attention(node: fx.Node) -> bool:
@@ -158,13 +156,13 @@ def compute(
         return executor.compute(node, lookup, inputs)
     args = map_arg(node.args, lookup)
     kwargs = dict(map_arg(node.kwargs, lookup))
-    bound: dict[str, Any] = dict(zip(_SDPA_PARAMS, args, strict=False)) | kwargs
+    bound: dict[str, Any] = dict(zip(PARAMETERS, args, strict=False)) | kwargs
     query, key = bound["query"], bound["key"]
     offset = key.shape[-2] - query.shape[-2]  # the first query's position
     mask = torch.ones(query.shape[-2], key.shape[-2], dtype=torch.bool, device=query.device)
     bound["attn_mask"], bound["is_causal"] = mask.tril(diagonal=offset), False
     try:
-        return executor.call_function(node, (), bound)  # placed and aligned as any call
+        return executor.call_function(node, (), bound)  # placed and checked as any call
     except Exception as e:
         raise MechanismError(
             f"the causal attention {node.name!r} in module {module_path(node)!r} raised "
@@ -658,7 +656,7 @@ class _Search:
     def _causal(self, node: fx.Node, form: Cut) -> Iterator[Recipe]:
         """A causal attention with its queries cut and its keys and values whole."""
         q, k, v = (
-            node.args[i] if i < len(node.args) else node.kwargs[_SDPA_PARAMS[i]] for i in range(3)
+            node.args[i] if i < len(node.args) else node.kwargs[PARAMETERS[i]] for i in range(3)
         )
         if not (isinstance(q, fx.Node) and isinstance(k, fx.Node) and isinstance(v, fx.Node)):
             return
