@@ -68,10 +68,13 @@ from scmnet.units import UnitBatching, Units
 
 if TYPE_CHECKING:
     from scmnet.tracing import ByPath, ByPredicate, ByType, Default, TracedModel, trace
+    from scmnet.tracing.heads import split_heads
 
 #: Names loaded on first use from :mod:`scmnet.tracing`, so that ``import scmnet`` does not
 #: import torch.
-_TRACING = frozenset({"trace", "TracedModel", "ByPath", "ByType", "ByPredicate", "Default"})
+_TRACING = frozenset(
+    {"trace", "TracedModel", "ByPath", "ByType", "ByPredicate", "Default", "split_heads"}
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -79,6 +82,10 @@ def __getattr__(name: str) -> Any:
         require("torch", "torch")
         from scmnet import tracing
 
+        if name == "split_heads":
+            from scmnet.tracing import heads
+
+            return heads.split_heads
         return getattr(tracing, name)
     raise AttributeError(f"module 'scmnet' has no attribute {name!r}")
 
@@ -162,6 +169,7 @@ __all__ = [
     "resolve",
     "scale",
     "shift",
+    "split_heads",
     "to_dot",
     "to_graphml",
     "total_effect",

@@ -35,6 +35,7 @@ from scmnet.tracing import ByPath, Selector, TracedModel
 from scmnet.tracing.engine.devices import execution_device
 
 from .families import Block, NormKind
+from .heads import HeadLayout, heads_path, split_heads
 from .lm import LanguageModel
 
 __all__ = [
@@ -144,13 +145,15 @@ def site(lm: LanguageModel, block: Block, layer: int) -> sn.Site:
     return sn.Site(lm.module_path(layer, block.label), index=(slice(None), -1))
 
 
-def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
+def traced_lm(lm: LanguageModel, ids: torch.Tensor, *, heads: bool = False) -> TracedModel:
     """Trace ``lm`` on the prompt ``ids`` (shape ``(1, T)``) with the paper's variables.
 
     The model is traced with :class:`ScaleNorm` in place of its final norm (restored after),
     and, where its ``forward`` takes ``logits_to_keep``, with the logits of the final position
     only (the readouts read no other; the vocabulary projection of every position would be the
-    largest activation of a long prompt).
+    largest activation of a long prompt). With ``heads``, every attention output projection is
+    traced as the sum of its heads' contributions, each layer's heads a variable
+    (:func:`~.heads.split_heads`).
     """
     paths = [lm.module_path(layer, b.label) for layer in range(lm.n_layers) for b in Block]
     scale = f"{lm.spec.final_norm.path}.scale"
@@ -160,32 +163,50 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor) -> TracedModel:
     example: dict[str, Any] = {"input_ids": ids.to(lm.device)}
     if "logits_to_keep" in inspect.signature(lm.model.forward).parameters:
         example["logits_to_keep"] = 1  # a constant of the graph: the final position's logits
-    with _loaded(lm), _scale_norm(lm):
+    with _loaded(lm), _scale_norm(lm), _split(lm, heads) as layouts:
+        for layout in layouts:
+            selector = selector | ByPath(f"{layout.projection}.heads")
         return sn.trace(lm.model, example, variables=selector)
 
 
+@contextmanager
+def _split(lm: LanguageModel, heads: bool) -> Iterator[list[HeadLayout]]:
+    if not heads:
+        yield []
+        return
+    with split_heads(lm) as layouts:
+        yield layouts
+
+
 _HYDRA_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()
+_HEAD_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()
 
 
-def hydra_model(lm: LanguageModel) -> TracedModel:
+def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
     """``lm`` traced once with the variables the Hydra readouts need (cached per model).
 
     The variables are the token embedding (where noise ablation adds its noise, eq. 37), every
     a^l and m^l, the final norm's scale sigma and the final norm's output (whose final position,
-    times ``W_U[i] - mean W_U``, is the centred logit of eq. 9). The trace has dynamic batch and
-    sequence sizes, so it serves every prompt and every batch of prompts of one length.
+    times ``W_U[i] - mean W_U``, is the centred logit of eq. 9); with ``heads``, also every
+    layer's heads (:func:`~.heads.heads_path`, shape ``(B, T, H, d_model)``), the model traced
+    with its output projections split by head (:func:`~.heads.split_heads`). The trace has
+    dynamic batch and sequence sizes, so it serves every prompt and every batch of prompts of
+    one length.
     """
-    found = _HYDRA_MODELS.get(lm)
+    cache = _HEAD_MODELS if heads else _HYDRA_MODELS
+    found = cache.get(lm)
     if found is None:
         example = torch.zeros(1, 8, dtype=torch.long)
-        traced = traced_lm(lm, example)
+        traced = traced_lm(lm, example, heads=heads)
         norm = lm.spec.final_norm.path
         selector: Selector = ByPath(lm.spec.embed) | ByPath(norm) | ByPath(f"{norm}.scale")
         for layer in range(lm.n_layers):
             for b in Block:
                 selector = selector | ByPath(lm.module_path(layer, b.label))
+            if heads:
+                selector = selector | ByPath(heads_path(lm, layer))
         found = traced.with_variables(selector)
-        _HYDRA_MODELS[lm] = found
+        cache[lm] = found
     return found
 
 

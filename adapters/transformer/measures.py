@@ -38,7 +38,14 @@ from .lm import LanguageModel
 from .output_folder import DamagedFile
 from .readout import centred_logit, direct_impacts
 
-__all__ = ["Draw", "PromptMeasures", "downstream_mask", "measure_prompt", "readouts"]
+__all__ = [
+    "Draw",
+    "PromptMeasures",
+    "downstream_mask",
+    "measure_prompt",
+    "readout_rows",
+    "readouts",
+]
 
 
 def downstream_mask(n_layers: int, *, parallel: bool) -> np.ndarray:
@@ -357,6 +364,19 @@ def measure_prompt(
     return PromptMeasures.from_rows(prompt, token, runs[:, -1], direct, runs[:, -2])
 
 
+def readout_rows(lm: LanguageModel, token: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``W_U[i] - mean W_U``, which reads the centred logit off the normed residual (eq. 9),
+    and ``s G (W_U[i] - mean W_U)``, which reads a contribution's direct effect times its run's
+    final-norm scale (eq. 10; centred for a LayerNorm, which centres every contribution:
+    ``(c - mean c) . r = c . (r - mean r)``), both in float32 on the model's device."""
+    w = lm.unembedding.float().to(lm.device)
+    w_bar = w[token] - w.mean(0)
+    rows = w_bar * lm.norm_gain.to(lm.device) * lm.readout.scale
+    if lm.norm_kind is NormKind.LAYER:
+        rows = rows - rows.mean()
+    return w_bar, rows
+
+
 def readouts(lm: LanguageModel, token: int) -> Outcome:
     """The readouts of a run, as one batched outcome of the traced model.
 
@@ -375,12 +395,9 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
     normed = Site(lm.spec.final_norm.path, index=read)
     w = lm.unembedding.float().to(lm.device)
-    w_bar = w[token] - w.mean(0)  # W_U[i] - mean W_U, computed once
+    w_bar, rows = readout_rows(lm, token)
     gain = lm.norm_gain.to(lm.device)
     readout = lm.readout
-    rows = w_bar * gain * readout.scale  # s G (W_U[i] - mean W_U): eq. 10's readout
-    if lm.norm_kind is NormKind.LAYER:  # the LayerNorm centres every contribution
-        rows = rows - rows.mean()  # (c - mean c) . r = c . (r - mean r)
     bias = lm.centred_bias(token)
     unembedding_bias = lm.unembedding_bias
 

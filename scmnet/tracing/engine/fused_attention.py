@@ -36,7 +36,8 @@ True
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch.nn.functional import scaled_dot_product_attention
@@ -50,6 +51,8 @@ __all__ = ["FUSED_ATTENTION", "PARAMETERS", "check_shapes", "full_mask", "fused_
 FUSED_ATTENTION = frozenset(
     {scaled_dot_product_attention, torch.ops.aten.scaled_dot_product_attention.default}
 )
+
+_broadcast = cast(Callable[..., torch.Size], torch.broadcast_shapes)
 
 #: The parameters of ``scaled_dot_product_attention``, in order.
 PARAMETERS = (
@@ -97,8 +100,8 @@ def check_shapes(
         leading = [s[:-1] for s in leading]
     try:
         heads = (query.shape[-3],) if enable_gqa else ()
-        weights = (*torch.broadcast_shapes(*leading), *heads, length, positions)
-        fits = attn_mask is None or torch.broadcast_shapes(attn_mask.shape, weights) == weights
+        weights = (*_broadcast(*leading), *heads, length, positions)
+        fits = attn_mask is None or _broadcast(attn_mask.shape, weights) == weights
     except RuntimeError:
         fits = False
     if not fits:

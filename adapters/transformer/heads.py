@@ -1,0 +1,118 @@
+"""Attention heads as units of a language model: where each layer's heads are, and its sites.
+
+The core's :func:`scmnet.tracing.heads.split_heads` writes an attention output projection as
+the sum of its heads' contributions ``W_O^h o_h`` (Elhage et al. 2021), each layer's heads then
+a variable of shape ``(B, T, H, d_model)`` of the traced graph. This module finds, for every
+layer of a supported family, the projection and the number of heads (:func:`head_layout`), and
+names the variable (:func:`heads_path`) and one head's site (:func:`head_site`). Ablating head
+h of layer l at the final position is ``do(head_site(lm, l, h) = value)``.
+
+A family whose attention output passes through a norm before the residual (Gemma 3's
+``post_attention_layernorm``) has no additive head contributions: :func:`head_layout` refuses
+it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import scmnet as sn
+from scmnet.errors import UnsupportedModel
+from scmnet.tracing.heads import split_heads as split_projections
+
+from .families import text_config
+from .lm import LanguageModel
+
+__all__ = [
+    "PROJECTION_NAMES",
+    "HeadLayout",
+    "head_layout",
+    "head_site",
+    "heads_path",
+    "split_heads",
+]
+
+#: The names, inside an attention block, that its output projection goes by: Llama, Mistral,
+#: Qwen 2 and Gemma (``o_proj``), GPT-2 (``c_proj``), GPT-NeoX and Phi (``dense``), others
+#: (``out_proj``, ``wo``).
+PROJECTION_NAMES = ("o_proj", "c_proj", "dense", "out_proj", "wo")
+
+
+@dataclass(frozen=True)
+class HeadLayout:
+    """Where a layer's heads are: the output projection's path, and the number of heads."""
+
+    projection: str
+    n_heads: int
+
+
+def head_layout(lm: LanguageModel, layer: int) -> HeadLayout:
+    """The output projection of ``layer``'s attention and its number of heads.
+
+    Raises
+    ------
+    UnsupportedModel
+        If the attention's output reaches the residual through another module (a post-norm,
+        as in Gemma 3), if the config gives no number of heads, or if no one child of the
+        attention block is named as an output projection is (:data:`PROJECTION_NAMES`).
+    """
+    spec = lm.spec
+    if spec.attention_out != spec.attention:
+        raise UnsupportedModel(
+            f"{lm.name}: the attention output reaches the residual through "
+            f"{spec.attention_out!r}, not directly, so the heads' contributions do not add up "
+            "to it; heads as units need a family whose attention adds to the residual (llama, "
+            "mistral, qwen2, gpt2, gpt_neox, phi)"
+        )
+    n_heads = getattr(text_config(lm.config), "num_attention_heads", None)
+    if not isinstance(n_heads, int) or n_heads < 1:
+        raise UnsupportedModel(
+            f"{lm.name}: the config has no num_attention_heads ({n_heads!r}); heads as units "
+            "need the number of heads"
+        )
+    attention = lm.attention(layer)
+    children = dict(attention.named_children())
+    found = [name for name in PROJECTION_NAMES if name in children]
+    if len(found) != 1:
+        raise UnsupportedModel(
+            f"{lm.name}: the attention block of layer {layer} has "
+            f"{'no child' if not found else 'several children'} named as an output projection "
+            f"({', '.join(PROJECTION_NAMES)}); its children are {sorted(children)}"
+        )
+    path = f"{spec.layers}.{layer}.{spec.attention}.{found[0]}"
+    return HeadLayout(path, n_heads)
+
+
+def heads_path(lm: LanguageModel, layer: int) -> str:
+    """The path of ``layer``'s heads variable: ``"<projection>.heads"``, shape (B, T, H, d)."""
+    return f"{head_layout(lm, layer).projection}.heads"
+
+
+def head_site(lm: LanguageModel, layer: int, head: int, index: Any = (slice(None), -1)) -> sn.Site:
+    """Head ``head`` of ``layer`` at ``index`` (by default the final position of every row).
+
+    Examples
+    --------
+    >>> from tests.protocol import tiny_lm
+    >>> str(head_site(tiny_lm("llama"), 2, 1))
+    'model.layers.2.self_attn.o_proj.heads[:, -1, 1]'
+    """
+    n = head_layout(lm, layer).n_heads
+    if not 0 <= head < n:
+        raise sn.InvalidIntervention(
+            f"head {head} of layer {layer}: the layer has heads 0 to {n - 1}"
+        )
+    parts = index if isinstance(index, tuple) else (index,)
+    return sn.Site(heads_path(lm, layer), index=(*parts, head))
+
+
+@contextmanager
+def split_heads(lm: LanguageModel) -> Iterator[list[HeadLayout]]:
+    """Every layer's output projection split by head for the duration (restored after):
+    :func:`scmnet.tracing.heads.split_heads`; yields the layers' :class:`HeadLayout`."""
+    layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)]
+    with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
+        yield layouts
