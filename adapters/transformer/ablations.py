@@ -123,16 +123,18 @@ def donors(prompt: int, pool: int, ablation: Ablation) -> np.ndarray:
 
 
 def noised_contributions(
-    lm: LanguageModel, ids: torch.Tensor, prompt: int, ablation: Ablation
+    lm: LanguageModel, ids: torch.Tensor, prompt: int, ablation: Ablation, *, heads: bool = False
 ) -> torch.Tensor:
-    """A(u + eps) at the final position for K noise draws (eq. 37): shape (K, 2, L, d_model).
+    """A(u + eps) at the final position for K noise draws (eq. 37): shape (K, 2, L, d_model),
+    or every head's, (K, L, H, d_model), with ``heads``.
 
-    The noise is added to the input embeddings of every position of the prompt.
+    The noise is added to the input embeddings of every position of the prompt; a prompt's
+    noise is the same draw for layers and heads.
     """
     scale = ablation.noise_scale * embedding_std(lm)
     generator = torch.Generator().manual_seed(int(ablation.seed) * 1_000_003 + prompt)
     eps = torch.randn((ablation.patches, int(ids.shape[1]), lm.d_model), generator=generator)
-    return noised_readings(lm, ids, eps * scale)
+    return noised_readings(lm, ids, eps * scale, heads=heads)
 
 
 def embedding_std(lm: LanguageModel) -> float:

@@ -282,7 +282,9 @@ def recorded_readings(
     return memo
 
 
-def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+def noised_readings(
+    lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor, *, heads: bool = False
+) -> torch.Tensor:
     """a^l_t and m^l_t of one prompt with noise added to its input embeddings (eq. 37).
 
     Parameters
@@ -293,23 +295,30 @@ def noised_readings(lm: LanguageModel, ids: torch.Tensor, noise: torch.Tensor) -
         The prompt's token ids.
     noise : tensor, shape (K, T, d_model)
         One draw of eps a row, added to the embedding of every position.
+    heads : bool
+        Read every attention head's contribution instead (:mod:`.heads`).
 
     Returns
     -------
-    tensor, shape (K, 2, L, d_model)
+    tensor, shape (K, 2, L, d_model), or (K, L, H, d_model) with ``heads``
         The final-position contributions of each noised run: the values A(u + eps), in the
         model's dtype and on its device (they are set as they are: no transfer to the host).
     """
-    model = hydra_model(lm)
+    model = hydra_model(lm, heads=heads)
     embed = sn.Site(lm.spec.embed)
     context = {"input_ids": ids.to(lm.device)}
     with torch.no_grad():
         clean = model.evaluate(context, outputs=[embed])[embed]  # (1, T, d)
         noised = (clean.float() + noise.to(clean.device)).to(clean.dtype)  # added in float32
         sets = [{embed: noised[j : j + 1]} for j in range(int(noise.shape[0]))]
-        sites = contribution_sites(lm, index=(0, -1))
+        if heads:
+            sites = [sn.Site(heads_path(lm, layer), (0, -1)) for layer in range(lm.n_layers)]
+        else:
+            sites = contribution_sites(lm, index=(0, -1))
         runs = model.evaluate_stacked(context, sets, outputs=sites)
-    stacked = torch.stack([runs[s].to(lm.device) for s in sites], dim=1)  # (K, 2L, d)
+    stacked = torch.stack([runs[s].to(lm.device) for s in sites], dim=1)  # (K, 2L or L, [H,] d)
+    if heads:
+        return stacked
     return stacked.reshape(len(sets), 2, lm.n_layers, -1)  # in the model's dtype, on its device
 
 

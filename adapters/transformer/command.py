@@ -41,7 +41,7 @@ from scmnet.commands import Command, DirectoryLoader, LoadedModel, positive_int
 from scmnet.errors import InvalidArgument, require
 from scmnet.random_inputs import random_inputs
 
-from .hydra import rerun, run_hydra
+from .hydra import UNITS, rerun, run_hydra
 from .lm import load_directory
 from .precision import DTYPES
 
@@ -174,6 +174,13 @@ class HydraCommand:
             "Nanda's top 2%%); default: every prompt",
         )
         parser.add_argument(
+            "--units",
+            choices=UNITS,
+            default="layers",
+            help="layers (default): the paper's analysis; heads: also every attention head "
+            "ablated alone, after the layers (heads.csv and a table in summary.md; not Gemma 3)",
+        )
+        parser.add_argument(
             "--offload-folder",
             type=Path,
             default=None,
@@ -207,6 +214,7 @@ class HydraCommand:
             "workers": args.workers,
             "ray": args.ray,
             "repair_top": args.repair_top,
+            "units": args.units,
         }
         placing = {
             "device_map": args.device_map,

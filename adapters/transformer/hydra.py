@@ -34,6 +34,8 @@ from .ablations import Ablation, AblationKind
 from .causal import hydra_model
 from .device_map import DeviceMap, load_arguments
 from .distributed import Cluster, ModelRecipe, RayShards, connected
+from .head_sweep import run_head_sweep
+from .heads import head_layout
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
 from .output_folder import check_writable, restoring
@@ -80,6 +82,7 @@ def run_hydra(
     max_memory: str | Mapping[str, Any] | None = None,
     offload_folder: str | Path | None = None,
     repair_top: float | None = None,
+    units: str = "layers",
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -151,6 +154,11 @@ def run_hydra(
         direct effect is in its top ``repair_top`` fraction (``--repair-top``, e.g. 0.02;
         :func:`~scmnet.adapters.transformer.selfrepair.shares`). How the report reads the sweep, not
         what it computes: not recorded. Default: every prompt.
+    units : {"layers", "heads"}
+        ``"heads"`` (``--units heads``) also ablates every attention head alone, with the same
+        ablation, after the layer sweep (:mod:`~.head_sweep`): ``heads/`` holds each prompt's
+        measures (resumable), the report adds heads.csv and a table of the heads of largest
+        direct effect. Its family's attention must add to the residual (not Gemma 3).
 
     Raises
     ------
@@ -184,6 +192,8 @@ def run_hydra(
     """
     cluster = Cluster.of(workers, ray)
     check_top(repair_top)
+    if units not in UNITS:
+        raise InvalidArgument(f"--units {units!r}: choose one of {', '.join(UNITS)}")
     if threads is not None:
         torch.set_num_threads(threads)
     started = time.perf_counter()
@@ -225,6 +235,8 @@ def run_hydra(
         tokenizer, context = load_tokenizer(source)  # the prompts are checked before the weights
         check_lengths(tokenizer, context, source.label, prompt_set)
         lm = load_model(source, device=device, dtype=precision, tokenizer=tokenizer, **placing)
+        if units == "heads":
+            head_layout(lm, 0)  # an unsupported family is refused before the sweep
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -243,9 +255,21 @@ def run_hydra(
                 )
                 with connected(cluster, each):
                     clean, measures = run_sweep(lm, prompt_set, setting, out, **kwargs)
+            heads = []
+            if units == "heads":  # in this process, after the layers
+                kwargs.pop("limit")
+                kwargs.pop("shard", None)
+                heads = run_head_sweep(lm, clean, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(
-            out, measures, clean, prompt_set, settings, parallel=lm.parallel, repair_top=repair_top
+            out,
+            measures,
+            clean,
+            prompt_set,
+            settings,
+            parallel=lm.parallel,
+            repair_top=repair_top,
+            heads=heads,
         )
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
@@ -267,6 +291,7 @@ def rerun(
     max_memory: str | Mapping[str, Any] | None = None,
     offload_folder: str | Path | None = None,
     repair_top: float | None = None,
+    units: str = "layers",
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -282,7 +307,7 @@ def rerun(
     out : path
         Where the re-run's report goes.
     device, threads, progress, chunk, memory, verbose, workers, ray, device_map, max_memory, \
-    offload_folder, repair_top
+    offload_folder, repair_top, units
         As for :func:`run_hydra`: how to compute and report, not what.
 
     Returns
@@ -345,7 +370,12 @@ def rerun(
         max_memory=max_memory,
         offload_folder=offload_folder,
         repair_top=repair_top,
+        units=units,
     )
+
+
+#: The units ``--units`` takes: layers (the paper's), or layers and then every attention head.
+UNITS = ("layers", "heads")
 
 
 def check_device(device: str) -> torch.device:

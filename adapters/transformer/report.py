@@ -52,11 +52,12 @@ from scmnet.intervals import Interval
 
 from .analysis import HydraResults
 from .families import Block
+from .head_measures import HeadMeasures
 from .identity import package_versions
 from .measures import PromptMeasures
 from .output_folder import atomic, write_atomic
 from .prompts import PromptSet
-from .selfrepair import FIELDS, SelfRepair, by_layer, check_top, self_repair
+from .selfrepair import FIELDS, SelfRepair, by_head, by_layer, check_top, self_repair
 from .sweep import CleanRun, SweepSettings
 
 __all__ = ["DPI", "write_report"]
@@ -415,15 +416,21 @@ def _self_repair_lines(repairs: Sequence[SelfRepair], top: float | None) -> list
         "| ratio of means |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in by_layer(repairs, top=top):
-        cells = [row[f] for f in ("de", "ablate", "total", "attn", "mlp", "norm")]
-        lines.append(
-            f"| {row['block']} | {row['layer']} | "
-            + " | ".join(_fmt(float(c), "+.3f") for c in cells)
-            + f" | {_fmt(float(row['clipped_share']), '.0%')} | "
-            f"{_fmt(float(row['ratio_of_means']), '+.2f')} |"
-        )
+    lines += [_repair_row(row, "block", "layer") for row in by_layer(repairs, top=top)]
     return [*lines, ""]
+
+
+def _repair_row(row: dict[str, Any], *keys: str) -> str:
+    """A self-repair table's row: the unit's ``keys``, the parts' means and the two shares."""
+    cells = [row[f] for f in ("de", "ablate", "total", "attn", "mlp", "norm")]
+    return (
+        "| "
+        + " | ".join(str(row[k]) for k in keys)
+        + " | "
+        + " | ".join(_fmt(float(c), "+.3f") for c in cells)
+        + f" | {_fmt(float(row['clipped_share']), '.0%')} | "
+        f"{_fmt(float(row['ratio_of_means']), '+.2f')} |"
+    )
 
 
 def _fmt(x: float, spec: str = "+.2f") -> str:
@@ -463,6 +470,7 @@ def _markdown(
     results: HydraResults,
     repair_top: float | None = None,
     repairs: Sequence[SelfRepair] | None = None,
+    head_rows: Sequence[dict[str, Any]] | None = None,
 ) -> str:
     s = summary
     settings = s["settings"]
@@ -563,10 +571,13 @@ def _markdown(
             [self_repair(m) for m in results.measures] if repairs is None else repairs,
             repair_top,
         ),
+        *([] if head_rows is None else _head_lines(head_rows, repair_top)),
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
         "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
         "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
-        "intervals), patches.csv, selfrepair.csv.",
+        "intervals), patches.csv, selfrepair.csv"
+        + ("" if head_rows is None else ", heads.csv")
+        + ".",
         "",
     ]
     return "\n".join(lines)
@@ -584,6 +595,7 @@ def write_report(
     level: float = 0.95,
     resamples: int = 2000,
     repair_top: float | None = None,
+    heads: Sequence[HeadMeasures] = (),
 ) -> dict[str, Any]:
     """Write figures, tables and summaries for a finished sweep; returns the summary.
 
@@ -606,6 +618,10 @@ def write_report(
         In summary.md's self-repair table, the shares over only the prompts where the ablated
         layer's clean direct effect is in its top ``repair_top`` fraction (``--repair-top``;
         :func:`~scmnet.adapters.transformer.selfrepair.shares`). Default: every prompt.
+    heads : sequence of HeadMeasures, optional
+        The head sweep's measures (``--units heads``; :mod:`~.head_sweep`), one per kept
+        prompt: written to heads.csv, and the heads of largest direct effect to summary.md and
+        to summary.json's ``heads``.
 
     Raises
     ------
@@ -640,7 +656,62 @@ def write_report(
         "self_repair_top": repair_top,
         **results.summary(),
     }
+    head_rows = None
+    if heads:
+        head_repairs = [m.self_repair() for m in heads]
+        _head_table(heads, head_repairs, clean, out)
+        head_rows = by_head(head_repairs, top=repair_top)
+        summary["heads"] = {
+            "layers": int(heads[0].unembed.shape[0]),
+            "heads_per_layer": int(heads[0].unembed.shape[1]),
+            "largest_direct_effect": _largest(head_rows),
+        }
     text = json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n"
     write_atomic(out / "summary.json", text)
-    write_atomic(out / "summary.md", _markdown(summary, results, repair_top, repairs))
+    markdown = _markdown(summary, results, repair_top, repairs, head_rows)
+    write_atomic(out / "summary.md", markdown)
     return summary
+
+
+#: How many heads summary.md and summary.json show: those of largest mean direct effect.
+SHOWN_HEADS = 12
+
+#: heads.csv's names of :data:`~scmnet.adapters.transformer.selfrepair.FIELDS`.
+_HEAD_COLUMNS = ("de", "ablate", "own", "sr", "sr_heads", "sr_mlp", "sr_norm")
+
+
+def _largest(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: -float(r["de"]))[:SHOWN_HEADS]
+
+
+def _head_table(
+    heads: Sequence[HeadMeasures], repairs: Sequence[SelfRepair], clean: CleanRun, out: Path
+) -> None:
+    with atomic(out / "heads.csv") as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["prompt", "set_index", "token", "layer", "head", *_HEAD_COLUMNS])
+        for p, (m, sr) in enumerate(zip(heads, repairs, strict=True)):
+            for layer, head in np.ndindex(m.unembed.shape):
+                w.writerow(
+                    [p, clean.kept[p], m.token, layer, head]
+                    + [f"{getattr(sr, f)[layer, head]:.6g}" for f in FIELDS]
+                )
+
+
+def _head_lines(rows: Sequence[dict[str, Any]], top: float | None) -> list[str]:
+    """summary.md's table of the heads of largest mean direct effect."""
+    lines = [
+        "## Attention heads (--units heads)",
+        f"Every head ablated alone at the final position, with the same ablation; the "
+        f"{min(SHOWN_HEADS, len(rows))} of the {len(rows)} heads with the largest mean clean "
+        "direct effect. SR_heads is the change of every other head's direct effect (its own "
+        "layer's included), with the clean scale. Shares as above"
+        + ("" if top is None else f", over the prompts where the head's DE is in its top {top:.0%}")
+        + ". Every prompt and head: heads.csv.",
+        "",
+        "| layer | head | DE | Δ_ablate | SR | SR_heads | SR_MLP | SR_norm | clipped share "
+        "| ratio of means |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    lines += [_repair_row(row, "layer", "head") for row in _largest(rows)]
+    return [*lines, ""]

@@ -49,6 +49,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -57,7 +58,15 @@ from scmnet.errors import InvalidArgument
 from .families import Block
 from .measures import PromptMeasures
 
-__all__ = ["FIELDS", "SelfRepair", "by_layer", "check_top", "self_repair", "shares"]
+__all__ = [
+    "FIELDS",
+    "SelfRepair",
+    "by_head",
+    "by_layer",
+    "check_top",
+    "self_repair",
+    "shares",
+]
 
 #: The decomposition's parts, in the order of ``selfrepair.csv``'s columns.
 FIELDS = ("de", "ablate", "own", "total", "attn", "mlp", "norm")
@@ -213,17 +222,46 @@ def by_layer(
     InvalidArgument
         If ``parts`` is empty.
     """
+    rows = _by_unit(parts, top)
+    for row in rows:
+        b, layer = row.pop("unit")
+        row["block"], row["layer"] = Block(b).label, layer
+    return [_first(row, "block", "layer") for row in rows]
+
+
+def by_head(
+    parts: Sequence[SelfRepair], *, top: float | None = None
+) -> list[dict[str, float | int | str]]:
+    """:func:`by_layer` for heads: ``parts`` of shape (L, H) (one
+    :meth:`~.head_measures.HeadMeasures.self_repair` per prompt), one dict per (layer, head),
+    layer-major, with ``layer`` and ``head``; ``attn`` is SR_heads.
+
+    Raises
+    ------
+    InvalidArgument
+        If ``parts`` is empty.
+    """
+    rows = _by_unit(parts, top)
+    for row in rows:
+        row["layer"], row["head"] = row.pop("unit")
+    return [_first(row, "layer", "head") for row in rows]
+
+
+def _by_unit(parts: Sequence[SelfRepair], top: float | None) -> list[dict[str, Any]]:
     if not parts:
         raise InvalidArgument("no prompts: the self-repair table needs at least one")
-    stacked = {f: np.stack([getattr(p, f) for p in parts]) for f in FIELDS}  # (P, 2, L)
-    rows: list[dict[str, float | int | str]] = []
-    for b in Block:
-        for layer in range(stacked["de"].shape[-1]):
-            row: dict[str, float | int | str] = {"block": b.label, "layer": layer}
-            row.update({f: float(stacked[f][:, b, layer].mean()) for f in FIELDS})
-            clipped, ratio = shares(
-                stacked["de"][:, b, layer], stacked["total"][:, b, layer], top=top
-            )
-            row["clipped_share"], row["ratio_of_means"] = clipped, ratio
-            rows.append(row)
+    stacked = {f: np.stack([getattr(p, f) for p in parts]) for f in FIELDS}  # (P, *units)
+    rows: list[dict[str, Any]] = []
+    for unit in np.ndindex(stacked["de"].shape[1:]):
+        at = (slice(None), *unit)
+        row: dict[str, Any] = {"unit": tuple(int(i) for i in unit)}
+        row.update({f: float(stacked[f][at].mean()) for f in FIELDS})
+        row["clipped_share"], row["ratio_of_means"] = shares(
+            stacked["de"][at], stacked["total"][at], top=top
+        )
+        rows.append(row)
     return rows
+
+
+def _first(row: dict[str, Any], *keys: str) -> dict[str, Any]:
+    return {**{k: row[k] for k in keys}, **{k: v for k, v in row.items() if k not in keys}}
