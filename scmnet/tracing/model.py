@@ -52,12 +52,19 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from scmnet.errors import InvalidArgument, InvalidContext, NonFiniteValue, unknown_node
+from scmnet.errors import (
+    InvalidArgument,
+    InvalidContext,
+    InvalidOutcome,
+    NonFiniteValue,
+    unknown_node,
+)
 from scmnet.interventions import Interventions, Site
 from scmnet.model import CausalModelBase, Context, Output, check_batching, output_names
 from scmnet.outcome import LinearReadout, Outcome
 from scmnet.tracing.capture.records import NodeRecord, TraceInfo
 from scmnet.tracing.capture.source import INPUTS
+from scmnet.tracing.engine.gradients import gradient_run
 from scmnet.tracing.engine.indexing import RowIndex, put_rows
 from scmnet.tracing.engine.patching import fit
 from scmnet.tracing.engine.positions import Partial
@@ -462,6 +469,81 @@ class TracedModel(CausalModelBase):
         if name in self._net.inputs:
             return self._net.inputs[name]
         raise unknown_node(name, self._net.records, what="nodes")
+
+    def gradients(
+        self, context: Context, outcome: Outcome, wrt: Sequence[str]
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A scalar outcome and its gradient with respect to whole variables, in ``context``.
+
+        One forward and one backward run of the graph (``scmnet.tracing.engine.gradients``):
+        the basis of attribution patching, which estimates the effect of setting variable v
+        from its clean value a to a' as ``((a' - a) * grad[v]).sum()``.
+
+        Parameters
+        ----------
+        context : mapping of str to tensor
+            A value for every input.
+        outcome : Outcome
+            A readout of one element.
+        wrt : sequence of str
+            Variables.
+
+        Returns
+        -------
+        value : tensor
+            The outcome in the clean run.
+        gradients : dict of str to tensor
+            ``d outcome / d v`` for each variable v of ``wrt``, of its value's shape: the total
+            derivative, every later variable reacting to v (zeros for a variable the outcome
+            does not depend on).
+
+        Raises
+        ------
+        NodeNotFound
+            If ``wrt`` or the outcome names an unknown variable.
+        InvalidOutcome
+            If the outcome is not one number.
+
+        Examples
+        --------
+        The erasure motif (eq. 31): y = x + f with f = -x. A change of f reaches y directly:
+
+        >>> import torch
+        >>> import scmnet as sn
+        >>> from scmnet.tracing import trace
+        >>> m = trace(sn.toys.erasure_module(), torch.zeros(()))
+        >>> y, grads = m.gradients({"u": torch.tensor(2.0)}, sn.Outcome(("y",), lambda y: y), ["f"])
+        >>> float(y), float(grads["f"])
+        (0.0, 1.0)
+        """
+        if isinstance(wrt, str):
+            raise InvalidArgument(f"wrt must be a sequence of variable names; write [{wrt!r}]")
+        variables = self._net.variables
+        for name in [*wrt, *output_names(outcome.of)]:
+            if name not in variables:
+                raise unknown_node(name, variables, what="variables")
+        inputs, clean = self._clean(context)
+        targets = [variables[name] for name in wrt]
+        reads = [variables[name] for name in output_names(outcome.of)]
+
+        def readout(values: Sequence[Any]) -> torch.Tensor:
+            by_output = {
+                o: v if not isinstance(o, Site) or o.index is None else v[o.index]
+                for o, v in zip(outcome.of, values, strict=True)
+            }
+            y = torch.as_tensor(outcome(by_output))
+            if y.numel() != 1:
+                raise InvalidOutcome(
+                    f"gradients need an outcome of one number, got shape {tuple(y.shape)}; "
+                    "read one element (e.g. one logit at one position)"
+                )
+            return y.reshape(())
+
+        value, found = gradient_run(self._net.executor, inputs, targets, reads, readout)
+        return value, {
+            name: found[node] if node in found else torch.zeros_like(clean[node])
+            for name, node in zip(wrt, targets, strict=True)
+        }
 
     def clear_cache(self) -> None:
         """Forget the cached clean runs (shared with the intervened versions)."""
