@@ -91,8 +91,9 @@ def run_head_sweep(
     folder.mkdir(parents=True, exist_ok=True)
     pool = [{"input_ids": ids.to(lm.device)} for ids in clean.donors]
     readings = None
-    if ablation.kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
-        readings = recorded_head_readings(lm, pool, progress=progress)
+    missing = any(not measures_path(folder, j).exists() for j in range(len(clean)))
+    if missing and ablation.kind in (AblationKind.MEAN, AblationKind.RESAMPLE):
+        readings = recorded_head_readings(lm, pool, progress=progress)  # once, if needed
     everywhere: dict[AblationKind, list[Draw]] = {
         AblationKind.ZERO: [sn.zero()],
         AblationKind.MEAN: [sn.mean(pool)],  # one rule for every prompt: its means once

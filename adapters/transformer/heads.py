@@ -1,6 +1,6 @@
 """Attention heads as units of a language model: where each layer's heads are, and its sites.
 
-The core's :func:`scmnet.tracing.heads.split_heads` writes an attention output projection as
+The core's :func:`scmnet.split_heads` writes an attention output projection as
 the sum of its heads' contributions ``W_O^h o_h`` (Elhage et al. 2021), each layer's heads then
 a variable of shape ``(B, T, H, d_model)`` of the traced graph. This module finds, for every
 layer of a supported family, the projection and the number of heads (:func:`head_layout`), and
@@ -56,8 +56,8 @@ def head_layout(lm: LanguageModel, layer: int) -> HeadLayout:
     ------
     UnsupportedModel
         If the attention's output reaches the residual through another module (a post-norm,
-        as in Gemma 3), if the config gives no number of heads, or if no one child of the
-        attention block is named as an output projection is (:data:`PROJECTION_NAMES`).
+        as in Gemma 3), if the config gives no number of heads, or if not exactly one child of the
+        attention block has an output projection's name (:data:`PROJECTION_NAMES`).
     """
     spec = lm.spec
     if spec.attention_out != spec.attention:
@@ -112,7 +112,7 @@ def head_site(lm: LanguageModel, layer: int, head: int, index: Any = (slice(None
 @contextmanager
 def split_heads(lm: LanguageModel) -> Iterator[list[HeadLayout]]:
     """Every layer's output projection split by head for the duration (restored after):
-    :func:`scmnet.tracing.heads.split_heads`; yields the layers' :class:`HeadLayout`."""
+    :func:`scmnet.split_heads`; yields the layers' :class:`HeadLayout`."""
     layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)]
     with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
         yield layouts

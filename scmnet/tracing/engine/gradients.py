@@ -6,8 +6,8 @@ effect of setting a variable v from its clean value a to a' by the first-order t
 :func:`gradient_run` is that run on a traced graph: the executor computes the nodes the readout
 needs, in graph order and with gradients on, and each chosen variable's value is its natural
 value plus a zero leaf of the autograd graph, so that ``torch.autograd.grad`` gives ``d y / d v``
-for each: the total derivative, every later variable (chosen or not) reacting to v. Nothing is read from or written to the clean-run cache: the run is
-self-contained.
+for each: the total derivative, every later variable (chosen or not) reacting to v. Nothing is
+read from or written to the clean-run cache: the run is self-contained.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ def gradient_run(
         present = [n for n in targets if n in leaves]
         if not present:
             return y.detach(), {}
+        if not y.requires_grad:  # read only through operations without a gradient
+            return y.detach(), {n: torch.zeros_like(leaves[n]) for n in present}
         found = torch.autograd.grad(y, [leaves[n] for n in present], allow_unused=True)
     gradients = {
         node: torch.zeros_like(leaves[node]) if g is None else g.detach()
