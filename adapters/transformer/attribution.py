@@ -99,13 +99,14 @@ class Agreement:
     Attributes
     ----------
     spearman : float
-        The mean over prompts of the rank correlation of |estimate| and |exact| over units.
+        The mean over prompts of the rank correlation of the estimates' and the exact impacts'
+        absolute values over units.
     spearman_signed : float
         The same for the signed values.
     top : int
-        k: the units of largest |exact| impact per prompt that a prefilter must keep.
+        k: the units of largest absolute exact impact per prompt that a prefilter must keep.
     missed : dict of int to float
-        For a prefilter keeping the m units of largest |estimate|, the mean over prompts of
+        For a prefilter keeping the m units of largest absolute estimate, the mean over prompts of
         the fraction of the exact top k it misses (its false negatives), for each m.
     """
 

@@ -112,7 +112,8 @@ def head_site(lm: LanguageModel, layer: int, head: int, index: Any = (slice(None
 @contextmanager
 def split_heads(lm: LanguageModel) -> Iterator[list[HeadLayout]]:
     """Every layer's output projection split by head for the duration (restored after):
-    :func:`scmnet.split_heads`; yields the layers' :class:`HeadLayout`."""
+    :func:`scmnet.split_heads`; yields the layers'
+    :class:`~scmnet.adapters.transformer.heads.HeadLayout`."""
     layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)]
     with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
         yield layouts

@@ -156,9 +156,10 @@ def run_hydra(
         what it computes: not recorded. Default: every prompt.
     units : {"layers", "heads"}
         ``"heads"`` (``--units heads``) also ablates every attention head alone, with the same
-        ablation, after the layer sweep (:mod:`~.head_sweep`): ``heads/`` holds each prompt's
-        measures (resumable), the report adds heads.csv and a table of the heads of largest
-        direct effect. Its family's attention must add to the residual (not Gemma 3).
+        ablation, after the layer sweep (``scmnet.adapters.transformer.head_sweep``):
+        ``heads/`` holds each prompt's measures (resumable), the report adds heads.csv and a
+        table of the heads of largest direct effect. Its family's attention must add to the
+        residual (not Gemma 3).
 
     Raises
     ------

@@ -365,10 +365,13 @@ def measure_prompt(
 
 
 def readout_rows(lm: LanguageModel, token: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """``W_U[i] - mean W_U``, which reads the centred logit off the normed residual (eq. 9),
-    and ``s G (W_U[i] - mean W_U)``, which reads a contribution's direct effect times its run's
-    final-norm scale (eq. 10; centred for a LayerNorm, which centres every contribution:
-    ``(c - mean c) . r = c . (r - mean r)``), both in float32 on the model's device."""
+    """The two readout rows of token i, in float32 on the model's device.
+
+    ``W_U[i] - mean W_U`` reads the centred logit off the normed residual (eq. 9), and
+    ``s G (W_U[i] - mean W_U)`` reads a contribution's direct effect times its run's final-norm
+    scale (eq. 10; centred for a LayerNorm, which centres every contribution:
+    ``(c - mean c) . r = c . (r - mean r)``).
+    """
     w = lm.unembedding.float().to(lm.device)
     w_bar = w[token] - w.mean(0)
     rows = w_bar * lm.norm_gain.to(lm.device) * lm.readout.scale

@@ -232,8 +232,9 @@ def by_layer(
 def by_head(
     parts: Sequence[SelfRepair], *, top: float | None = None
 ) -> list[dict[str, float | int | str]]:
-    """:func:`by_layer` for heads: ``parts`` of shape (L, H) (one
-    :meth:`~.head_measures.HeadMeasures.self_repair` per prompt), one dict per (layer, head),
+    """Per ablated head, over prompts: :func:`~scmnet.adapters.transformer.selfrepair.by_layer`
+    for heads. ``parts`` have shape (L, H) (one
+    :meth:`~.head_measures.HeadMeasures.self_repair` per prompt); one dict per (layer, head),
     layer-major, with ``layer`` and ``head``; ``attn`` is SR_heads.
 
     Raises

@@ -11,11 +11,11 @@ to the residual stream, the unit of the head-level analyses (Rushing & Nanda 202
 2402.15390).
 
 :func:`split_heads` replaces, for the duration of a ``with`` block, named output projections by
-:class:`HeadSplit` modules computing that sum. A :class:`HeadSplit`'s submodule ``heads``
+``HeadSplit`` modules computing that sum. A ``HeadSplit``'s submodule ``heads``
 returns every head's contribution at once, shape ``(..., H, d_model)``. A model traced inside
 the block has those outputs as ordinary module calls (``ByPath("blocks.*.attn.proj.heads")``),
 and a head is a :class:`~scmnet.Site` indexing one: ``Site(path, (slice(None), -1, h))`` is head
-h at the final position. The :class:`HeadSplit` holds the projection's own parameters under
+h at the final position. The ``HeadSplit`` holds the projection's own parameters under
 their own names, so the traced graph runs on the restored model after the block.
 
 By construction the heads of a projection sum, with its bias, to its output in the split model:
@@ -127,7 +127,7 @@ class HeadSplit(nn.Module):
 
 @contextmanager
 def split_heads(model: nn.Module, projections: Mapping[str, int]) -> Iterator[None]:
-    """Each named output projection of ``model`` replaced by its :class:`HeadSplit` for the
+    """Each named output projection of ``model`` replaced by its ``HeadSplit`` for the
     duration of the block, and restored after.
 
     Parameters
@@ -142,7 +142,7 @@ def split_heads(model: nn.Module, projections: Mapping[str, int]) -> Iterator[No
     InvalidArgument
         If a path names no module of ``model``, or a number of heads is not a positive int.
     UnsupportedModel
-        If a projection cannot be split (see :class:`HeadSplit`).
+        If a projection cannot be split (see ``HeadSplit``).
     """
     replaced: list[tuple[nn.Module, str, nn.Module]] = []
     try:
