@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
 from scmnet.adapters.transformer.command import HYDRA
@@ -122,3 +123,22 @@ def test_unknown_units_are_refused_before_anything_is_written(tmp_path: Path) ->
     HYDRA.add_arguments(parser)
     with pytest.raises(SystemExit):
         parser.parse_args(["--units", "neurons"])
+
+
+def test_the_donors_head_readings_are_each_donors_own_run() -> None:
+    """Donors of one length run together; each one's recorded heads are its own run's."""
+    from scmnet.adapters.transformer.causal import hydra_model
+    from scmnet.adapters.transformer.head_sweep import recorded_head_readings
+    from scmnet.adapters.transformer.heads import head_site
+
+    lm = tiny_lm("gpt2")
+    contexts = [
+        {"input_ids": torch.tensor([ids])} for ids in ([5, 6, 7], [9, 3, 2], [4, 4], [8, 1, 2])
+    ]
+    memo = recorded_head_readings(lm, contexts, batch=2)
+    model = hydra_model(lm, heads=True)
+    for context in contexts:
+        for layer, h in ((0, 0), (2, 3)):
+            site = head_site(lm, layer, h)
+            alone = model.evaluate(context, outputs=[site])[site]
+            assert_close(memo(model, site, context), alone, reordered=True)

@@ -129,28 +129,36 @@ def recorded_head_readings(
     lm: LanguageModel,
     contexts: Sequence[Mapping[str, torch.Tensor]],
     *,
+    batch: int = 16,
     progress: Progress[Any] = _no_progress,
 ) -> sn.SiteValues:
     """A memo of every head's final-position value in each of ``contexts`` (one clean run each),
     from which mean and patch rules read: the sites of :func:`~.heads.head_site`.
 
-    Each context is run once for the whole sweep, and only the final position of each head is
-    kept (the prompt's other positions are never read).
+    Contexts of one prompt length run together, ``batch`` at a time (no padding: each row
+    computes what it would alone), and only the final position of each head is kept (the
+    prompt's other positions are never read).
     """
     model = hydra_model(lm, heads=True)
     memo = sn.SiteValues(model)
     n = lm.n_layers
-    paths = [heads_path(lm, layer) for layer in range(n)]
-    last = [sn.Site(path, (slice(None), -1)) for path in paths]
+    last = [sn.Site(heads_path(lm, layer), (slice(None), -1)) for layer in range(n)]
     n_heads = head_layout(lm, 0).n_heads
+    sites = [[head_site(lm, layer, h) for h in range(n_heads)] for layer in range(n)]
+    by_length: dict[int, list[int]] = {}
+    for i, context in enumerate(contexts):
+        by_length.setdefault(int(context["input_ids"].shape[1]), []).append(i)
+    groups = [m[j : j + batch] for m in by_length.values() for j in range(0, len(m), batch)]
     with torch.no_grad():
-        for context in progress(contexts, "head readings", len(contexts)):
-            found = model.evaluate(context, outputs=last)  # each (1, H, d)
+        for group in progress(groups, "head readings", len(groups)):
+            ids = torch.cat([contexts[i]["input_ids"] for i in group])
+            found = model.evaluate({"input_ids": ids}, outputs=last)  # each (rows, H, d)
             for layer in range(n):
                 value = found[last[layer]]
-                for h in range(n_heads):
-                    memo.record(context, head_site(lm, layer, h), value[:, h].clone())
-    model.clear_cache()
+                for row, i in enumerate(group):
+                    for h in range(n_heads):
+                        memo.record(contexts[i], sites[layer][h], value[row : row + 1, h].clone())
+            model.clear_cache()
     return memo
 
 
