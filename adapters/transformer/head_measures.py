@@ -39,7 +39,6 @@ from typing import Any
 import numpy as np
 import torch
 
-import scmnet as sn
 from scmnet import Outcome, Rule, Site, SiteValues
 from scmnet.errors import UnsupportedModel
 
@@ -47,7 +46,7 @@ from .causal import hydra_model
 from .families import Block
 from .heads import head_layout, head_site, heads_path
 from .lm import LanguageModel
-from .measures import Draw, _damaged, _read_arrays, readout_rows
+from .measures import Draw, _damaged, _read_arrays, query_runs, readout_rows
 from .selfrepair import SelfRepair
 
 __all__ = ["HeadMeasures", "head_readouts", "measure_heads"]
@@ -109,16 +108,7 @@ class HeadMeasures:
         own = heads[k, h, :, k, h]  # (L, H, K)
         others = heads.sum((-2, -1)) - own
         mlp = mlps.sum(-1)
-        total = ablate - own
-        return SelfRepair(
-            de=np.asarray(self.unembed, dtype=float),
-            ablate=ablate.mean(-1),
-            own=own.mean(-1),
-            total=total.mean(-1),
-            attn=others.mean(-1),
-            mlp=mlp.mean(-1),
-            norm=(total - others - mlp).mean(-1),
-        )
+        return SelfRepair.of_draws(self.unembed, ablate, own, others, mlp)
 
     @classmethod
     def from_rows(
@@ -284,16 +274,16 @@ def measure_heads(
         for h in range(n_heads):
             where = head_site(lm, layer, h)
             treatments += [{where: d if isinstance(d, Rule) else d[layer, h]} for d in draws]
-    table = sn.effect_table(
+    runs = query_runs(
         model,
+        lm,
+        ids,
         treatments,
         head_readouts(lm, token),
-        context={"input_ids": ids.to(lm.device)},
         chunk=chunk,
         memory=memory,
         values=values,
     )
-    runs = torch.cat([table.reference[:1], table.treated]).cpu().numpy()
     rows = 1 + len(treatments)
     heads = runs[:, : n * n_heads].reshape(rows, n, n_heads)
     mlps = runs[:, n * n_heads : n * n_heads + n]

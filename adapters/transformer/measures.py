@@ -31,6 +31,7 @@ import torch
 
 import scmnet as sn
 from scmnet import Outcome, Rule, Site, SiteValues
+from scmnet.tracing import TracedModel
 
 from .causal import contribution_sites, hydra_model
 from .families import Block, NormKind
@@ -43,6 +44,7 @@ __all__ = [
     "PromptMeasures",
     "downstream_mask",
     "measure_prompt",
+    "query_runs",
     "readout_rows",
     "readouts",
 ]
@@ -350,18 +352,36 @@ def measure_prompt(
         for layer in range(n):
             where = Site(lm.module_path(layer, b.label), index=last)
             treatments += [{where: d if isinstance(d, Rule) else d[b, layer]} for d in draws]
+    runs = query_runs(
+        model, lm, ids, treatments, readouts(lm, token), chunk=chunk, memory=memory, values=values
+    )
+    direct = runs[:, : 2 * n].reshape(1 + len(treatments), 2, n)
+    return PromptMeasures.from_rows(prompt, token, runs[:, -1], direct, runs[:, -2])
+
+
+def query_runs(
+    model: TracedModel,
+    lm: LanguageModel,
+    ids: torch.Tensor,
+    treatments: Sequence[dict[Site, Any]],
+    outcome: Outcome,
+    *,
+    chunk: int | None,
+    memory: int | None,
+    values: SiteValues | None,
+) -> np.ndarray:
+    """One :func:`scmnet.effect_table` query of a prompt's ablations: the outcome of every run
+    on the host, the clean run first, then one row per treatment."""
     table = sn.effect_table(
         model,
         treatments,
-        readouts(lm, token),
+        outcome,
         context={"input_ids": ids.to(lm.device)},
         chunk=chunk,
         memory=memory,
         values=values,
     )
-    runs = torch.cat([table.reference[:1], table.treated]).cpu().numpy()  # clean run first
-    direct = runs[:, : 2 * n].reshape(1 + len(treatments), 2, n)
-    return PromptMeasures.from_rows(prompt, token, runs[:, -1], direct, runs[:, -2])
+    return np.asarray(torch.cat([table.reference[:1], table.treated]).cpu().numpy())
 
 
 def readout_rows(lm: LanguageModel, token: int) -> tuple[torch.Tensor, torch.Tensor]:

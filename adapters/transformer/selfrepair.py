@@ -101,6 +101,29 @@ class SelfRepair:
     mlp: np.ndarray
     norm: np.ndarray
 
+    @classmethod
+    def of_draws(
+        cls,
+        de: np.ndarray,
+        ablate: np.ndarray,
+        own: np.ndarray,
+        attn: np.ndarray,
+        mlp: np.ndarray,
+    ) -> SelfRepair:
+        """The decomposition averaged over draws (eq. 39), from per-draw arrays whose last axis
+        is the draw: Delta_ablate, the unit's own change and the attention units' and MLP
+        layers' changes (clean scale); SR and SR_norm follow from them. ``de``: per unit."""
+        total = ablate - own
+        return cls(
+            de=np.asarray(de, dtype=float),
+            ablate=ablate.mean(-1),
+            own=own.mean(-1),
+            total=total.mean(-1),
+            attn=attn.mean(-1),
+            mlp=mlp.mean(-1),
+            norm=(total - attn - mlp).mean(-1),
+        )
+
 
 def self_repair(m: PromptMeasures) -> SelfRepair:
     """The self-repair decomposition of every ablation of one prompt's measures.
@@ -129,16 +152,8 @@ def self_repair(m: PromptMeasures) -> SelfRepair:
     own = delta[b, k, :, b, k]  # (2, L, K): the ablated unit's own change
     by_kind = delta.sum(-1)  # (2, L, K, 2): summed over the layers of each kind
     by_kind[b, k, :, b] -= own  # the other units of each kind
-    total = ablate - own
-    attn, mlp = by_kind[..., Block.ATTN], by_kind[..., Block.MLP]
-    return SelfRepair(
-        de=np.asarray(m.unembed, dtype=float),
-        ablate=ablate.mean(-1),
-        own=own.mean(-1),
-        total=total.mean(-1),
-        attn=attn.mean(-1),
-        mlp=mlp.mean(-1),
-        norm=(total - attn - mlp).mean(-1),
+    return SelfRepair.of_draws(
+        m.unembed, ablate, own, by_kind[..., Block.ATTN], by_kind[..., Block.MLP]
     )
 
 
