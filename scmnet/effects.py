@@ -64,6 +64,7 @@ from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.query import DEFAULT_DRAWS, check_treatment, effect_table
+from scmnet.reach import Unreached
 from scmnet.results import EffectKind, Estimate
 
 __all__ = [
@@ -107,6 +108,7 @@ def _one_row(
     samples: int,
     seed: int,
     draws: int | None,
+    unreached: Unreached,
 ) -> Any:
     """One treatment's effect: row 0 of :func:`~scmnet.effect_table`."""
     table = effect_table(
@@ -120,6 +122,7 @@ def _one_row(
         samples=samples,
         seed=seed,
         draws=draws,
+        unreached=unreached,
     )
     return table.result(0)
 
@@ -134,6 +137,7 @@ def total_effect(
     samples: int = 1000,
     seed: int = 0,
     draws: int | None = None,
+    unreached: Unreached = "raise",
 ) -> Any:
     """The total effect TE(z -> z', Y, u) = Y(u | do(Z = z')) - Y(u | do(Z = z)) (equation 14).
 
@@ -166,6 +170,10 @@ def total_effect(
         For random ablations in the treatment (:func:`~scmnet.resample`,
         :func:`~scmnet.noise`): how many values to average the effect over, per context
         (eq. 39). Default 15, the paper's number of resample patches.
+    unreached : {"raise", "zero"}
+        A treated site that is not an ancestor of the outcome has a zero effect by
+        construction, which usually means the wrong site: by default the query is refused;
+        ``"zero"`` computes the zero effect.
 
     Returns
     -------
@@ -178,6 +186,8 @@ def total_effect(
         If the treatment or the outcome names an unknown node.
     InvalidIntervention
         If the treatment names an exogenous variable or the reference sets other sites.
+    NoCausalPath
+        If a treated site is not an ancestor of the outcome (unless ``unreached="zero"``).
     InvalidContext
         If the context is incomplete.
 
@@ -208,7 +218,17 @@ def total_effect(
     'E[y(x=1.0)] - E[y]'
     """
     return _one_row(
-        "total", model, treatment, outcome, None, reference, context, samples, seed, draws
+        "total",
+        model,
+        treatment,
+        outcome,
+        None,
+        reference,
+        context,
+        samples,
+        seed,
+        draws,
+        unreached,
     )
 
 
@@ -223,6 +243,7 @@ def direct_effect(
     samples: int = 1000,
     seed: int = 0,
     draws: int | None = None,
+    unreached: Unreached = "raise",
 ) -> Any:
     """The direct effect DE(z -> z', Y, u) = Y(u | do(Z = z', M = m_z(u))) - Y(u | do(Z = z)).
 
@@ -237,7 +258,7 @@ def direct_effect(
 
     Parameters
     ----------
-    model, treatment, outcome, reference, context, samples, seed, draws
+    model, treatment, outcome, reference, context, samples, seed, draws, unreached
         As for :func:`total_effect`.
     mediators : collection of str, optional
         The variables M to hold. Default: every endogenous variable that is neither treated nor
@@ -266,7 +287,17 @@ def direct_effect(
     """
     _check_mediators(model, treatment, outcome, mediators)
     return _one_row(
-        "direct", model, treatment, outcome, mediators, reference, context, samples, seed, draws
+        "direct",
+        model,
+        treatment,
+        outcome,
+        mediators,
+        reference,
+        context,
+        samples,
+        seed,
+        draws,
+        unreached,
     )
 
 
@@ -281,6 +312,7 @@ def indirect_effect(
     samples: int = 1000,
     seed: int = 0,
     draws: int | None = None,
+    unreached: Unreached = "raise",
 ) -> Any:
     """The indirect effect IE(z -> z', Y, u) = Y(u | do(Z = z, M = m~)) - Y(u | do(Z = z)).
 
@@ -293,7 +325,7 @@ def indirect_effect(
 
     Parameters
     ----------
-    model, treatment, outcome, reference, mediators, context, samples, seed, draws
+    model, treatment, outcome, reference, mediators, context, samples, seed, draws, unreached
         As for :func:`direct_effect`.
 
     Returns
@@ -314,5 +346,15 @@ def indirect_effect(
     """
     _check_mediators(model, treatment, outcome, mediators)
     return _one_row(
-        "indirect", model, treatment, outcome, mediators, reference, context, samples, seed, draws
+        "indirect",
+        model,
+        treatment,
+        outcome,
+        mediators,
+        reference,
+        context,
+        samples,
+        seed,
+        draws,
+        unreached,
     )

@@ -31,6 +31,7 @@ __all__ = [
     "InvalidSelection",
     "MechanismError",
     "MissingDependency",
+    "NoCausalPath",
     "NodeNotFound",
     "NonFiniteValue",
     "NotADag",
@@ -65,6 +66,15 @@ class InvalidMechanism(ScmnetError, ValueError):
 
 class InvalidIntervention(ScmnetError, ValueError):
     """An intervention on a node that cannot be intervened on, or with an unusable value."""
+
+
+class NoCausalPath(InvalidIntervention):
+    """An intervention on a site that no directed path of the causal graph links to the outcome.
+
+    Its effect on that outcome is zero by construction, which almost always means the wrong
+    site (or outcome) was named; the effect operators refuse it unless asked for the zero
+    effect (``unreached="zero"``).
+    """
 
 
 class InvalidContext(ScmnetError, ValueError):

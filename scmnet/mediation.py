@@ -50,6 +50,7 @@ from scmnet.interventions import Interventions, normalize
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.query import RowSummary, check_reference, check_treatment, hold_values, run_query
+from scmnet.reach import Unreached, check_reaches
 from scmnet.results import (
     Estimate,
     difference,
@@ -219,6 +220,7 @@ def mediation(
     context: Context | Sequence[Context] | None = None,
     samples: int = 1000,
     seed: int = 0,
+    unreached: Unreached = "raise",
 ) -> Mediation:
     """The total effect and the pure and total natural direct and indirect effects, at once.
 
@@ -249,6 +251,9 @@ def mediation(
         Number of Monte Carlo draws of contexts when ``context`` is ``None``.
     seed : int
         Seed of those draws.
+    unreached : {"raise", "zero"}
+        As for :func:`~scmnet.total_effect`: a treated site that is not an ancestor of the
+        outcome is refused by default (:class:`~scmnet.NoCausalPath`).
 
     Returns
     -------
@@ -299,6 +304,7 @@ def mediation(
     _deterministic(iv)
     ref = check_reference(iv, reference)
     y = as_outcome(model, outcome)
+    check_reaches(model, [iv], y.variables, unreached, label=repr(y.label))
     held = _mediators(model, iv, y, mediators, "mediators")
 
     def per_context(
@@ -368,6 +374,7 @@ def controlled_direct_effect(
     context: Context | Sequence[Context] | None = None,
     samples: int = 1000,
     seed: int = 0,
+    unreached: Unreached = "raise",
 ) -> Any:
     """The controlled direct effect CDE(m) = Y(x1, m) - Y(x0, m): the mediators set to ``at``.
 
@@ -376,7 +383,7 @@ def controlled_direct_effect(
 
     Parameters
     ----------
-    model, treatment, outcome, reference, context, samples, seed
+    model, treatment, outcome, reference, context, samples, seed, unreached
         As for :func:`mediation`. Without a reference, x0 is each unit's natural value, and
         the contrast is ``E[y(x=1.0, m=1.0)] - E[y(m=1.0)]``.
     at : mapping of str to value
@@ -424,6 +431,7 @@ def controlled_direct_effect(
     _deterministic(iv)
     ref = check_reference(iv, reference)
     y = as_outcome(model, outcome)
+    check_reaches(model, [iv], y.variables, unreached, label=repr(y.label))
     if not isinstance(at, Mapping) or not at:
         raise InvalidIntervention(
             f"at must be a non-empty mapping from mediators to their values (e.g. "

@@ -40,6 +40,7 @@ from scmnet.interventions import Interventions
 from scmnet.model import CausalModel, Context
 from scmnet.outcome import OutcomeLike, as_outcome
 from scmnet.query import RowSummary, check_reference, check_treatment, hold_values, run_query
+from scmnet.reach import Unreached, check_reaches
 from scmnet.results import difference, potential_outcome, world_label
 from scmnet.scm import SCM
 
@@ -149,12 +150,13 @@ def path_specific_effect(
     samples: int = 1000,
     seed: int = 0,
     draws: int | None = None,
+    unreached: Unreached = "raise",
 ) -> Any:
     """The effect of do(Z = z') on Y carried only along the given edges.
 
     Parameters
     ----------
-    model, treatment, outcome, reference, context, samples, seed, draws
+    model, treatment, outcome, reference, context, samples, seed, draws, unreached
         As for :func:`~scmnet.total_effect`.
     edges : collection of (parent, child)
         The edges along which the change may flow; edges of the causal graph.
@@ -187,6 +189,7 @@ def path_specific_effect(
     iv = check_treatment(model, treatment)
     ref = check_reference(iv, reference)
     y = as_outcome(model, outcome)
+    check_reaches(model, [iv], y.variables, unreached, label=repr(y.label))
     allowed = _edges(model, edges)
 
     if isinstance(model, SCM):

@@ -65,6 +65,7 @@ from scmnet.interventions import Interventions, Set, normalize
 from scmnet.model import CausalModel, Context, Output, check_batching
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.population import UnitSummary, run_units, units_of
+from scmnet.reach import Unreached, check_reaches
 from scmnet.results import EffectKind, EffectTable, Estimate, plain_value
 from scmnet.units import UnitBatching
 
@@ -101,6 +102,7 @@ def effect_table(
     chunk: int | None = None,
     memory: int | None = None,
     values: SiteValues | None = None,
+    unreached: Unreached = "raise",
 ) -> EffectTable:
     """The effects of many treatments on one outcome, one row per treatment, in one query.
 
@@ -156,6 +158,10 @@ def effect_table(
         :func:`~scmnet.mean`, :func:`~scmnet.resample` and :func:`~scmnet.patch` read their
         ablation values instead of running those contexts again. Pass the same memo to
         several queries to run each source context once for all of them.
+    unreached : {"raise", "zero"}
+        A treatment's site that is not an ancestor of the outcome in the causal graph has a
+        zero effect by construction, which usually means the wrong site: by default the query
+        is refused (:class:`~scmnet.NoCausalPath`); ``"zero"`` computes the zero effect.
 
     Returns
     -------
@@ -174,6 +180,8 @@ def effect_table(
     InvalidIntervention
         If a treatment is empty or names an exogenous variable, a reference sets other sites
         than its treatment or is random, or ``draws`` is not a positive int.
+    NoCausalPath
+        If a treatment's site is not an ancestor of the outcome (unless ``unreached="zero"``).
     InvalidOutcome
         If ``hold`` holds a variable the outcome reads.
     InvalidArgument
@@ -211,6 +219,7 @@ def effect_table(
     rows = _treatments(model, treatments)
     refs = _references(rows, reference)
     y = as_outcome(model, outcome)
+    check_reaches(model, rows, y.variables, unreached, label=repr(y.label))
     held = _held(model, rows, y, hold) if kind != "total" else tuple(() for _ in rows)
     stage = _STAGES[kind]
 

@@ -9,7 +9,9 @@ have no parents; evaluation is deterministic and agrees with ``evaluate_many`` a
 restricted ``outputs``; ``do`` leaves the model unchanged and cuts in-edges; setting a variable
 to its natural value changes nothing; intervening on Z never changes a non-descendant of Z;
 the direct effect of Z on a variable that is not its child is zero, and so is the indirect
-effect on a variable that is not its descendant. Apply it to every toy SCM and traced network.
+effect on a variable that is not its descendant, and by default such a query on a variable
+that is not its descendant is refused (:class:`~scmnet.NoCausalPath`). Apply it to every toy
+SCM and traced network.
 
 Examples
 --------
@@ -29,6 +31,7 @@ import numpy as np
 
 from scmnet._values import is_tensor
 from scmnet.effects import direct_effect, indirect_effect, total_effect
+from scmnet.errors import NoCausalPath
 from scmnet.model import CausalModel, Context, do
 
 __all__ = ["REORDERED_FLOAT32", "assert_close", "check_scm", "tolerance"]
@@ -251,20 +254,21 @@ def _check_context(
         for y in endo:
             if y == z:
                 continue
-            te = total_effect(model, {z: natural}, y, context=u)
+            te = total_effect(model, {z: natural}, y, context=u, unreached="zero")
             _assert_zero(te, f"TE({z} -> {z}(u), {y}) is not zero")
             if y not in descendants:
                 _assert_zero(
-                    total_effect(model, {z: changed}, y, context=u),
+                    total_effect(model, {z: changed}, y, context=u, unreached="zero"),
                     f"TE of {z!r} on non-descendant {y!r} is not zero",
                 )
                 _assert_zero(
-                    indirect_effect(model, {z: changed}, y, context=u),
+                    indirect_effect(model, {z: changed}, y, context=u, unreached="zero"),
                     f"IE of {z!r} on non-descendant {y!r} is not zero",
                 )
+                _assert_refused(model, {z: changed}, y, u)
             if not graph.has_edge(z, y):
                 _assert_zero(
-                    direct_effect(model, {z: changed}, y, context=u),
+                    direct_effect(model, {z: changed}, y, context=u, unreached="zero"),
                     f"DE of {z!r} on {y!r}, which is not its child, is not zero",
                 )
 
@@ -273,6 +277,18 @@ def _set(node: str, value: Any) -> Any:
     from scmnet.interventions import Set, normalize
 
     return normalize({node: Set(value)})
+
+
+def _assert_refused(model: CausalModel, treatment: dict[str, Any], y: str, u: Context) -> None:
+    """The default query of a site on a non-descendant must raise NoCausalPath naming it."""
+    (z,) = treatment
+    try:
+        total_effect(model, treatment, y, context=u)
+    except NoCausalPath as e:
+        if repr(z) not in str(e):
+            raise AssertionError(f"NoCausalPath for {z!r} -> {y!r} does not name {z!r}: {e}") from e
+    else:
+        raise AssertionError(f"the effect of {z!r} on its non-descendant {y!r} was not refused")
 
 
 def _assert_zero(value: Any, msg: str) -> None:

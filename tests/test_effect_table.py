@@ -65,7 +65,9 @@ def test_rows_equal_the_definitions(
     case: tuple[LinearCase, list[dict[str, float]], str], kind: str
 ) -> None:
     lin, treatments, y = case
-    table = sn.effect_table(lin.model, treatments, y, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    table = sn.effect_table(
+        lin.model, treatments, y, kind=kind, context=lin.context, unreached="zero"
+    )  # type: ignore[arg-type]
     assert table.values.shape == (len(treatments),)
     for r, t in enumerate(treatments):
         assert_close(table.values[r], naive(lin.model, kind, t, y, lin.context))
@@ -77,9 +79,11 @@ def test_rows_equal_the_single_treatment_operators(
 ) -> None:
     lin, treatments, y = case
     one = {"total": sn.total_effect, "direct": sn.direct_effect, "indirect": sn.indirect_effect}
-    table = sn.effect_table(lin.model, treatments, y, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    table = sn.effect_table(
+        lin.model, treatments, y, kind=kind, context=lin.context, unreached="zero"
+    )  # type: ignore[arg-type]
     for r, t in enumerate(treatments):
-        assert table.result(r) == one[kind](lin.model, t, y, context=lin.context)
+        assert table.result(r) == one[kind](lin.model, t, y, context=lin.context, unreached="zero")
 
 
 @given(cases(), st.sampled_from(KINDS))
@@ -88,16 +92,22 @@ def test_levels_and_batched_outcomes(
 ) -> None:
     """treated - reference = the effect; a batched readout gives the run-by-run numbers."""
     lin, treatments, y = case
-    table = sn.effect_table(lin.model, treatments, y, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    table = sn.effect_table(
+        lin.model, treatments, y, kind=kind, context=lin.context, unreached="zero"
+    )  # type: ignore[arg-type]
     assert_close(table.treated - table.reference, table.values)
     clean = lin.model.evaluate(lin.context)[y]
     assert_close(table.reference, np.full(len(treatments), clean))
     twice = sn.Outcome((y,), lambda v: 2 * np.asarray(v), batched=True)
-    batched = sn.effect_table(lin.model, treatments, twice, kind=kind, context=lin.context)  # type: ignore[arg-type]
+    batched = sn.effect_table(
+        lin.model, treatments, twice, kind=kind, context=lin.context, unreached="zero"
+    )  # type: ignore[arg-type]
     assert_close(batched.values, 2 * table.values)
     assert_close(batched.treated, 2 * table.treated)
-    one = sn.total_effect(lin.model, treatments[0], twice, context=lin.context)
-    assert_close(one, 2 * sn.total_effect(lin.model, treatments[0], y, context=lin.context))
+    one = sn.total_effect(lin.model, treatments[0], twice, context=lin.context, unreached="zero")
+    assert_close(
+        one, 2 * sn.total_effect(lin.model, treatments[0], y, context=lin.context, unreached="zero")
+    )
 
 
 @given(linear_scms(min_nodes=2, max_nodes=5), st.data())
@@ -108,7 +118,9 @@ def test_linear_closed_forms(lin: LinearCase, data: st.DataObject) -> None:
     clean = lin.model.evaluate(lin.context)[z]
     treatments = [{z: clean + 1.0}, {z: clean - 2.0}]
     te, de, ie = (
-        sn.effect_table(lin.model, treatments, y, kind=k, context=lin.context).values  # type: ignore[arg-type]
+        sn.effect_table(
+            lin.model, treatments, y, kind=k, context=lin.context, unreached="zero"
+        ).values  # type: ignore[arg-type]
         for k in KINDS
     )
     change = np.array([1.0, -2.0])

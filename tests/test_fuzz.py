@@ -97,11 +97,11 @@ def test_operator_identities_on_random_scms(
     natural = m.evaluate(u)
     assert m.evaluate(u) == natural  # deterministic
     for y in nodes:  # an intervention at the natural value has no effect
-        assert sn.total_effect(m, {z: natural[z]}, y, context=u) == 0.0
+        assert sn.total_effect(m, {z: natural[z]}, y, context=u, unreached="zero") == 0.0
     descendants = nx.descendants(case.graph, z)
     for y in nodes:  # a non-descendant never moves, whatever the value
         if y != z and y not in descendants:
-            assert sn.total_effect(m, {z: natural[z] + dz}, y, context=u) == 0.0
+            assert sn.total_effect(m, {z: natural[z] + dz}, y, context=u, unreached="zero") == 0.0
     edges, before = set(m.graph.edges), m.evaluate(u)
     intervened = sn.do(m, {z: natural[z] + dz})  # do returns a new model ...
     assert set(m.graph.edges) == edges  # ... and never mutates this one

@@ -8,6 +8,7 @@ held) is dz times the weight of the edge z -> y; and TE = DE + IE.
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -29,7 +30,7 @@ def _pair(case: LinearCase, data: st.DataObject) -> tuple[str, str]:
 def test_total_effect_is_sum_over_paths(case: LinearCase, dz: float, data: st.DataObject) -> None:
     z, y = _pair(case, data)
     z1 = case.model.evaluate(case.context)[z] + dz
-    te = sn.total_effect(case.model, {z: z1}, y, context=case.context)
+    te = sn.total_effect(case.model, {z: z1}, y, context=case.context, unreached="zero")
     assert_close(te, dz * path_sum(case.graph, case.weights, z, y), **TOL)
 
 
@@ -37,7 +38,7 @@ def test_total_effect_is_sum_over_paths(case: LinearCase, dz: float, data: st.Da
 def test_direct_effect_is_edge_weight(case: LinearCase, dz: float, data: st.DataObject) -> None:
     z, y = _pair(case, data)
     z1 = case.model.evaluate(case.context)[z] + dz
-    de = sn.direct_effect(case.model, {z: z1}, y, context=case.context)
+    de = sn.direct_effect(case.model, {z: z1}, y, context=case.context, unreached="zero")
     assert_close(de, dz * case.weights.get((z, y), 0.0), **TOL)
 
 
@@ -47,9 +48,9 @@ def test_total_is_direct_plus_indirect(
 ) -> None:
     z, y = _pair(case, data)
     kw = {"context": case.context, "reference": {z: z0}}
-    te = sn.total_effect(case.model, {z: z1}, y, **kw)
-    de = sn.direct_effect(case.model, {z: z1}, y, **kw)
-    ie = sn.indirect_effect(case.model, {z: z1}, y, **kw)
+    te = sn.total_effect(case.model, {z: z1}, y, **kw, unreached="zero")
+    de = sn.direct_effect(case.model, {z: z1}, y, **kw, unreached="zero")
+    ie = sn.indirect_effect(case.model, {z: z1}, y, **kw, unreached="zero")
     assert_close(te, de + ie, **TOL)
     assert_close(te, (z1 - z0) * path_sum(case.graph, case.weights, z, y), **TOL)
 
@@ -60,7 +61,9 @@ def test_non_ancestors_have_no_effect(case: LinearCase, z1: float, data: st.Data
     others = [v for v in case.graph.nodes if v != y and v not in nx.ancestors(case.graph, y)]
     for z in others:
         for effect in (sn.total_effect, sn.direct_effect, sn.indirect_effect):
-            assert effect(case.model, {z: z1}, y, context=case.context) == 0.0
+            assert effect(case.model, {z: z1}, y, context=case.context, unreached="zero") == 0.0
+            with pytest.raises(sn.NoCausalPath, match=f"site {z!r} is not an ancestor"):
+                effect(case.model, {z: z1}, y, context=case.context)
 
 
 @given(case=linear_scms(), data=st.data())
@@ -74,7 +77,9 @@ def test_setting_the_natural_value_changes_nothing(case: LinearCase, data: st.Da
 @given(case=linear_scms(), delta=reals, data=st.data())
 def test_shift_intervention_is_linear(case: LinearCase, delta: float, data: st.DataObject) -> None:
     z, y = _pair(case, data)
-    te = sn.total_effect(case.model, {z: sn.shift(delta)}, y, context=case.context)
+    te = sn.total_effect(
+        case.model, {z: sn.shift(delta)}, y, context=case.context, unreached="zero"
+    )
     assert_close(te, delta * path_sum(case.graph, case.weights, z, y), **TOL)
 
 
@@ -84,8 +89,12 @@ def test_chosen_mediators(case: LinearCase, dz: float, data: st.DataObject) -> N
     # makes the indirect effect TE - DE (the default mediator set).
     z, y = _pair(case, data)
     z1 = case.model.evaluate(case.context)[z] + dz
-    te = sn.total_effect(case.model, {z: z1}, y, context=case.context)
-    de_none = sn.direct_effect(case.model, {z: z1}, y, context=case.context, mediators=[])
+    te = sn.total_effect(case.model, {z: z1}, y, context=case.context, unreached="zero")
+    de_none = sn.direct_effect(
+        case.model, {z: z1}, y, context=case.context, mediators=[], unreached="zero"
+    )
     assert_close(de_none, te, **TOL)
-    ie_none = sn.indirect_effect(case.model, {z: z1}, y, context=case.context, mediators=[])
+    ie_none = sn.indirect_effect(
+        case.model, {z: z1}, y, context=case.context, mediators=[], unreached="zero"
+    )
     assert ie_none == 0.0

@@ -61,12 +61,20 @@ def test_identities_on_random_linear_dags(case: LinearCase, data: st.DataObject)
     x1, x0 = data.draw(reals), data.draw(reals)
     with_ref = data.draw(st.booleans())
     ref = {x: x0} if with_ref else None
-    res = sn.mediation(case.model, {x: x1}, y, reference=ref, context=case.context)
+    res = sn.mediation(
+        case.model, {x: x1}, y, reference=ref, context=case.context, unreached="zero"
+    )
     assert_identities(res)
     # the pure effects are today's direct and indirect effects
-    de = sn.direct_effect(case.model, {x: x1}, y, reference=ref, context=case.context)
-    ie = sn.indirect_effect(case.model, {x: x1}, y, reference=ref, context=case.context)
-    te = sn.total_effect(case.model, {x: x1}, y, reference=ref, context=case.context)
+    de = sn.direct_effect(
+        case.model, {x: x1}, y, reference=ref, context=case.context, unreached="zero"
+    )
+    ie = sn.indirect_effect(
+        case.model, {x: x1}, y, reference=ref, context=case.context, unreached="zero"
+    )
+    te = sn.total_effect(
+        case.model, {x: x1}, y, reference=ref, context=case.context, unreached="zero"
+    )
     assert_close(res.nde_pure, de)
     assert_close(res.nie_pure, ie)
     assert_close(res.te, te)

@@ -29,7 +29,9 @@ def test_linear_pse_sums_the_allowed_paths(
         else set()
     )
     z1 = case.model.evaluate(case.context)[z] + dz
-    pse = sn.path_specific_effect(case.model, {z: z1}, y, edges=allowed, context=case.context)
+    pse = sn.path_specific_effect(
+        case.model, {z: z1}, y, edges=allowed, context=case.context, unreached="zero"
+    )
     assert_close(pse, dz * path_sum(case.graph, case.weights, z, y, allowed), **TOL)
 
 
@@ -44,19 +46,19 @@ def test_classic_effects_are_path_specific(
     every = list(m.graph.edges)
     direct = [(z, y)] if m.graph.has_edge(z, y) else []
     assert_close(
-        sn.path_specific_effect(m, {z: z1}, y, edges=every, context=u),
-        sn.total_effect(m, {z: z1}, y, context=u),
+        sn.path_specific_effect(m, {z: z1}, y, edges=every, context=u, unreached="zero"),
+        sn.total_effect(m, {z: z1}, y, context=u, unreached="zero"),
         **TOL,
     )
     assert_close(
-        sn.path_specific_effect(m, {z: z1}, y, edges=direct, context=u),
-        sn.direct_effect(m, {z: z1}, y, context=u),
+        sn.path_specific_effect(m, {z: z1}, y, edges=direct, context=u, unreached="zero"),
+        sn.direct_effect(m, {z: z1}, y, context=u, unreached="zero"),
         **TOL,
     )
     indirect = [e for e in every if e != (z, y)]
     assert_close(
-        sn.path_specific_effect(m, {z: z1}, y, edges=indirect, context=u),
-        sn.indirect_effect(m, {z: z1}, y, context=u),
+        sn.path_specific_effect(m, {z: z1}, y, edges=indirect, context=u, unreached="zero"),
+        sn.indirect_effect(m, {z: z1}, y, context=u, unreached="zero"),
         **TOL,
     )
 

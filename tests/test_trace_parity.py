@@ -271,8 +271,10 @@ def test_effects_on_non_ancestors_are_zero() -> None:
     for outcome in ("model.layers.0.mlp", "model.layers.1.self_attn", "model.embed_tokens"):
         assert outcome not in nx.descendants(traced.graph, "model.layers.1.mlp")
         for effect in (sn.total_effect, sn.direct_effect, sn.indirect_effect):
-            value = effect(traced, treatment, outcome, context=context)
+            value = effect(traced, treatment, outcome, context=context, unreached="zero")
             assert torch.equal(value, torch.zeros_like(value)), (effect.__name__, outcome)
+            with pytest.raises(sn.NoCausalPath, match=r"'model\.layers\.1\.mlp' is not"):
+                effect(traced, treatment, outcome, context=context)
 
 
 def test_direct_effect_with_the_norm_scale_held_is_the_unembedding_impact() -> None:

@@ -271,8 +271,10 @@ def test_shape_only_reads_are_not_edges() -> None:
     assert set(traced.graph.predecessors("b")) == {"x"}
     assert set(traced.graph.predecessors("c")) == {"a"}
     context = {"x": torch.randn(2, 3)}
-    te = sn.total_effect(traced, {"a": torch.randn(2, 3)}, "b", context=context)
+    te = sn.total_effect(traced, {"a": torch.randn(2, 3)}, "b", context=context, unreached="zero")
     assert torch.equal(te, torch.zeros_like(te))
+    with pytest.raises(sn.NoCausalPath, match="'a' is not an ancestor of the outcome 'b'"):
+        sn.total_effect(traced, {"a": torch.randn(2, 3)}, "b", context=context)
 
 
 def test_constants_of_the_context_are_not_variables_unless_selected(
