@@ -61,6 +61,7 @@ from scmnet.mechanisms import Declared, additive, invertible
 from scmnet.mediation import Mediation, controlled_direct_effect, mediation
 from scmnet.model import CausalModel, Context, do
 from scmnet.outcome import Outcome, linear_readout
+from scmnet.path_patching import path_patching
 from scmnet.paths import path_specific_effect
 from scmnet.query import effect_table
 from scmnet.results import EffectTable, Estimate
@@ -165,6 +166,7 @@ __all__ = [
     "mediation",
     "noise",
     "patch",
+    "path_patching",
     "path_specific_effect",
     "refit_interval",
     "resample",

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, get_args
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -74,12 +74,20 @@ DEFAULT_DRAWS = 15
 
 __all__ = [
     "DEFAULT_DRAWS",
+    "Levels",
     "RowSummary",
+    "TreatmentLike",
+    "Worlds",
     "check_reference",
     "check_treatment",
+    "check_treatments",
+    "distinct_worlds",
     "effect_table",
     "hold_values",
+    "row_references",
     "run_query",
+    "tabulate",
+    "world_levels",
 ]
 
 TreatmentLike = Interventions | Mapping[Any, Any]
@@ -211,13 +219,14 @@ def effect_table(
     >>> t.draws, t.stderr.shape
     ((4,), (1,))
     """
-    if kind not in get_args(EffectKind):
+    if kind not in _STAGES:
         raise InvalidArgument(
-            f"kind must be one of {', '.join(map(repr, get_args(EffectKind)))}, got {kind!r}"
+            f"kind must be one of {', '.join(map(repr, _STAGES))}, got {kind!r}; for path "
+            f"patching through receivers, use sn.path_patching"
         )
     check_batching(chunk, memory)
-    rows = _treatments(model, treatments)
-    refs = _references(rows, reference)
+    rows = check_treatments(model, treatments)
+    refs = row_references(rows, reference)
     y = as_outcome(model, outcome)
     check_reaches(model, rows, y.variables, unreached, label=repr(y.label))
     held = _held(model, rows, y, hold) if kind != "total" else tuple(() for _ in rows)
@@ -226,7 +235,7 @@ def effect_table(
     def per_context(
         u: Context, which: list[int], treated: list[Interventions], base: list[Interventions]
     ) -> Levels:
-        return stage(_Many(model, u, chunk, memory), treated, base, y, [held[r] for r in which])
+        return stage(Worlds(model, u, chunk, memory), treated, base, y, [held[r] for r in which])
 
     return run_query(
         per_context,
@@ -239,29 +248,41 @@ def effect_table(
         draws=draws,
         values=values,
         memory=memory,
-        finish=lambda found: EffectTable(
-            kind=kind,
-            outcome=y.label,
-            treatments=tuple(rows),
-            references=tuple(refs),
-            held=held,
-            row_values=tuple(found.values),
-            row_stderr=tuple(found.errors),
-            contexts=found.contexts,
-            draws=tuple(found.draws),
-            seed=found.seed,
-            population=found.population,
-            row_treated=tuple(found.treated),
-            row_reference=tuple(found.reference),
-            batching=found.batching,
-        ),
+        finish=lambda found: tabulate(found, kind, y.label, rows, refs, held),
+    )
+
+
+def tabulate(
+    found: RowSummary,
+    kind: EffectKind,
+    outcome: str,
+    rows: Sequence[Interventions],
+    refs: Sequence[Interventions],
+    held: tuple[tuple[str, ...], ...],
+) -> EffectTable:
+    """The :class:`EffectTable` of what :func:`run_query` found for ``rows``."""
+    return EffectTable(
+        kind=kind,
+        outcome=outcome,
+        treatments=tuple(rows),
+        references=tuple(refs),
+        held=held,
+        row_values=tuple(found.values),
+        row_stderr=tuple(found.errors),
+        contexts=found.contexts,
+        draws=tuple(found.draws),
+        seed=found.seed,
+        population=found.population,
+        row_treated=tuple(found.treated),
+        row_reference=tuple(found.reference),
+        batching=found.batching,
     )
 
 
 # -- the stages of each kind of effect ------------------------------------------------------------
 
 
-class _Many:
+class Worlds:
     """``evaluate_many`` in one context, passing ``chunk`` and ``memory`` only where asked."""
 
     def __init__(
@@ -292,8 +313,8 @@ class _Many:
         return {o: _values.stack([r[o] for r in results]) for o in outputs}
 
 
-def _levels(
-    many: _Many, sets: Sequence[Interventions], y: Outcome, extra: Sequence[str] = ()
+def world_levels(
+    many: Worlds, sets: Sequence[Interventions], y: Outcome, extra: Sequence[str] = ()
 ) -> tuple[list[Any], list[Mapping[Any, Any]]]:
     """Y in each world of ``sets``, and each world's values of ``extra`` (held variables).
 
@@ -317,7 +338,7 @@ def _levels(
     return [out[i] for i in range(len(sets))], results
 
 
-def _unique(sets: Sequence[Interventions]) -> tuple[list[Interventions], list[int]]:
+def distinct_worlds(sets: Sequence[Interventions]) -> tuple[list[Interventions], list[int]]:
     """The distinct sets (by identity) and, for each entry, the index of its distinct set."""
     distinct: list[Interventions] = []
     where: dict[int, int] = {}
@@ -334,7 +355,7 @@ def _reference_worlds(
     base: Sequence[Interventions], held: Sequence[tuple[str, ...]]
 ) -> tuple[list[Interventions], list[int], tuple[str, ...]]:
     """The distinct reference worlds, each row's world, and every variable some row holds."""
-    refs, which = _unique(base)
+    refs, which = distinct_worlds(base)
     return refs, which, tuple(dict.fromkeys(v for h in held for v in h))
 
 
@@ -348,51 +369,51 @@ Levels = list[tuple[Any, Any]]
 
 
 def _total(
-    many: _Many,
+    many: Worlds,
     treated: list[Interventions],
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
 ) -> Levels:
-    refs, which = _unique(base)
-    ys, _ = _levels(many, [*refs, *treated], y)
+    refs, which = distinct_worlds(base)
+    ys, _ = world_levels(many, [*refs, *treated], y)
     before, after = ys[: len(refs)], ys[len(refs) :]
     return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 def _direct(
-    many: _Many,
+    many: Worlds,
     treated: list[Interventions],
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
 ) -> Levels:
     refs, which, union = _reference_worlds(base, held)
-    before, worlds = _levels(many, refs, y, union)
+    before, worlds = world_levels(many, refs, y, union)
     fixed = [
         iv.merged(hold_values(worlds[w], h)) for iv, w, h in zip(treated, which, held, strict=True)
     ]
-    after, _ = _levels(many, fixed, y)
+    after, _ = world_levels(many, fixed, y)
     return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 def _indirect(
-    many: _Many,
+    many: Worlds,
     treated: list[Interventions],
     base: list[Interventions],
     y: Outcome,
     held: list[tuple[str, ...]],
 ) -> Levels:
     refs, which, union = _reference_worlds(base, held)
-    ys, worlds = _levels(many, [*refs, *treated], y, union)
+    ys, worlds = world_levels(many, [*refs, *treated], y, union)
     before, moved = ys[: len(refs)], worlds[len(refs) :]
     fixed = [refs[w].merged(hold_values(m, h)) for m, w, h in zip(moved, which, held, strict=True)]
-    after, _ = _levels(many, fixed, y)
+    after, _ = world_levels(many, fixed, y)
     return [(a, before[w]) for a, w in zip(after, which, strict=True)]
 
 
 _Stage = Callable[
-    [_Many, list[Interventions], list[Interventions], Outcome, list[tuple[str, ...]]], Levels
+    [Worlds, list[Interventions], list[Interventions], Outcome, list[tuple[str, ...]]], Levels
 ]
 _STAGES: dict[str, _Stage] = {"total": _total, "direct": _direct, "indirect": _indirect}
 
@@ -412,7 +433,9 @@ def check_treatment(
     return iv
 
 
-def _treatments(model: CausalModel, treatments: Sequence[TreatmentLike]) -> list[Interventions]:
+def check_treatments(
+    model: CausalModel, treatments: Sequence[TreatmentLike]
+) -> list[Interventions]:
     if isinstance(treatments, Mapping | Interventions) or not isinstance(treatments, Sequence):
         raise InvalidArgument(
             f"treatments must be a sequence of treatments (e.g. [{{'x': 0.0}}, {{'x': 1.0}}]), "
@@ -438,7 +461,7 @@ def check_reference(treatment: Interventions, reference: TreatmentLike | None) -
     return ref
 
 
-def _references(
+def row_references(
     rows: list[Interventions], reference: TreatmentLike | Sequence[TreatmentLike] | None
 ) -> list[Interventions]:
     if reference is None or isinstance(reference, Mapping | Interventions):

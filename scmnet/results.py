@@ -44,8 +44,9 @@ __all__ = [
     "world_label",
 ]
 
-EffectKind: TypeAlias = Literal["total", "direct", "indirect"]
-"""The effects of Section 3.1: total (eq. 14), direct (eqs. 19-20), indirect (eq. 29)."""
+EffectKind: TypeAlias = Literal["total", "direct", "indirect", "path"]
+"""The effects of Section 3.1: total (eq. 14), direct (eqs. 19-20), indirect (eq. 29); and
+path patching (:func:`scmnet.path_patching`), the effect through named receivers."""
 
 
 #: The two-sided normal quantile of :attr:`Estimate.interval`, z = Phi^-1(0.975).
@@ -265,7 +266,7 @@ def contrast(
     if kind == "total":
         return difference(potential_outcome(y, t), base, natural=natural)
     moved = potential_outcome(y, t, r) if kind == "direct" else potential_outcome(y, r, t)
-    return difference(moved, base, natural=natural, mediators=held)
+    return difference(moved, base, natural=natural, mediators=held)  # path: M = the receivers
 
 
 def plain_value(value: Any) -> Any:

@@ -40,6 +40,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
+import torch
 from torch import fx, nn
 from torch.fx.node import map_arg
 
@@ -47,7 +48,7 @@ from scmnet.errors import InvalidContext, MechanismError
 from scmnet.tracing.engine.devices import live_value, placement, stored_value
 from scmnet.tracing.engine.fused_attention import FUSED_ATTENTION, fused_arguments
 
-__all__ = ["Executor", "Feed", "Override", "module_path"]
+__all__ = ["Executor", "Feed", "Override", "modified_in_place", "module_path"]
 
 Override = Callable[[Callable[[], Any]], Any]
 """An override point: called with a thunk computing the natural value, returns the value."""
@@ -225,9 +226,15 @@ class Executor:
             return lambda: self.compute(n, lookup, inputs)
 
         chosen = self.order if nodes is None else sorted(nodes, key=self.position.__getitem__)
+        versions: dict[fx.Node, int] = {}
         for node in chosen:
             hook = hooks.get(node)
             env[node] = self.compute(node, lookup, inputs) if hook is None else hook(natural(node))
+            if isinstance(env[node], torch.Tensor):
+                versions[node] = env[node]._version
+        for node, version in versions.items():
+            if env[node]._version != version:
+                raise modified_in_place(node, intervened=node in hooks)
         return env
 
     def upstream(
@@ -270,3 +277,31 @@ def module_path(node: fx.Node) -> str:
     """The innermost module call that a graph node belongs to (``"<root>"`` for none)."""
     stack = node.meta.get("nn_module_stack") or {}
     return str(next(reversed(stack.values()))[0]) if stack else "<root>"
+
+
+def modified_in_place(node: fx.Node, *, intervened: bool) -> MechanismError:
+    """The error for a value that an operation reading it overwrote in place.
+
+    Operations that ran before the overwrite read one value and those after it another, so a
+    cached or intervened value no longer is what the graph says: an intervention on it would
+    silently not hold. The check compares each tensor's version counter (bumped by every
+    in-place change) when it was computed and at the end of the run.
+
+    Examples
+    --------
+    >>> import torch
+    >>> g = torch.fx.symbolic_trace(torch.nn.Linear(2, 2))
+    >>> node = next(n for n in g.graph.nodes if n.op == "call_function")
+    >>> print(modified_in_place(node, intervened=True))  # doctest: +ELLIPSIS
+    the intervened value of node 'linear' (module '<root>') was modified in place ...
+    """
+    readers = ", ".join(sorted(u.name for u in node.users)) or "none"
+    what = "intervened value" if intervened else "value"
+    harm = "the intervention did not hold" if intervened else "cached values would be wrong"
+    return MechanismError(
+        f"the {what} of node {node.name!r} (module {module_path(node)!r}) was modified in place "
+        f"by an operation that reads it ({readers}): operations before that read one value and "
+        f"those after it another, so {harm}; "
+        f"make that operation out of place (e.g. a leaf module's x.mul_(2) as x * 2, "
+        f"inplace=False), or leave the module out of leaves= so that the tracer sees the operation"
+    )

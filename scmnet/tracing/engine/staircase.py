@@ -33,7 +33,7 @@ from torch import fx
 from scmnet.ablations import Zero
 from scmnet.errors import NonFiniteValue
 from scmnet.interventions import Interventions, Rule, Set, Site
-from scmnet.tracing.engine.executor import Executor
+from scmnet.tracing.engine.executor import Executor, modified_in_place
 from scmnet.tracing.engine.indexing import row_index
 from scmnet.tracing.engine.patching import check_result
 from scmnet.tracing.engine.positions import (
@@ -501,11 +501,14 @@ def run_rows(
     keep = set(wanted)
     peak = held = extra = variants = 0  # bytes: the most held at once, in values, in variants
     finite: list[tuple[fx.Node, torch.Tensor, bool]] = []  # variables' rows, checked at the end
+    versions: dict[fx.Node, int] = {}  # the intervened values' version counters
     with torch.no_grad():
         for node in steps:
             _step(run, node, ordered, names, where if isinstance(where, _Positions) else None)
             if node in run.env:
                 held += _bytes(run.env[node][0])
+                if node in run.touching and isinstance(run.env[node][0], torch.Tensor):
+                    versions[node] = run.env[node][0]._version
             if len(run.variants) != variants:  # padded sizes and shapes: rare, counted anew
                 variants = len(run.variants)
                 extra = sum(_bytes(v) for v in run.variants.values())
@@ -514,7 +517,10 @@ def run_rows(
                 finite += _finite_rows(node, *run.env[node])
             here = executor.position[node]
             for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
+                _check_held(done, run.env[done][0], versions)
                 held -= _bytes(run.env.pop(done)[0])  # read by nothing later: free its memory
+    for node, (value, _) in run.env.items():
+        _check_held(node, value, versions)
     check_finite(finite, ordered, order, names)
     batches = {
         node: Batch(run.env[node][0], run.env[node][1], run.forms[node], run.t)
@@ -522,6 +528,12 @@ def run_rows(
         if node in run.env
     }
     return RowsRun(order, len(rows), batches, clean, peak), positions
+
+
+def _check_held(node: fx.Node, value: Any, versions: Mapping[fx.Node, int]) -> None:
+    """Raise if the intervened value of ``node`` was overwritten in place by one of its readers."""
+    if node in versions and value._version != versions[node]:
+        raise modified_in_place(node, intervened=True)
 
 
 def _finite_rows(node: fx.Node, value: Any, rows: int) -> list[tuple[fx.Node, torch.Tensor, bool]]:
