@@ -186,12 +186,13 @@ def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
     """``lm`` traced once with the variables the Hydra readouts need (cached per model).
 
     The variables are the token embedding (where noise ablation adds its noise, eq. 37), every
-    a^l and m^l, the final norm's scale sigma and the final norm's output (whose final position,
-    times ``W_U[i] - mean W_U``, is the centred logit of eq. 9); with ``heads``, also every
-    layer's heads (:func:`~.heads.heads_path`, shape ``(B, T, H, d_model)``), the model traced
-    with its output projections split by head (:func:`~.heads.split_heads`). The trace has
-    dynamic batch and sequence sizes, so it serves every prompt and every batch of prompts of
-    one length.
+    a^l and m^l, the first layer's output h^1 (for the readout identity,
+    :mod:`~.readout_identity`), the final norm's scale sigma and the final norm's output (whose
+    final position, times ``W_U[i] - mean W_U``, is the centred logit of eq. 9); with
+    ``heads``, also every layer's heads (:func:`~.heads.heads_path`, shape
+    ``(B, T, H, d_model)``), the model traced with its output projections split by head
+    (:func:`~.heads.split_heads`). The trace has dynamic batch and sequence sizes, so it serves
+    every prompt and every batch of prompts of one length.
     """
     cache = _HEAD_MODELS if heads else _HYDRA_MODELS
     found = cache.get(lm)
@@ -200,6 +201,7 @@ def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
         traced = traced_lm(lm, example, heads=heads)
         norm = lm.spec.final_norm.path
         selector: Selector = ByPath(lm.spec.embed) | ByPath(norm) | ByPath(f"{norm}.scale")
+        selector = selector | ByPath(f"{lm.spec.layers}.0")  # h^1, for the readout identity
         for layer in range(lm.n_layers):
             for b in Block:
                 selector = selector | ByPath(lm.module_path(layer, b.label))

@@ -47,6 +47,13 @@ from .families import Block
 from .heads import head_layout, head_site, heads_path
 from .lm import LanguageModel
 from .measures import Draw, _damaged, _read_arrays, query_runs, readout_rows
+from .readout_identity import (
+    check_identity,
+    constant_part,
+    first_layer_site,
+    identity_columns,
+    rounding,
+)
 from .selfrepair import SelfRepair
 
 __all__ = ["HeadMeasures", "head_readouts", "measure_heads"]
@@ -215,19 +222,43 @@ def head_readouts(lm: LanguageModel, token: int) -> Outcome:
     normed = Site(lm.spec.final_norm.path, index=read)
     w_bar, rows = readout_rows(lm, token)
     bias = lm.centred_bias(token)
+    constant = constant_part(lm, w_bar, token)
+    projection_bias = [_projection_bias(lm, layer, rows) for layer in range(n)]
+    relative = rounding(lm, n * (head_layout(lm, 0).n_heads + 2))
 
     def read_runs(*values: torch.Tensor) -> torch.Tensor:
         found = [v.to(rows.device) for v in values]
         head_values, mlp_values = found[:n], found[n : 2 * n]
-        scale, z = found[2 * n :]
+        scale, z, first = found[2 * n :]
         s = scale.reshape(-1).float()
         per_head = torch.cat([v.float() @ rows for v in head_values], dim=1)  # (runs, L*H)
         per_mlp = torch.stack([v.float() @ rows for v in mlp_values], dim=1)  # (runs, L)
         direct = torch.cat([per_head, per_mlp], dim=1) / s[:, None]
         logit = ((z.float() @ w_bar).double() + bias) * readout.scale
-        return torch.cat([direct.double(), s.double()[:, None], logit[:, None]], 1)
+        later = [head_values[k].float().sum(-2) + projection_bias[k] for k in range(1, n)]
+        gap, bound = identity_columns(
+            first=first,
+            later=[*later, *mlp_values[1:]],
+            rows=rows,
+            sigma=s,
+            logit=logit,
+            constant=constant,
+            relative=relative,
+        )
+        columns = [s.double()[:, None], logit[:, None], gap[:, None], bound[:, None]]
+        return torch.cat([direct.double(), *columns], 1)
 
-    return Outcome((*heads, *mlps, sigma, normed), read_runs, "head readouts", batched=True)
+    sites = (*heads, *mlps, sigma, normed, first_layer_site(lm, read))
+    return Outcome(sites, read_runs, "head readouts", batched=True)
+
+
+def _projection_bias(lm: LanguageModel, layer: int, rows: torch.Tensor) -> torch.Tensor:
+    """The output projection's bias of ``layer`` (zero without one): the part of the attention
+    output that no head carries."""
+    bias = getattr(lm.model.get_submodule(head_layout(lm, layer).projection), "bias", None)
+    if not isinstance(bias, torch.Tensor):
+        return torch.zeros_like(rows)
+    return bias.detach().float().to(rows.device)
 
 
 def measure_heads(
@@ -287,4 +318,5 @@ def measure_heads(
     rows = 1 + len(treatments)
     heads = runs[:, : n * n_heads].reshape(rows, n, n_heads)
     mlps = runs[:, n * n_heads : n * n_heads + n]
-    return HeadMeasures.from_rows(prompt, token, runs[:, -1], heads, mlps, runs[:, -2])
+    check_identity(runs[:, -2], runs[:, -1], treatments, prompt=prompt, what="heads and MLPs")
+    return HeadMeasures.from_rows(prompt, token, runs[:, -3], heads, mlps, runs[:, -4])

@@ -38,6 +38,13 @@ from .families import Block, NormKind
 from .lm import LanguageModel
 from .output_folder import DamagedFile
 from .readout import centred_logit, direct_impacts
+from .readout_identity import (
+    check_identity,
+    constant_part,
+    first_layer_site,
+    identity_columns,
+    rounding,
+)
 
 __all__ = [
     "Draw",
@@ -355,8 +362,9 @@ def measure_prompt(
     runs = query_runs(
         model, lm, ids, treatments, readouts(lm, token), chunk=chunk, memory=memory, values=values
     )
+    check_identity(runs[:, -2], runs[:, -1], treatments, prompt=prompt)
     direct = runs[:, : 2 * n].reshape(1 + len(treatments), 2, n)
-    return PromptMeasures.from_rows(prompt, token, runs[:, -1], direct, runs[:, -2])
+    return PromptMeasures.from_rows(prompt, token, runs[:, -3], direct, runs[:, -4])
 
 
 def query_runs(
@@ -412,6 +420,11 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     its logits, both are read through the exact readout over the whole vocabulary instead, the
     unembedding impact being minus the direct effect of zeroing the contribution with sigma and
     every other variable held (the ``readout`` module, eqs. 19-20, 25).
+
+    Two more columns check each run: the gap between the centred logit (before any softcap)
+    and the sum of the layers' direct effects, the embedding's and the bias terms, and the
+    rounding bound of that gap (:mod:`~.readout_identity`); :func:`measure_prompt` raises where
+    a gap exceeds its bound.
     """
     read = (0, -1)
     contributions = contribution_sites(lm, index=read)
@@ -424,14 +437,28 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     bias = lm.centred_bias(token)
     unembedding_bias = lm.unembedding_bias
 
+    constant = constant_part(lm, w_bar, token)
+    relative = rounding(lm, len(contributions))
+    n = lm.n_layers
+
     def read_runs(*values: torch.Tensor) -> torch.Tensor:
         # each (runs, d_model), sigma (runs, 1); a device map leaves each on its layer's device
-        *found, scale, z = (v.to(rows.device) for v in values)
+        *found, scale, z, first = (v.to(rows.device) for v in values)
         s = scale.reshape(-1).float()
+        before_cap = ((z.float() @ w_bar).double() + bias) * readout.scale
+        gap, bound = identity_columns(
+            first=first,
+            later=[found[b * n + layer] for b in range(2) for layer in range(1, n)],
+            rows=rows,
+            sigma=s,
+            logit=before_cap,
+            constant=constant,
+            relative=relative,
+        )
         if readout.linear:
             dots = torch.stack([c.float() @ rows for c in found], dim=1)  # (runs, 2L)
             direct = dots / s[:, None]
-            logit = ((z.float() @ w_bar).double() + bias) * readout.scale
+            logit = before_cap
         else:  # a softcap: the exact readout over the whole vocabulary (see .readout)
             parts = torch.stack([c.float() for c in found], dim=1)  # (runs, 2L, d)
             if lm.norm_kind is NormKind.LAYER:
@@ -441,6 +468,8 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
                 x = x + unembedding_bias.float().to(x.device)
             direct = direct_impacts(readout, x, parts / s[:, None, None] * gain, w, token)
             logit = centred_logit(readout, x, token).double()
-        return torch.cat([direct.double(), s.double()[:, None], logit[:, None]], 1)
+        columns = [s.double()[:, None], logit[:, None], gap[:, None], bound[:, None]]
+        return torch.cat([direct.double(), *columns], 1)
 
-    return Outcome((*contributions, sigma, normed), read_runs, "Hydra readouts", batched=True)
+    sites = (*contributions, sigma, normed, first_layer_site(lm, read))
+    return Outcome(sites, read_runs, "Hydra readouts", batched=True)
