@@ -423,8 +423,8 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
 
     Two more columns check each run: the gap between the centred logit (before any softcap)
     and the sum of the layers' direct effects, the embedding's and the bias terms, and the
-    rounding bound of that gap (:mod:`~.readout_identity`); :func:`measure_prompt` raises where
-    a gap exceeds its bound.
+    rounding bound of that gap; :func:`measure_prompt` raises where a gap exceeds its bound
+    (:func:`~.readout_identity.check_identity`).
     """
     read = (0, -1)
     contributions = contribution_sites(lm, index=read)

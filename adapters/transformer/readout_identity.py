@@ -95,9 +95,9 @@ def identity_columns(
     logit : tensor, shape (runs,), float64
         Each run's centred logit before any softcap, read off the final norm's output.
     constant : float
-        B (:func:`constant_part`).
+        B: the final norm's and the unembedding's bias terms.
     relative : float
-        The bound relative to the terms' size (:func:`rounding`).
+        The bound relative to the terms' size.
 
     Returns
     -------
