@@ -189,8 +189,7 @@ def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
     a^l and m^l, the first layer's output h^1 (for the readout identity,
     :func:`~.readout_identity.check_identity`), the final norm's scale sigma and the final
     norm's output (whose final position, times ``W_U[i] - mean W_U``, is the centred logit of
-    eq. 9); with
-    ``heads``, also every layer's heads (:func:`~.heads.heads_path`, shape
+    eq. 9); with ``heads``, also every layer's heads (:func:`~.heads.heads_path`, shape
     ``(B, T, H, d_model)``), the model traced with its output projections split by head
     (:func:`~.heads.split_heads`). The trace has dynamic batch and sequence sizes, so it serves
     every prompt and every batch of prompts of one length.
