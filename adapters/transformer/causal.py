@@ -33,10 +33,12 @@ import scmnet as sn
 from scmnet.model import Context
 from scmnet.tracing import ByPath, Selector, TracedModel
 from scmnet.tracing.engine.devices import execution_device
+from scmnet.tracing.heads import split_heads as split_projections
 
 from .families import Block, NormKind
-from .heads import HeadLayout, heads_path, split_heads
+from .heads import HeadLayout, head_layout, heads_path
 from .lm import LanguageModel
+from .neurons import neuron_layout, neurons_path
 
 __all__ = [
     "ScaleNorm",
@@ -145,7 +147,9 @@ def site(lm: LanguageModel, block: Block, layer: int) -> sn.Site:
     return sn.Site(lm.module_path(layer, block.label), index=(slice(None), -1))
 
 
-def traced_lm(lm: LanguageModel, ids: torch.Tensor, *, heads: bool = False) -> TracedModel:
+def traced_lm(
+    lm: LanguageModel, ids: torch.Tensor, *, heads: bool = False, neurons: bool = False
+) -> TracedModel:
     """Trace ``lm`` on the prompt ``ids`` (shape ``(1, T)``) with the paper's variables.
 
     The model is traced with :class:`ScaleNorm` in place of its final norm (restored after),
@@ -153,7 +157,8 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor, *, heads: bool = False) -> T
     only (the readouts read no other; the vocabulary projection of every position would be the
     largest activation of a long prompt). With ``heads``, every attention output projection is
     traced as the sum of its heads' contributions, each layer's heads a variable
-    (:func:`~.heads.split_heads`).
+    (:func:`~.heads.split_heads`); with ``neurons``, the last MLP's output projection as the sum
+    of its neurons' contributions (:mod:`~.neurons`).
     """
     paths = [lm.module_path(layer, b.label) for layer in range(lm.n_layers) for b in Block]
     scale = f"{lm.spec.final_norm.path}.scale"
@@ -163,26 +168,32 @@ def traced_lm(lm: LanguageModel, ids: torch.Tensor, *, heads: bool = False) -> T
     example: dict[str, Any] = {"input_ids": ids.to(lm.device)}
     if "logits_to_keep" in inspect.signature(lm.model.forward).parameters:
         example["logits_to_keep"] = 1  # a constant of the graph: the final position's logits
-    with _loaded(lm), _scale_norm(lm), _split(lm, heads) as layouts:
+    with _loaded(lm), _scale_norm(lm), _split(lm, heads, neurons) as layouts:
         for layout in layouts:
             selector = selector | ByPath(f"{layout.projection}.heads")
         return sn.trace(lm.model, example, variables=selector)
 
 
 @contextmanager
-def _split(lm: LanguageModel, heads: bool) -> Iterator[list[HeadLayout]]:
-    if not heads:
+def _split(lm: LanguageModel, heads: bool, neurons: bool) -> Iterator[list[HeadLayout]]:
+    """The projections split for the duration: every attention output by head, and the last
+    MLP's output projection by neuron (:mod:`~.neurons`)."""
+    layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)] if heads else []
+    if neurons:
+        layouts.append(neuron_layout(lm, lm.n_layers - 1))
+    if not layouts:
         yield []
         return
-    with split_heads(lm) as layouts:
+    with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
         yield layouts
 
 
-_HYDRA_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()
-_HEAD_MODELS: weakref.WeakKeyDictionary[LanguageModel, TracedModel] = weakref.WeakKeyDictionary()
+_MODELS: weakref.WeakKeyDictionary[LanguageModel, dict[tuple[bool, bool], TracedModel]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
+def hydra_model(lm: LanguageModel, *, heads: bool = False, neurons: bool = False) -> TracedModel:
     """``lm`` traced once with the variables the Hydra readouts need (cached per model).
 
     The variables are the token embedding (where noise ablation adds its noise, eq. 37), every
@@ -191,14 +202,15 @@ def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
     norm's output (whose final position, times ``W_U[i] - mean W_U``, is the centred logit of
     eq. 9); with ``heads``, also every layer's heads (:func:`~.heads.heads_path`, shape
     ``(B, T, H, d_model)``), the model traced with its output projections split by head
-    (:func:`~.heads.split_heads`). The trace has dynamic batch and sequence sizes, so it serves
-    every prompt and every batch of prompts of one length.
+    (:func:`~.heads.split_heads`); with ``neurons``, also the last MLP's neurons
+    (:func:`~.neurons.neurons_path`, shape ``(B, T, N, d_model)``). The trace has dynamic batch
+    and sequence sizes, so it serves every prompt and every batch of prompts of one length.
     """
-    cache = _HEAD_MODELS if heads else _HYDRA_MODELS
-    found = cache.get(lm)
+    cache = _MODELS.setdefault(lm, {})
+    found = cache.get((heads, neurons))
     if found is None:
         example = torch.zeros(1, 8, dtype=torch.long)
-        traced = traced_lm(lm, example, heads=heads)
+        traced = traced_lm(lm, example, heads=heads, neurons=neurons)
         norm = lm.spec.final_norm.path
         selector: Selector = ByPath(lm.spec.embed) | ByPath(norm) | ByPath(f"{norm}.scale")
         selector = selector | ByPath(f"{lm.spec.layers}.0")  # h^1, for the readout identity
@@ -207,8 +219,10 @@ def hydra_model(lm: LanguageModel, *, heads: bool = False) -> TracedModel:
                 selector = selector | ByPath(lm.module_path(layer, b.label))
             if heads:
                 selector = selector | ByPath(heads_path(lm, layer))
+        if neurons:
+            selector = selector | ByPath(neurons_path(lm, lm.n_layers - 1))
         found = traced.with_variables(selector)
-        cache[lm] = found
+        cache[(heads, neurons)] = found
     return found
 
 

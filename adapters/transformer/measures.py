@@ -353,18 +353,27 @@ def measure_prompt(
     """
     model = hydra_model(lm)
     n = lm.n_layers
-    last = (slice(None), -1)
-    treatments: list[dict[Site, Any]] = []
-    for b in Block:
-        for layer in range(n):
-            where = Site(lm.module_path(layer, b.label), index=last)
-            treatments += [{where: d if isinstance(d, Rule) else d[b, layer]} for d in draws]
+    treatments = layer_treatments(lm, draws)
     runs = query_runs(
         model, lm, ids, treatments, readouts(lm, token), chunk=chunk, memory=memory, values=values
     )
     check_identity(runs[:, -2], runs[:, -1], treatments, prompt=prompt)
     direct = runs[:, : 2 * n].reshape(1 + len(treatments), 2, n)
     return PromptMeasures.from_rows(prompt, token, runs[:, -3], direct, runs[:, -4])
+
+
+def layer_treatments(
+    lm: LanguageModel, draws: Sequence[Draw] | torch.Tensor
+) -> list[dict[Site, Any]]:
+    """The ablations of a layer sweep, block-major then layer then draw: do(A^l_t = a~) with
+    a~ from each draw (a rule, or the values ``draws[j][b, l]``)."""
+    last = (slice(None), -1)
+    treatments: list[dict[Site, Any]] = []
+    for b in Block:
+        for layer in range(lm.n_layers):
+            where = Site(lm.module_path(layer, b.label), index=last)
+            treatments += [{where: d if isinstance(d, Rule) else d[b, layer]} for d in draws]
+    return treatments
 
 
 def query_runs(
