@@ -158,7 +158,7 @@ def traced_lm(
     largest activation of a long prompt). With ``heads``, every attention output projection is
     traced as the sum of its heads' contributions, each layer's heads a variable
     (:func:`~.heads.split_heads`); with ``neurons``, the last MLP's output projection as the sum
-    of its neurons' contributions (:mod:`~.neurons`).
+    of its neurons' contributions (:func:`~.neurons.neuron_layout`).
     """
     paths = [lm.module_path(layer, b.label) for layer in range(lm.n_layers) for b in Block]
     scale = f"{lm.spec.final_norm.path}.scale"
@@ -177,7 +177,7 @@ def traced_lm(
 @contextmanager
 def _split(lm: LanguageModel, heads: bool, neurons: bool) -> Iterator[list[HeadLayout]]:
     """The projections split for the duration: every attention output by head, and the last
-    MLP's output projection by neuron (:mod:`~.neurons`)."""
+    MLP's output projection by neuron (:func:`~.neurons.neuron_layout`)."""
     layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)] if heads else []
     if neurons:
         layouts.append(neuron_layout(lm, lm.n_layers - 1))

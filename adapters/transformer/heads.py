@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from torch import nn
+
 import scmnet as sn
 from scmnet.errors import UnsupportedModel
 from scmnet.tracing.heads import split_heads as split_projections
@@ -73,17 +75,29 @@ def head_layout(lm: LanguageModel, layer: int) -> HeadLayout:
             f"{lm.name}: the config has no num_attention_heads ({n_heads!r}); heads as units "
             "need the number of heads"
         )
-    attention = lm.attention(layer)
-    children = dict(attention.named_children())
-    found = [name for name in PROJECTION_NAMES if name in children]
+    name = projection_child(
+        lm, lm.attention(layer), PROJECTION_NAMES, f"attention block of layer {layer}"
+    )
+    return HeadLayout(f"{spec.layers}.{layer}.{spec.attention}.{name}", n_heads)
+
+
+def projection_child(lm: LanguageModel, block: nn.Module, names: tuple[str, ...], what: str) -> str:
+    """The one child of ``block`` named as an output projection (one of ``names``).
+
+    Raises
+    ------
+    UnsupportedModel
+        If no child, or several, have such a name.
+    """
+    children = dict(block.named_children())
+    found = [name for name in names if name in children]
     if len(found) != 1:
         raise UnsupportedModel(
-            f"{lm.name}: the attention block of layer {layer} has "
-            f"{'no child' if not found else 'several children'} named as an output projection "
-            f"({', '.join(PROJECTION_NAMES)}); its children are {sorted(children)}"
+            f"{lm.name}: the {what} has {'no child' if not found else 'several children'} "
+            f"named as an output projection ({', '.join(names)}); its children are "
+            f"{sorted(children)}"
         )
-    path = f"{spec.layers}.{layer}.{spec.attention}.{found[0]}"
-    return HeadLayout(path, n_heads)
+    return found[0]
 
 
 def heads_path(lm: LanguageModel, layer: int) -> str:

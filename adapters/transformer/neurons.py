@@ -21,7 +21,7 @@ from torch import nn
 
 from scmnet.errors import UnsupportedModel
 
-from .heads import HeadLayout
+from .heads import HeadLayout, projection_child
 from .lm import LanguageModel
 
 __all__ = ["MLP_PROJECTION_NAMES", "neuron_layout", "neurons_path"]
@@ -56,24 +56,16 @@ def neuron_layout(lm: LanguageModel, layer: int) -> HeadLayout:
             "a family whose MLP adds to the residual (llama, mistral, qwen2, gpt2, gpt_neox, phi)"
         )
     mlp = lm.model.get_submodule(f"{spec.layers}.{layer}.{spec.mlp}")
-    children = dict(mlp.named_children())
-    found = [name for name in MLP_PROJECTION_NAMES if name in children]
-    if len(found) != 1:
-        raise UnsupportedModel(
-            f"{lm.name}: the MLP of layer {layer} has "
-            f"{'no child' if not found else 'several children'} named as an output projection "
-            f"({', '.join(MLP_PROJECTION_NAMES)}); its children are {sorted(children)}"
-        )
-    projection = children[found[0]]
+    name = projection_child(lm, mlp, MLP_PROJECTION_NAMES, f"MLP of layer {layer}")
+    projection = mlp.get_submodule(name)
     weight = getattr(projection, "weight", None)
     if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
         raise UnsupportedModel(
-            f"{lm.name}: the MLP output projection of layer {layer} ({found[0]!r}) has no "
-            "weight matrix"
+            f"{lm.name}: the MLP output projection of layer {layer} ({name!r}) has no weight matrix"
         )
     # nn.Linear's weight is (out, in); a transposed linear map's (GPT-2's Conv1D) is (in, out)
     width = projection.in_features if isinstance(projection, nn.Linear) else int(weight.shape[0])
-    return HeadLayout(f"{spec.layers}.{layer}.{spec.mlp}.{found[0]}", width)
+    return HeadLayout(f"{spec.layers}.{layer}.{spec.mlp}.{name}", width)
 
 
 def neurons_path(lm: LanguageModel, layer: int) -> str:
