@@ -3,15 +3,26 @@ the clamped sum matches a naive neuron-by-neuron reference, and post-norm famili
 
 from __future__ import annotations
 
+import argparse
+import csv
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import scmnet as sn
-from scmnet.adapters.transformer.anti_erasure import anti_erasure
+from scmnet.adapters.transformer.anti_erasure import (
+    AntiErasure,
+    anti_erasure,
+    anti_erasure_folder,
+)
 from scmnet.adapters.transformer.causal import hydra_model
+from scmnet.adapters.transformer.command import HYDRA
 from scmnet.adapters.transformer.measures import layer_treatments, measure_prompt, readout_rows
 from scmnet.adapters.transformer.neurons import neurons_path
+from scmnet.adapters.transformer.output_folder import DamagedFile
 from scmnet.errors import UnsupportedModel
 from scmnet.testing import assert_close
 from tests.protocol import tiny_lm
@@ -59,3 +70,37 @@ def test_the_clamped_sum_matches_a_naive_neuron_by_neuron_reference() -> None:
 def test_a_post_norm_mlp_is_refused() -> None:
     with pytest.raises(UnsupportedModel, match="post_feedforward_layernorm"):
         anti_erasure(tiny_lm("gemma3"), IDS, TOKEN, [sn.zero()])
+
+
+@pytest.mark.parametrize("ablation", ["zero", "resample"])
+def test_the_command_line_writes_anti_erasure_columns_and_resumes(
+    ablation: str, hf_dir_with_tokenizer: Path, tmp_path: Path
+) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("the eiffel tower is\nlocated in the city of\nthe city of\n")
+    out = tmp_path / "out"
+    parser = argparse.ArgumentParser()
+    HYDRA.add_arguments(parser)
+    args = ["--model", str(hf_dir_with_tokenizer), "--prompts", str(prompts), "--out", str(out)]
+    args += ["--quiet", "--anti-erasure", "--ablation", ablation, "--patches", "2"]
+    assert HYDRA.run(parser.parse_args(args)) == 0
+    with open(out / "selfrepair.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(rows) == summary["prompts_kept"] * 2 * 3
+    positive = np.array([float(r["anti_erasure"]) for r in rows])
+    net = np.array([float(r["last_mlp_change"]) for r in rows])
+    assert np.all(positive >= np.maximum(net, 0.0) - 1e-6)
+    assert len(summary["anti_erasure"]) == 2 * 3
+    assert "## Anti-erasure in the last MLP (--anti-erasure)" in (out / "summary.md").read_text()
+    before = (out / "selfrepair.csv").read_bytes()
+    (anti_erasure_folder(out) / "00001.npz").unlink()  # as if interrupted there
+    assert HYDRA.run(parser.parse_args(args)) == 0
+    assert (out / "selfrepair.csv").read_bytes() == before
+
+
+def test_a_file_of_other_draws_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "00000.npz"
+    AntiErasure(np.zeros((2, 3, 1)), np.zeros((2, 3, 1)), 64).save(path)
+    with pytest.raises(DamagedFile, match="expected \\(2, 3, 2\\)"):
+        AntiErasure.load(path, layers=3, draws=2)

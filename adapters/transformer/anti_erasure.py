@@ -26,18 +26,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from scmnet import Outcome, Site, SiteValues
 
+from .ablations import Ablation
 from .causal import hydra_model
 from .lm import LanguageModel
-from .measures import Draw, layer_treatments, query_runs, readout_rows
+from .measures import Draw, _damaged, _read_arrays, layer_treatments, query_runs, readout_rows
 from .neurons import neuron_layout, neurons_path
+from .sweep import AblationValues, CleanRun, Progress, _no_progress, measures_path, prompt_draws
 
-__all__ = ["AntiErasure", "anti_erasure", "clamped_sums", "neuron_readouts"]
+__all__ = [
+    "AntiErasure",
+    "anti_erasure",
+    "anti_erasure_folder",
+    "clamped_sums",
+    "neuron_readouts",
+    "run_anti_erasure_sweep",
+]
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,27 @@ class AntiErasure:
     positive: np.ndarray
     total: np.ndarray
     neurons: int
+
+    def save(self, path: str | Path) -> None:
+        """Write the arrays to an ``.npz`` file."""
+        np.savez(path, positive=self.positive, total=self.total, neurons=np.int64(self.neurons))
+
+    @classmethod
+    def load(cls, path: str | Path, *, layers: int, draws: int) -> AntiErasure:
+        """Read what :meth:`save` wrote, checking the shapes.
+
+        Raises
+        ------
+        DamagedFile
+            If the file cannot be read, or holds another number of layers or draws; the
+            message names the file to delete.
+        """
+        found = _read_arrays(Path(path), ["positive", "total", "neurons"])
+        shape = (2, layers, draws)
+        for name in ("positive", "total"):
+            if found[name].shape != shape:
+                raise _damaged(path, f"has {name!r} of shape {found[name].shape}, expected {shape}")
+        return cls(found["positive"], found["total"], int(found["neurons"]))
 
 
 def neuron_readouts(lm: LanguageModel, token: int) -> Outcome:
@@ -125,3 +157,62 @@ def anti_erasure(
     positive, total = clamped_sums(runs[:, :-1] / sigma_clean)
     shape = (2, lm.n_layers, len(treatments) // (2 * lm.n_layers))
     return AntiErasure(positive.reshape(shape), total.reshape(shape), runs.shape[1] - 1)
+
+
+def anti_erasure_folder(out: str | Path) -> Path:
+    """Where a sweep's per-prompt anti-erasure is: ``out/anti_erasure``."""
+    return Path(out) / "anti_erasure"
+
+
+def run_anti_erasure_sweep(
+    lm: LanguageModel,
+    clean: CleanRun,
+    ablation: Ablation,
+    out: str | Path,
+    *,
+    chunk: int | None = None,
+    memory: int | None = None,
+    progress: Progress[Any] = _no_progress,
+) -> list[AntiErasure]:
+    """Run (or resume) the anti-erasure of every kept prompt of a layer sweep.
+
+    The same ablations as the layer sweep (same draws, seed and donors,
+    ``sweep.prompt_draws``); each prompt's result is written to
+    ``anti_erasure/NNNNN.npz`` as it is done, atomically, and an interrupted run resumes with
+    the prompts whose file is missing (``scmnet hydra --anti-erasure``).
+
+    Raises
+    ------
+    UnsupportedModel
+        If the last MLP reaches the residual through a norm (:func:`~.neurons.neuron_layout`).
+    DamagedFile
+        If a saved file cannot be read back, or holds another number of layers or draws.
+    """
+    neuron_layout(lm, lm.n_layers - 1)  # refuse an unsupported family before any work
+    folder = anti_erasure_folder(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    values: AblationValues | None = None
+    results = []
+    for j in progress(range(len(clean)), "anti-erasure", len(clean)):
+        path = measures_path(folder, j)
+        if path.exists():
+            results.append(AntiErasure.load(path, layers=lm.n_layers, draws=ablation.draws))
+            continue
+        if values is None:
+            values = AblationValues.of(lm, clean)
+        draws = prompt_draws(lm, clean, ablation, values, j)
+        found = anti_erasure(
+            lm,
+            clean.ids[j],
+            clean.tokens[j],
+            draws,
+            chunk=chunk,
+            memory=memory,
+            values=values.readings,
+        )
+        hydra_model(lm, neurons=True).clear_cache()  # the prompt's clean run is not read again
+        tmp = path.with_suffix(".tmp.npz")
+        found.save(tmp)
+        tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+        results.append(found)
+    return results

@@ -181,6 +181,12 @@ class HydraCommand:
             "ablated alone, after the layers (heads.csv and a table in summary.md; not Gemma 3)",
         )
         parser.add_argument(
+            "--anti-erasure",
+            action="store_true",
+            help="also measure the last MLP's anti-erasure neuron by neuron for every ablated "
+            "layer, after the layers (columns of selfrepair.csv; not Gemma 3)",
+        )
+        parser.add_argument(
             "--offload-folder",
             type=Path,
             default=None,
@@ -215,6 +221,7 @@ class HydraCommand:
             "ray": args.ray,
             "repair_top": args.repair_top,
             "units": args.units,
+            "anti_erasure": args.anti_erasure,
         }
         placing = {
             "device_map": args.device_map,

@@ -31,6 +31,7 @@ import torch
 from scmnet.errors import InvalidArgument, UntraceableModel
 
 from .ablations import Ablation, AblationKind
+from .anti_erasure import run_anti_erasure_sweep
 from .causal import hydra_model
 from .device_map import DeviceMap, load_arguments
 from .distributed import Cluster, ModelRecipe, RayShards, connected
@@ -38,6 +39,7 @@ from .head_sweep import run_head_sweep
 from .heads import head_layout
 from .lm import LanguageModel, load_model, load_tokenizer, quiet_libraries
 from .model_source import resolve_model
+from .neurons import neuron_layout
 from .output_folder import check_writable, restoring
 from .precision import dtype_name, parse_dtype
 from .prompts import PromptSet, builtin_prompts, load_prompts
@@ -83,6 +85,7 @@ def run_hydra(
     offload_folder: str | Path | None = None,
     repair_top: float | None = None,
     units: str = "layers",
+    anti_erasure: bool = False,
 ) -> dict[str, Any]:
     """Run the Hydra analysis and write the report; returns the summary.
 
@@ -160,6 +163,12 @@ def run_hydra(
         ``heads/`` holds each prompt's measures (resumable), the report adds heads.csv and a
         table of the heads of largest direct effect. Its family's attention must add to the
         residual (not Gemma 3).
+    anti_erasure : bool
+        Also measure, for every ablated layer, the last MLP's anti-erasure neuron by neuron
+        (``--anti-erasure``; ``scmnet.adapters.transformer.anti_erasure``), with the same
+        ablations, after the layer sweep: ``anti_erasure/`` holds each prompt's (resumable),
+        ``selfrepair.csv`` gains the columns ``anti_erasure`` and ``last_mlp_change``. Its
+        family's MLP must add to the residual (not Gemma 3).
 
     Raises
     ------
@@ -238,6 +247,8 @@ def run_hydra(
         lm = load_model(source, device=device, dtype=precision, tokenizer=tokenizer, **placing)
         if units == "heads":
             head_layout(lm, 0)  # an unsupported family is refused before the sweep
+        if anti_erasure:
+            neuron_layout(lm, lm.n_layers - 1)
         if record is not None:
             record.check(SweepSettings.of(lm, prompt_set, setting, limit))
         show = _tqdm if progress else None
@@ -261,6 +272,11 @@ def run_hydra(
                 kwargs.pop("limit")
                 kwargs.pop("shard", None)
                 heads = run_head_sweep(lm, clean, setting, out, **kwargs)
+            erasure = []
+            if anti_erasure:  # in this process, after the layers (and heads)
+                kwargs.pop("limit", None)
+                kwargs.pop("shard", None)
+                erasure = run_anti_erasure_sweep(lm, clean, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(
             out,
@@ -271,6 +287,7 @@ def run_hydra(
             parallel=lm.parallel,
             repair_top=repair_top,
             heads=heads,
+            anti_erasure=erasure,
         )
     summary["seconds"] = round(time.perf_counter() - started, 1)
     return summary
@@ -293,6 +310,7 @@ def rerun(
     offload_folder: str | Path | None = None,
     repair_top: float | None = None,
     units: str = "layers",
+    anti_erasure: bool = False,
 ) -> dict[str, Any]:
     """Re-run a recorded sweep from its ``settings.json`` alone (``scmnet hydra --from-record``).
 
@@ -308,7 +326,7 @@ def rerun(
     out : path
         Where the re-run's report goes.
     device, threads, progress, chunk, memory, verbose, workers, ray, device_map, max_memory, \
-    offload_folder, repair_top, units
+    offload_folder, repair_top, units, anti_erasure
         As for :func:`run_hydra`: how to compute and report, not what.
 
     Returns
@@ -372,6 +390,7 @@ def rerun(
         offload_folder=offload_folder,
         repair_top=repair_top,
         units=units,
+        anti_erasure=anti_erasure,
     )
 
 

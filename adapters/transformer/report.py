@@ -21,7 +21,8 @@
   with its interval: ``<name>_low``, ``<name>_high``), ``patches.csv`` (the ablation impact
   ``ablate`` of every draw), ``selfrepair.csv`` (one row per prompt and ablated layer: the
   self-repair decomposition of Rushing & Nanda 2024, ``de``, ``ablate``, ``own``, ``sr`` =
-  ``sr_attn`` + ``sr_mlp`` + ``sr_norm``; :mod:`~scmnet.adapters.transformer.selfrepair`);
+  ``sr_attn`` + ``sr_mlp`` + ``sr_norm``; :mod:`~scmnet.adapters.transformer.selfrepair`;
+  with ``--anti-erasure`` also ``anti_erasure`` and ``last_mlp_change``);
 * ``summary.json`` (the exact settings, package versions and headline numbers, with their
   intervals) and ``summary.md`` (the findings in words).
 
@@ -51,6 +52,7 @@ from scmnet.errors import require
 from scmnet.intervals import Interval
 
 from .analysis import HydraResults
+from .anti_erasure import AntiErasure
 from .families import Block
 from .head_measures import HeadMeasures
 from .identity import package_versions
@@ -321,7 +323,11 @@ def _fig_distributions(results: HydraResults, path: Path) -> None:
 
 
 def _tables(
-    results: HydraResults, repairs: Sequence[SelfRepair], clean: CleanRun, out: Path
+    results: HydraResults,
+    repairs: Sequence[SelfRepair],
+    clean: CleanRun,
+    out: Path,
+    erasure: Sequence[AntiErasure] = (),
 ) -> None:
     with atomic(out / "prompts.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -368,15 +374,25 @@ def _tables(
         w2 = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w2.writeheader()
         w2.writerows(rows)
+    extra = ["anti_erasure", "last_mlp_change"] if erasure else []
     with atomic(out / "selfrepair.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["prompt", "set_index", "token", "block", "layer", *_SR_COLUMNS])
+        w.writerow(["prompt", "set_index", "token", "block", "layer", *_SR_COLUMNS, *extra])
         for p, (m, sr) in enumerate(zip(results.measures, repairs, strict=True)):
             for b in Block:
                 for layer in range(results.n_layers):
+                    ae = (
+                        [
+                            f"{erasure[p].positive[b, layer].mean():.6g}",
+                            f"{erasure[p].total[b, layer].mean():.6g}",
+                        ]
+                        if erasure
+                        else []
+                    )
                     w.writerow(
                         [p, clean.kept[p], m.token, b.label, layer]
                         + [f"{getattr(sr, f)[b, layer]:.6g}" for f in FIELDS]
+                        + ae
                     )
     with atomic(out / "patches.csv") as tmp, open(tmp, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -572,6 +588,7 @@ def _markdown(
             repair_top,
         ),
         *([] if head_rows is None else _head_lines(head_rows, repair_top)),
+        *_erasure_lines(s.get("anti_erasure")),
         "Figures: fig1_ablation_example.png, fig2_unembed_vs_ablate.png, fig7_compensation.png, "
         "fig8_compensation_split.png, fig_distributions.png (the spread over prompts of every "
         "layer's drop and compensatory effect). Tables: prompts.csv, layers.csv (with "
@@ -596,6 +613,7 @@ def write_report(
     resamples: int = 2000,
     repair_top: float | None = None,
     heads: Sequence[HeadMeasures] = (),
+    anti_erasure: Sequence[AntiErasure] = (),
 ) -> dict[str, Any]:
     """Write figures, tables and summaries for a finished sweep; returns the summary.
 
@@ -622,6 +640,10 @@ def write_report(
         The head sweep's measures (``--units heads``; :mod:`~.head_sweep`), one per kept
         prompt: written to heads.csv, and the heads of largest direct effect to summary.md and
         to summary.json's ``heads``.
+    anti_erasure : sequence of AntiErasure, optional
+        The last MLP's anti-erasure of every kept prompt (``--anti-erasure``;
+        :func:`~.anti_erasure.run_anti_erasure_sweep`): two columns of selfrepair.csv, the
+        means by unit in summary.json's ``anti_erasure`` and the largest in summary.md.
 
     Raises
     ------
@@ -638,7 +660,7 @@ def write_report(
         resamples=resamples,
     )
     repairs = [self_repair(m) for m in measures]  # for selfrepair.csv and summary.md
-    _tables(results, repairs, clean, out)
+    _tables(results, repairs, clean, out, anti_erasure)
     example_prompt, _ = _example_prompt(results)
     _fig1(
         results, prompts.prompts[clean.kept[example_prompt]].text, out / "fig1_ablation_example.png"
@@ -666,6 +688,8 @@ def write_report(
             "heads_per_layer": int(heads[0].unembed.shape[1]),
             "largest_direct_effect": _largest(head_rows),
         }
+    if anti_erasure:
+        summary["anti_erasure"] = _erasure_rows(anti_erasure)
     text = json.dumps(_strict(summary), indent=2, allow_nan=False) + "\n"
     write_atomic(out / "summary.json", text)
     markdown = _markdown(summary, results, repair_top, repairs, head_rows)
@@ -696,6 +720,48 @@ def _head_table(
                     [p, clean.kept[p], m.token, layer, head]
                     + [f"{getattr(sr, f)[layer, head]:.6g}" for f in FIELDS]
                 )
+
+
+def _erasure_rows(found: Sequence[AntiErasure]) -> list[dict[str, Any]]:
+    """The mean over prompts (and draws) of each ablated unit's anti-erasure and of the last
+    MLP's net change of direct effect."""
+    positive = np.mean([f.positive.mean(-1) for f in found], axis=0)
+    total = np.mean([f.total.mean(-1) for f in found], axis=0)
+    return [
+        {
+            "block": b.label,
+            "layer": layer,
+            "anti_erasure": float(positive[b, layer]),
+            "last_mlp_change": float(total[b, layer]),
+        }
+        for b in Block
+        for layer in range(positive.shape[1])
+    ]
+
+
+#: How many units summary.md's anti-erasure table shows: those of largest mean anti-erasure.
+SHOWN_ERASURE = 6
+
+
+def _erasure_lines(rows: Sequence[dict[str, Any]] | None) -> list[str]:
+    """summary.md's table of the units whose ablation the last MLP's neurons answer most."""
+    if not rows:
+        return []
+    lines = [
+        "## Anti-erasure in the last MLP (--anti-erasure)",
+        "The sum over the last MLP's neurons of their clamped positive change of direct effect "
+        "(clean scale) when the unit is ablated, and the MLP's net change; the "
+        f"{SHOWN_ERASURE} units of largest mean anti-erasure. Every prompt: selfrepair.csv.",
+        "",
+        "| block | layer | anti-erasure | last MLP's net change |",
+        "|---|---|---|---|",
+    ]
+    shown = sorted(rows, key=lambda r: -float(r["anti_erasure"]))[:SHOWN_ERASURE]
+    lines += [
+        f"| {r['block']} | {r['layer']} | {r['anti_erasure']:+.3f} | {r['last_mlp_change']:+.3f} |"
+        for r in shown
+    ]
+    return [*lines, ""]
 
 
 def _head_lines(rows: Sequence[dict[str, Any]], top: float | None) -> list[str]:

@@ -53,6 +53,7 @@ __all__ = [
     "compute_prompt",
     "differences",
     "measures_path",
+    "prompt_draws",
     "read_settings",
     "run_sweep",
     "target_token",
@@ -643,6 +644,18 @@ class AblationValues:
         return cls(pool, readings, everywhere)
 
 
+def prompt_draws(
+    lm: LanguageModel, clean: CleanRun, ablation: Ablation, values: AblationValues, j: int
+) -> list[Draw] | torch.Tensor:
+    """The ablation values of kept prompt ``j``'s draws: noised contributions, patches from its
+    donors (:func:`~.ablations.donors`), or the rule every prompt shares."""
+    if ablation.kind is AblationKind.NOISE:
+        return noised_contributions(lm, clean.ids[j], j, ablation)
+    if ablation.kind is AblationKind.RESAMPLE:
+        return [sn.patch(values.pool[d]) for d in donors(j, len(values.pool), ablation)]
+    return values.everywhere[ablation.kind]
+
+
 def compute_prompt(
     lm: LanguageModel,
     clean: CleanRun,
@@ -662,13 +675,7 @@ def compute_prompt(
     ``scmnet.adapters.transformer.distributed`` both call this.
     """
     ids, tok = clean.ids[j], clean.tokens[j]
-    draws: list[Draw] | torch.Tensor
-    if ablation.kind is AblationKind.NOISE:
-        draws = noised_contributions(lm, ids, j, ablation)
-    elif ablation.kind is AblationKind.RESAMPLE:
-        draws = [sn.patch(values.pool[d]) for d in donors(j, len(values.pool), ablation)]
-    else:
-        draws = values.everywhere[ablation.kind]
+    draws = prompt_draws(lm, clean, ablation, values, j)
     measures = measure_prompt(
         lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=values.readings
     )
