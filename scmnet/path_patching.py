@@ -41,7 +41,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from scmnet.ablations import SiteValues
-from scmnet.errors import InvalidIntervention
+from scmnet.errors import InvalidIntervention, unknown_node
 from scmnet.interventions import Interventions, Set, Site, normalize
 from scmnet.model import CausalModel, Context, check_batching, output_names
 from scmnet.outcome import OutcomeLike, as_outcome
@@ -95,10 +95,7 @@ def _frozen(
     endogenous = set(model.endogenous)
     for v in names:
         if v not in endogenous:
-            raise InvalidIntervention(
-                f"freeze names {v!r}, which is not an endogenous variable of the model; "
-                f"freeze variables such as {', '.join(repr(e) for e in model.endogenous[:4])}"
-            )
+            raise unknown_node(v, model.endogenous, what="endogenous variables to freeze")
         if v in receivers or v in outcome:
             raise InvalidIntervention(
                 f"{v!r} is a receiver or read by the outcome and cannot be frozen: a frozen "
@@ -169,8 +166,8 @@ def path_patching(
 
     Examples
     --------
-    The self-repair toy (eq. 32), y = x + f with f = -x + u... through f alone, a change of x
-    carries -(x' - x); freezing nothing else, that is the whole indirect effect:
+    The erasure toy (eq. 31: x = u, f = -x, y = x + f): through f alone, a change of x from
+    its natural value u = 2 carries -(x' - 2):
 
     >>> import scmnet as sn
     >>> m = sn.toys.erasure()
@@ -186,7 +183,8 @@ def path_patching(
     chosen = _receivers(model, receivers)
     names = output_names(chosen)
     check_reaches(model, rows, names, unreached, label=f"receivers {list(names)!r}")
-    check_reaches(model, [normalize({r: Set(0.0) for r in chosen})], y.variables, unreached)
+    patched = normalize({r: Set(0.0) for r in chosen})
+    check_reaches(model, [patched], y.variables, unreached, role="receivers")
     frozen = _frozen(model, freeze, rows, names, y.variables)
 
     def per_context(

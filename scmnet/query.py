@@ -436,6 +436,8 @@ def check_treatment(
 def check_treatments(
     model: CausalModel, treatments: Sequence[TreatmentLike]
 ) -> list[Interventions]:
+    """The rows' treatments normalised and validated (:func:`check_treatment`), or an error
+    naming the row."""
     if isinstance(treatments, Mapping | Interventions) or not isinstance(treatments, Sequence):
         raise InvalidArgument(
             f"treatments must be a sequence of treatments (e.g. [{{'x': 0.0}}, {{'x': 1.0}}]), "
@@ -464,6 +466,7 @@ def check_reference(treatment: Interventions, reference: TreatmentLike | None) -
 def row_references(
     rows: list[Interventions], reference: TreatmentLike | Sequence[TreatmentLike] | None
 ) -> list[Interventions]:
+    """Each row's reference: one for every row, or one per row (:func:`check_reference`)."""
     if reference is None or isinstance(reference, Mapping | Interventions):
         shared = None if reference is None else normalize(reference)
         checked = [check_reference(iv, shared) for iv in rows]

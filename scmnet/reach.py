@@ -4,9 +4,11 @@ An intervention on a variable from which no directed path of the causal graph le
 outcome changes nothing the outcome reads: every effect of it (total, direct, indirect,
 path-specific) is zero by construction. In interpretability work that is the most common
 silent failure -- a hook on a module whose output is never used, a site named after the
-readout, a layer past the position being read -- so the effect operators refuse such a query
+readout -- so the effect operators refuse such a query
 with :class:`~scmnet.NoCausalPath`, naming the site, unless the zero answer is what was meant
-(``unreached="zero"``, as a conformance check of the graph does).
+(``unreached="zero"``, as a conformance check of the graph does). The check is on variables:
+a site that is an ancestor of the outcome but changes a position the outcome does not read
+still passes it.
 
 Examples
 --------
@@ -68,6 +70,7 @@ def check_reaches(
     unreached: Unreached = "raise",
     *,
     label: str | None = None,
+    role: str = "treatment",
 ) -> None:
     """Refuse a treatment with a site from which no directed path leads to the outcome.
 
@@ -84,6 +87,8 @@ def check_reaches(
         ``"zero"`` accepts such sites (their effect is computed, and is zero).
     label : str, optional
         How the message names the outcome (default: its variables).
+    role : str
+        How the message names the intervened sites' set (``"receivers"`` for path patching).
 
     Raises
     ------
@@ -115,7 +120,8 @@ def check_reaches(
         for node in iv.nodes:
             if node in upstream:
                 continue
-            which = "the treatment's" if len(treatments) == 1 else f"treatment {row}'s"
+            which = f"the {role}'" + ("" if role.endswith("s") else "s")
+            which = which if len(treatments) == 1 else f"{role} {row}'s"
             named = label if label is not None else format_names(outcome)
             cut = (
                 " (the model's own hard interventions remove in-edges)"

@@ -80,3 +80,11 @@ def test_an_intervention_a_leaf_overwrites_is_an_error_naming_the_node() -> None
 def test_a_leaf_that_overwrites_a_value_is_refused_at_trace_time() -> None:
     with pytest.raises(sn.MechanismError, match=r"value of node 'fc'.*\(add, twice\)"):
         trace(Overwritten().eval(), torch.zeros(2, 3), leaves=[Overwrites])
+
+
+def test_a_clean_run_a_leaf_overwrites_is_an_error_too() -> None:
+    """The leaf passes the trace (small values), then overwrites a clean value in a context
+    where the value is large: the cached value would not be what the graph says."""
+    _, traced = _clipped()
+    with pytest.raises(sn.MechanismError, match=r"the value of node 'fc'.*cached values"):
+        traced.evaluate({"x": torch.full((2, 3), 200.0)})

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import fx
 
-from scmnet.tracing.engine.executor import Executor, Override
+from scmnet.tracing.engine.executor import Executor, Override, modified_in_place
 from scmnet.units import nbytes
 
 __all__ = ["DEPTH", "SPARE_BYTES", "RunValues", "holds_tensors", "run_values", "tensorish"]
@@ -309,6 +309,7 @@ def run_values(
     depth: dict[fx.Node, int] = {}  # operations back to stored values
     storages: set[int] = set()
     ends: dict[int, list[fx.Node]] = {}
+    versions: dict[fx.Node, int] = {}
 
     def lookup(n: fx.Node) -> Any:
         if n in live:
@@ -323,6 +324,8 @@ def run_values(
     for step, node in enumerate(order):
         hook = hooks.get(node)
         value = executor.compute(node, lookup, inputs) if hook is None else hook(natural(node))
+        if isinstance(value, torch.Tensor):
+            versions[node] = value._version
         back = 1 + max((depth.get(a, 0) for a in node.all_input_nodes if a in inside), default=0)
         drop = (
             not everything
@@ -353,4 +356,8 @@ def run_values(
     for rest in ends.values():  # read by nodes after the run, if any
         for n in rest:
             stored[n] = live.pop(n)
+    for node, version in versions.items():  # a kept value overwritten by an operation reading it
+        checked = node in hooks or not everything  # a graph's own in-place operations are known
+        if checked and node in stored and stored[node]._version != version:
+            raise modified_in_place(node, intervened=node in hooks)
     return RunValues(executor, inputs, stored, dropped, base)
