@@ -57,17 +57,22 @@ def first_layer_site(lm: LanguageModel, index: Any) -> Site:
     return Site(f"{lm.spec.layers}.0", index=index)
 
 
-def constant_part(lm: LanguageModel, w_bar: torch.Tensor, token: int) -> float:
+def constant_part(lm: LanguageModel, w_bar: torch.Tensor, token: int) -> torch.Tensor:
     """B: the centred logit's part that no residual contribution carries, the final norm's
-    bias and the unembedding's bias through the readout row, times the logit scale."""
+    bias and the unembedding's bias through the readout row, times the logit scale (a float64
+    scalar on ``w_bar``'s device: no wait for the device)."""
+    b = torch.zeros((), dtype=torch.float64, device=w_bar.device)
     beta = getattr(lm.final_norm, "bias", None)
-    b = float(beta.detach().float().to(w_bar.device) @ w_bar) if beta is not None else 0.0
+    if isinstance(beta, torch.Tensor):
+        b = b + (beta.detach().float().to(w_bar.device) @ w_bar).double()
     return (b + lm.centred_bias(token)) * lm.readout.scale
 
 
 def rounding(lm: LanguageModel, terms: int) -> float:
-    """The relative bound of the gap: a few roundings of the compute dtype per added term."""
-    return (4 * terms + 16) * torch.finfo(lm.dtype).eps
+    """The relative bound of the gap: a few roundings per added term, of the model's compute
+    dtype or of float32 (in which the readouts add), whichever is coarser."""
+    eps = max(torch.finfo(lm.dtype).eps, torch.finfo(torch.float32).eps)
+    return (4 * terms + 16) * eps
 
 
 def identity_columns(
@@ -77,7 +82,7 @@ def identity_columns(
     rows: torch.Tensor,
     sigma: torch.Tensor,
     logit: torch.Tensor,
-    constant: float,
+    constant: float | torch.Tensor,
     relative: float = 1e-6,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The gap between the centred logit and the sum of its parts, and the bound of the gap.
@@ -94,7 +99,7 @@ def identity_columns(
         Each run's final-norm scale.
     logit : tensor, shape (runs,), float64
         Each run's centred logit before any softcap, read off the final norm's output.
-    constant : float
+    constant : float or tensor
         B: the final norm's and the unembedding's bias terms.
     relative : float
         The bound relative to the terms' size.
