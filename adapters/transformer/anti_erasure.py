@@ -94,7 +94,7 @@ class AntiErasure:
 
 def neuron_readouts(lm: LanguageModel, token: int) -> Outcome:
     """Each run's last-MLP neurons times the readout row (not yet over a scale), and sigma."""
-    n = neuron_layout(lm, lm.n_layers - 1).n_heads
+    neuron_layout(lm, lm.n_layers - 1)  # refuses a family whose MLP is not additive
     read = (0, -1)
     _, rows = readout_rows(lm, token)
     neurons = Site(neurons_path(lm, lm.n_layers - 1), index=read)
@@ -102,7 +102,6 @@ def neuron_readouts(lm: LanguageModel, token: int) -> Outcome:
 
     def read_runs(found: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
         dots = found.to(rows.device).float() @ rows  # (runs, N)
-        assert dots.shape[-1] == n
         return torch.cat([dots.double(), scale.reshape(-1, 1).double().to(dots.device)], 1)
 
     return Outcome((neurons, sigma), read_runs, "last MLP neuron readouts", batched=True)
