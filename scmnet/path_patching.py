@@ -66,14 +66,18 @@ Receiver = str | Site
 """A receiver: a variable, or a :class:`~scmnet.Site` (a slice of one, e.g. one head's query)."""
 
 
-def _receivers(model: CausalModel, receivers: Sequence[Receiver]) -> tuple[Receiver, ...]:
+def _receivers(
+    model: CausalModel, receivers: Sequence[Receiver]
+) -> tuple[tuple[Receiver, ...], Interventions]:
+    """The receivers, and a placeholder intervention on them (validated against the model)."""
     if isinstance(receivers, str | Site) or not isinstance(receivers, Sequence) or not receivers:
         raise InvalidIntervention(
             f"receivers must be a non-empty sequence of variables or sites (e.g. ['m'] or "
             f"[sn.Site('layer.q', index=(..., slice(0, 8)))]), got {receivers!r}"
         )
-    model.intervene(normalize({r: Set(0.0) for r in receivers}))  # validates the nodes
-    return tuple(receivers)
+    placeholder = normalize({r: Set(0.0) for r in receivers})
+    model.intervene(placeholder)  # validates the nodes
+    return tuple(receivers), placeholder
 
 
 def _frozen(
@@ -180,11 +184,10 @@ def path_patching(
     rows = check_treatments(model, treatments)
     refs = row_references(rows, reference)
     y = as_outcome(model, outcome)
-    chosen = _receivers(model, receivers)
+    chosen, placeholder = _receivers(model, receivers)
     names = output_names(chosen)
     check_reaches(model, rows, names, unreached, label=f"receivers {list(names)!r}")
-    patched = normalize({r: Set(0.0) for r in chosen})
-    check_reaches(model, [patched], y.variables, unreached, role="receivers")
+    check_reaches(model, [placeholder], y.variables, unreached, role="receivers")
     frozen = _frozen(model, freeze, rows, names, y.variables)
 
     def per_context(

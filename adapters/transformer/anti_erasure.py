@@ -39,6 +39,7 @@ from .causal import hydra_model
 from .lm import LanguageModel
 from .measures import Draw, _damaged, _read_arrays, layer_treatments, query_runs, readout_rows
 from .neurons import neuron_layout, neurons_path
+from .output_folder import atomic
 from .sweep import AblationValues, CleanRun, Progress, _no_progress, measures_path, prompt_draws
 
 __all__ = [
@@ -210,8 +211,7 @@ def run_anti_erasure_sweep(
             values=values.readings,
         )
         hydra_model(lm, neurons=True).clear_cache()  # the prompt's clean run is not read again
-        tmp = path.with_suffix(".tmp.npz")
-        found.save(tmp)
-        tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+        with atomic(path) as tmp:  # an interrupted write leaves no half file behind
+            found.save(tmp)
         results.append(found)
     return results

@@ -33,10 +33,9 @@ import scmnet as sn
 from scmnet.model import Context
 from scmnet.tracing import ByPath, Selector, TracedModel
 from scmnet.tracing.engine.devices import execution_device
-from scmnet.tracing.heads import split_heads as split_projections
 
 from .families import Block, NormKind
-from .heads import HeadLayout, head_layout, heads_path
+from .heads import HeadLayout, heads_path, split_heads, split_units
 from .lm import LanguageModel
 from .neurons import neuron_layout, neurons_path
 
@@ -178,13 +177,12 @@ def traced_lm(
 def _split(lm: LanguageModel, heads: bool, neurons: bool) -> Iterator[list[HeadLayout]]:
     """The projections split for the duration: every attention output by head, and the last
     MLP's output projection by neuron (:func:`~.neurons.neuron_layout`)."""
-    layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)] if heads else []
-    if neurons:
-        layouts.append(neuron_layout(lm, lm.n_layers - 1))
-    if not layouts:
-        yield []
+    layouts = [neuron_layout(lm, lm.n_layers - 1)] if neurons else []
+    if heads:
+        with split_heads(lm, layouts) as every:
+            yield every
         return
-    with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
+    with split_units(lm, layouts):
         yield layouts
 
 

@@ -40,6 +40,7 @@ from .head_measures import HeadMeasures, measure_heads
 from .heads import head_layout, head_site, heads_path
 from .lm import LanguageModel
 from .measures import Draw, _damaged
+from .output_folder import atomic
 from .sweep import CleanRun, Progress, _no_progress, measures_path
 
 __all__ = ["heads_folder", "recorded_head_readings", "run_head_sweep"]
@@ -118,9 +119,8 @@ def run_head_sweep(
             lm, ids, token, draws, prompt=j, chunk=chunk, memory=memory, values=readings
         )
         hydra_model(lm, heads=True).clear_cache()  # the prompt's clean run is not read again
-        tmp = path.with_suffix(".tmp.npz")
-        measures.save(tmp)
-        tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+        with atomic(path) as tmp:  # an interrupted write leaves no half file behind
+            measures.save(tmp)
         results.append(measures)
     return results
 

@@ -14,7 +14,7 @@ it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "head_site",
     "heads_path",
     "split_heads",
+    "split_units",
 ]
 
 #: The names, inside an attention block, that its output projection goes by: Llama, Mistral,
@@ -124,10 +125,22 @@ def head_site(lm: LanguageModel, layer: int, head: int, index: Any = (slice(None
 
 
 @contextmanager
-def split_heads(lm: LanguageModel) -> Iterator[list[HeadLayout]]:
+def split_heads(lm: LanguageModel, extra: Sequence[HeadLayout] = ()) -> Iterator[list[HeadLayout]]:
     """Every layer's output projection split by head for the duration (restored after):
     :func:`scmnet.split_heads`; yields the layers'
-    :class:`~scmnet.adapters.transformer.heads.HeadLayout`."""
-    layouts = [head_layout(lm, layer) for layer in range(lm.n_layers)]
-    with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
+    :class:`~scmnet.adapters.transformer.heads.HeadLayout`, then ``extra``'s, other projections
+    split the same way (the last MLP's by neuron, :func:`~.neurons.neuron_layout`)."""
+    layouts = [*(head_layout(lm, layer) for layer in range(lm.n_layers)), *extra]
+    with split_units(lm, layouts):
         yield layouts
+
+
+@contextmanager
+def split_units(lm: LanguageModel, layouts: Sequence[HeadLayout]) -> Iterator[None]:
+    """The projections of ``layouts`` split into their units for the duration (restored
+    after); nothing is split for none."""
+    if not layouts:
+        yield
+        return
+    with split_projections(lm.model, {layout.projection: layout.n_heads for layout in layouts}):
+        yield

@@ -36,7 +36,7 @@ from .causal import final_readings, hydra_model, recorded_readings
 from .identity import model_identity, package_versions
 from .lm import LanguageModel
 from .measures import Draw, PromptMeasures, measure_prompt
-from .output_folder import DamagedFile, write_atomic
+from .output_folder import DamagedFile, atomic, write_atomic
 from .precision import DTYPES, dtype_name
 from .prompts import PromptSet
 
@@ -681,7 +681,6 @@ def compute_prompt(
     )
     hydra_model(lm).clear_cache()  # the prompt's clean run is not read again
     path = measures_path(folder, j)
-    tmp = path.with_suffix(".tmp.npz")
-    measures.save(tmp)
-    tmp.replace(path)  # atomic: an interrupted write leaves no half file behind
+    with atomic(path) as tmp:  # an interrupted write leaves no half file behind
+        measures.save(tmp)
     return measures
