@@ -105,6 +105,24 @@ def protocol_flops(shape: Shape, tokens: int, draws: int) -> dict[str, int]:
     }
 
 
+def forward_flops(shape: Shape, rows: int, tokens: int) -> int:
+    """The matmul FLOPs of one full forward of ``rows`` prompts of ``tokens`` tokens.
+
+    Every position through every layer (attention of position p over p keys) and the
+    unembedding onto the whole vocabulary: what a hooked forward computes, whatever it patches.
+
+    Examples
+    --------
+    >>> s = Shape(layers=2, d_model=4, d_ff=8, d_q=4, d_kv=4, vocab=10)
+    >>> forward_flops(s, rows=3, tokens=2) == 3 * (
+    ...     protocol_flops(s, tokens=2, draws=0)["clean"] + 2 * 2 * 4 * 10
+    ... )
+    True
+    """
+    clean = protocol_flops(shape, tokens, draws=0)["clean"]
+    return rows * (clean + tokens * 2 * shape.d_model * shape.vocab)
+
+
 def median_time(fn: Callable[[], Any], repeats: int) -> float:
     """The median wall time of ``repeats`` calls of ``fn`` (synchronising CUDA)."""
     times = []
