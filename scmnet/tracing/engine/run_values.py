@@ -38,15 +38,15 @@ True
 from __future__ import annotations
 
 import operator
+import weakref
 from collections import OrderedDict
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import fx
 
 from scmnet.tracing.engine.executor import Executor, Override, modified_in_place
-from scmnet.units import nbytes
 
 __all__ = ["DEPTH", "SPARE_BYTES", "RunValues", "holds_tensors", "run_values", "tensorish"]
 
@@ -259,6 +259,40 @@ def _tensors(value: Any) -> Iterator[torch.Tensor]:
             yield from _tensors(v)
 
 
+_Layout = tuple[
+    Sequence[fx.Node],
+    dict[fx.Node, int],
+    dict[fx.Node, tuple[fx.Node, ...]],
+    frozenset[fx.Node],
+]
+_FULL_RUNS: weakref.WeakKeyDictionary[Executor, _Layout] = weakref.WeakKeyDictionary()
+
+
+def _layout(executor: Executor, nodes: Collection[fx.Node] | None) -> _Layout:
+    """What a run of ``nodes`` (default: all, kept per executor) reads, whatever the values:
+    the nodes in graph order, the step after which no node of the run reads each,
+    each one's arguments in the run, and the nodes that one other operation of the run reads
+    (and that are not inputs), the ones it may drop."""
+    if nodes is None and executor in _FULL_RUNS:
+        return _FULL_RUNS[executor]
+    position = executor.position
+    order = executor.order if nodes is None else sorted(nodes, key=position.__getitem__)
+    inside = frozenset(order)
+    last_use = {n: max((position[u] for u in n.users if u in inside), default=-1) for n in order}
+    arguments = {n: tuple(a for a in n.all_input_nodes if a in inside) for n in order}
+    once = frozenset(
+        n
+        for n in order
+        if n.op not in ("placeholder", "get_attr")
+        and len(n.users) == 1
+        and all(u in inside for u in n.users)
+    )
+    layout = (order, last_use, arguments, once)
+    if nodes is None:
+        _FULL_RUNS[executor] = layout
+    return layout
+
+
 def run_values(
     executor: Executor,
     inputs: Mapping[str, Any],
@@ -298,11 +332,9 @@ def run_values(
     """
     hooks: Mapping[fx.Node, Override] = overrides if overrides is not None else {}
     fallback: Mapping[fx.Node, Any] = base if base is not None else {}
-    order = executor.order if nodes is None else sorted(nodes, key=executor.position.__getitem__)
+    order, last_use, arguments, once = _layout(executor, nodes)
     everything = not replayable(executor)
-    inside = set(order)
-    position = executor.position
-    last_use = {n: max((position[u] for u in n.users if u in inside), default=-1) for n in order}
+    keep = frozenset(keep)
     stored: dict[fx.Node, Any] = {}
     live: dict[fx.Node, Any] = {}  # dropped values still to be read by the run
     dropped: set[fx.Node] = set()
@@ -326,20 +358,18 @@ def run_values(
         value = executor.compute(node, lookup, inputs) if hook is None else hook(natural(node))
         if isinstance(value, torch.Tensor):
             versions[node] = value._version
-        back = 1 + max((depth.get(a, 0) for a in node.all_input_nodes if a in inside), default=0)
+        back = 1 + max([depth.get(a, 0) for a in arguments[node]], default=0)
         drop = (
             not everything
             and hook is None
+            and node in once
             and node not in keep
-            and node.op not in ("placeholder", "get_attr")
             and isinstance(value, torch.Tensor)
-            and len(node.users) == 1
-            and all(u in inside for u in node.users)
             and back <= DEPTH
             and value.untyped_storage().data_ptr() not in storages
         )
         if drop and spare_bytes:
-            size = nbytes(value)
+            size = value.element_size() * value.numel()
             if size <= spare_bytes:  # it fits: stored, never recomputed
                 spare_bytes -= size
                 drop = False
@@ -349,7 +379,10 @@ def run_values(
             ends.setdefault(last_use[node], []).append(node)
         else:
             stored[node] = value
-            storages.update(t.untyped_storage().data_ptr() for t in _tensors(value))
+            if isinstance(value, torch.Tensor):
+                storages.add(value.untyped_storage().data_ptr())
+            elif isinstance(value, list | tuple):
+                storages.update(t.untyped_storage().data_ptr() for t in _tensors(value))
         for done in ends.pop(step, ()):
             del live[done]
             dropped.add(done)

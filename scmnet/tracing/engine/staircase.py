@@ -23,6 +23,7 @@ that the graph keeps the rows of a batch apart before a plan with more than one 
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +50,6 @@ from scmnet.tracing.engine.positions import (
     materialise,
 )
 from scmnet.tracing.engine.run_values import holds_tensors, tensorish
-from scmnet.units import nbytes
 
 __all__ = ["Batch", "Row", "RowsRun", "plan_rows", "run_rows"]
 
@@ -502,6 +502,7 @@ def run_rows(
     peak = held = extra = variants = 0  # bytes: the most held at once, in values, in variants
     finite: list[tuple[fx.Node, torch.Tensor, bool]] = []  # variables' rows, checked at the end
     versions: dict[fx.Node, int] = {}  # the intervened values' version counters
+    ends: list[tuple[int, int, fx.Node]] = []  # held values by their last reader's position
     with torch.no_grad():
         for node in steps:
             _step(run, node, ordered, names, where if isinstance(where, _Positions) else None)
@@ -509,6 +510,8 @@ def run_rows(
                 held += _bytes(run.env[node][0])
                 if node in run.touching and isinstance(run.env[node][0], torch.Tensor):
                     versions[node] = run.env[node][0]._version
+                if node not in keep:
+                    heapq.heappush(ends, (last_use[node], executor.position[node], node))
             if len(run.variants) != variants:  # padded sizes and shapes: rare, counted anew
                 variants = len(run.variants)
                 extra = sum(_bytes(v) for v in run.variants.values())
@@ -516,7 +519,8 @@ def run_rows(
             if node in names and node in run.env:
                 finite += _finite_rows(node, *run.env[node])
             here = executor.position[node]
-            for done in [n for n in run.env if last_use[n] <= here and n not in keep]:
+            while ends and ends[0][0] <= here:
+                done = heapq.heappop(ends)[2]
                 _check_held(done, run.env[done][0], versions)
                 held -= _bytes(run.env.pop(done)[0])  # read by nothing later: free its memory
     for node, (value, _) in run.env.items():
@@ -590,7 +594,7 @@ def check_finite(
 
 def _bytes(value: Any) -> int:
     """The bytes of a tensor (0 for sizes, shapes and other non-tensors)."""
-    return nbytes(value) if isinstance(value, torch.Tensor) else 0
+    return value.element_size() * value.numel() if isinstance(value, torch.Tensor) else 0
 
 
 def _last_uses(
@@ -689,11 +693,11 @@ def _step(
     k = max(k_args, max(touching, default=-1) + 1)
     if k == 0:
         return
-    form = run.forms[node]
-    clean_form = run.clean_in(node, form)
     if not touching:
         run.env[node] = (run.natural(node, k_args), k_args)
         return
+    form = run.forms[node]
+    clean_form = run.clean_in(node, form)
     needs_natural = len(touching) < k or any(not rows[j].constant_at(node) for j in touching)
     natural = run.natural(node, k_args) if needs_natural and k_args else None
     size = _batch_size(run.clean[node])
