@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "paper_scale.py"
 FIELDS = (
@@ -72,3 +73,25 @@ def test_estimate_scales_by_the_flop_ratio() -> None:
     assert big["ablated"] - 64 * 15 * shape.mlp() == 64 * 63 * 15 * per_layer
     assert small["ablated"] - 4 * 15 * shape.mlp() == 4 * 3 * 15 * per_layer
     assert big["clean"] == 16 * small["clean"]
+
+
+def test_forward_flops_equal_torch_count_of_a_forward() -> None:
+    """The peers benchmark's FLOP ratio: a full forward's matmuls as torch's counter sees them
+    (eager attention counts every query against every key; the formula, causal pairs only)."""
+    pytest.importorskip("transformers")
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from _common import Shape, forward_flops, random_llama
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    lm = random_llama(2, 64, d_ff=96, heads=4, kv_heads=2, vocab=50)
+    lm.model.config._attn_implementation = "eager"
+    shape, rows, tokens = Shape.of(lm.config), 3, 5
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        lm.model(input_ids=torch.zeros(rows, tokens, dtype=torch.long))
+    causal = rows * shape.layers * shape.mixing(1) * tokens * (tokens + 1) // 2
+    every_pair = rows * shape.layers * shape.mixing(tokens) * tokens
+    expected = forward_flops(shape, rows, tokens) - causal + every_pair
+    assert counter.get_total_flops() == expected
