@@ -153,3 +153,18 @@ def test_direct_impacts_chunked_equal_whole() -> None:
 def test_bad_readouts(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(InvalidArgument, match=message):
         Readout(**kwargs)
+
+
+def test_unembedding_mean_follows_the_weight() -> None:
+    """W_U's row mean (eq. 9's centring), computed once per weight, is recomputed after the
+    weight changes in place or is replaced."""
+    lm = LanguageModel.from_pretrained_model(tiny_model("llama"), None, "llama")
+    head = lm.model.get_submodule(lm.spec.unembed)
+    first = lm.unembedding_mean
+    assert lm.unembedding_mean is first  # kept
+    assert_close(first, lm.unembedding.float().mean(0), rtol=0.0, atol=0.0)
+    with torch.no_grad():
+        head.weight.add_(1.0)
+    assert_close(lm.unembedding_mean, first + 1.0, rtol=1e-6, atol=1e-6)
+    head.weight = torch.nn.Parameter(torch.zeros_like(head.weight))
+    assert_close(lm.unembedding_mean, torch.zeros_like(first), rtol=0.0, atol=0.0)

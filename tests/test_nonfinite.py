@@ -67,6 +67,22 @@ def test_an_infinite_weight_stops_the_clean_run_at_its_layer() -> None:
         sn.effect_table(traced, [{"h.0.mlp": sn.zero()}], "lm_head", context=ctx)
 
 
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("row", [0, 1, 2])
+def test_one_non_finite_element_names_its_row_of_a_batch(bad: float, row: int) -> None:
+    """A single NaN or infinite element in one row of a batch (set at one position of one
+    feature, the rest of the batch finite) is found and named: the per-row check reads each
+    row's largest magnitude, which NaN and infinity both become."""
+    model, ctx = _gpt()
+    traced = sn.trace(model, torch.randint(0, 50, (2, 7)))
+    where = (slice(None), -1, 3)
+    treatments = [{sn.Site(f"h.{j}.attn", index=where): 0.5} for j in range(3)]
+    treatments[row] = {sn.Site(f"h.{row}.attn", index=where): bad}
+    named = rf"'h\.{row}\.attn' is NaN or infinite in the run of intervention set {row} \("
+    with pytest.raises(sn.NonFiniteValue, match=named):
+        sn.effect_table(traced, treatments, "lm_head", context=ctx)
+
+
 def test_an_intervention_out_of_range_names_its_row() -> None:
     model, ctx = _gpt()
     traced = sn.trace(model, torch.randint(0, 50, (2, 7)))

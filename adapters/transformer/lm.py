@@ -56,8 +56,8 @@ __all__ = [
 ]
 
 
-_UNEMBEDDING_MEANS: weakref.WeakKeyDictionary[nn.Module, tuple[torch.Tensor, int, torch.Tensor]]
-_UNEMBEDDING_MEANS = weakref.WeakKeyDictionary()
+_Mean = tuple[torch.Tensor, int, torch.Tensor]
+_UNEMBEDDING_MEANS: weakref.WeakKeyDictionary[nn.Module, _Mean] = weakref.WeakKeyDictionary()
 """Each unembedding module's weight, its version and its row mean (``unembedding_mean``)."""
 
 
