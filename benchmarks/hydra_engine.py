@@ -55,6 +55,7 @@ from scmnet.adapters.transformer.lm import LanguageModel, load_model
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import CleanRun, clean_pass
+from scmnet.heap import frozen_heap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -116,36 +117,39 @@ def main() -> None:
     ratios: dict[str, list[float]] = {a: [] for a in args.ablation}
     diffs: dict[str, float] = dict.fromkeys(args.ablation, 0.0)
     totals = {a: [0.0, 0.0] for a in args.ablation}
-    for j in range(min(args.prompts, len(clean))):
-        ids, token = clean.ids[j], clean.tokens[j]
-        text = builtin_prompts()[clean.kept[j]].text
-        for name in args.ablation:
-            rules, values = protocol.draws(AblationKind(name), j)
+    with frozen_heap():  # as in a sweep: the model and its graph out of full collections
+        for j in range(min(args.prompts, len(clean))):
+            ids, token = clean.ids[j], clean.tokens[j]
+            text = builtin_prompts()[clean.kept[j]].text
+            for name in args.ablation:
+                rules, values = protocol.draws(AblationKind(name), j)
 
-            def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
-                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+                def run(
+                    ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules
+                ) -> Any:
+                    hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
+                    return measure_prompt(lm, ids, token, rules, values=protocol.readings)
 
-            run()  # the probes of this prompt length
-            hooks_s, engine_s = [], []
-            for _ in range(args.repeats):  # interleaved: engine, hooks, engine
-                seconds, fast = _timed(run)
-                engine_s.append(seconds)
-                seconds, slow = _timed(lambda v=values: hooks_loop(lm, ids, token, v))  # noqa: B023
-                hooks_s.append(seconds)
-                engine_s.append(_timed(run)[0])
-            diff = float(np.abs(fast.ablate_per_draw - slow).max())
-            h, e = statistics.median(hooks_s), statistics.median(engine_s)
-            ratios[name].append(h / e)
-            diffs[name] = max(diffs[name], diff)
-            totals[name][0] += h
-            totals[name][1] += e
-            runs = 1 + 2 * n * len(rules)
-            print(
-                f"{name:9s} {text[:45]:45s} {ids.shape[1]:3d} {runs:5d} {h:8.2f} {e:9.3f} "
-                f"{h / e:6.1f} {diff:9.2e}",
-                flush=True,
-            )
+                run()  # the probes of this prompt length
+                hooks_s, engine_s = [], []
+                for _ in range(args.repeats):  # interleaved: engine, hooks, engine
+                    seconds, fast = _timed(run)
+                    engine_s.append(seconds)
+                    seconds, slow = _timed(lambda v=values: hooks_loop(lm, ids, token, v))  # noqa: B023
+                    hooks_s.append(seconds)
+                    engine_s.append(_timed(run)[0])
+                diff = float(np.abs(fast.ablate_per_draw - slow).max())
+                h, e = statistics.median(hooks_s), statistics.median(engine_s)
+                ratios[name].append(h / e)
+                diffs[name] = max(diffs[name], diff)
+                totals[name][0] += h
+                totals[name][1] += e
+                runs = 1 + 2 * n * len(rules)
+                print(
+                    f"{name:9s} {text[:45]:45s} {ids.shape[1]:3d} {runs:5d} {h:8.2f} {e:9.3f} "
+                    f"{h / e:6.1f} {diff:9.2e}",
+                    flush=True,
+                )
     for name in args.ablation:
         print(
             f"{name}: engine {statistics.median(ratios[name]):.1f}x the hooks loop's speed "

@@ -56,6 +56,7 @@ from scmnet.adapters.transformer.lm import LanguageModel, load_model
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
+from scmnet.heap import frozen_heap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -218,65 +219,69 @@ def main() -> None:
         f"SmolLM2-135M, 60 sites at the final position; torch {torch.__version__}, "
         f"{args.threads} thread(s); peers: {', '.join(peers) or 'none installed'}"
     )
-    for name in args.ablation:
-        kind = AblationKind(name)
-        variants = [
-            (p, v)
-            for p, runs in peers.items()
-            for v in runs
-            if v == "batched" or kind is AblationKind.ZERO or args.loops
-        ]
-        draws = 1 if kind is AblationKind.ZERO else args.patches
-        print(
-            f"\n{name} ablation: {1 + 2 * n * draws} runs per prompt\n"
-            f"{'prompt':45s} {'T':>3s} {'scmnet s':>9s} "
-            + " ".join(f"{p.split()[0]} {v} s" for p, v in variants)
-            + "  FLOP ratio"
-        )
-        ratios: list[float] = []
-        ceilings: list[float] = []
-        diffs = dict.fromkeys(peers, 0.0)
-        for j in range(min(args.prompts, len(clean))):
-            ids, token = clean.ids[j], clean.tokens[j]
-            text = builtin_prompts()[clean.kept[j]].text
-            rules, values = protocol.draws(kind, j)
-
-            def engine(ids: torch.Tensor = ids, token: int = token, rules: Any = rules) -> Any:
-                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
-
-            engine()  # the probes of this prompt length
-            for p, v in variants:  # each peer's first call (tracing, hook set-up) is untimed too
-                peers[p][v](ids, token, values[:1])
-            ours, first = _timed(engine)
-            times = []
-            for p, v in variants:
-                seconds, found = _timed(lambda p=p, v=v: peers[p][v](ids, token, values))  # noqa: B023
-                times.append(seconds)
-                diffs[p] = max(diffs[p], float(np.abs(found - first.ablate_per_draw).max()))
-            ours = statistics.median([ours, _timed(engine)[0]])
-            if times:
-                ratios.append(min(times) / ours)
-            t = int(ids.shape[1])
-            ceiling = (
-                forward_flops(shape, draws * (1 + 2 * n), t)
-                / (protocol_flops(shape, t, draws)["total"])
-            )
-            ceilings.append(ceiling)
-            shown = " ".join(
-                f"{s:{len(p.split()[0]) + len(v) + 4}.3f}"
-                for (p, v), s in zip(variants, times, strict=True)
-            )
-            print(f"{text[:45]:45s} {t:3d} {ours:9.3f} {shown} {ceiling:11.1f}", flush=True)
-        for p in peers:
-            print(f"{p}: max |difference| of Delta_ablate from scmnet's {diffs[p]:.1e}")
-        if ratios:
+    with frozen_heap():  # as in a sweep: the model and its graph out of full collections
+        for name in args.ablation:
+            kind = AblationKind(name)
+            variants = [
+                (p, v)
+                for p, runs in peers.items()
+                for v in runs
+                if v == "batched" or kind is AblationKind.ZERO or args.loops
+            ]
+            draws = 1 if kind is AblationKind.ZERO else args.patches
             print(
-                f"{name}: scmnet {statistics.median(ratios):.1f}x the speed of the faster peer "
-                f"variant (median over {len(ratios)} prompts; per prompt: "
-                f"{', '.join(f'{r:.1f}x' for r in ratios)}); the batched peers compute "
-                f"{statistics.median(ceilings):.1f}x scmnet's matmul FLOPs (median)"
+                f"\n{name} ablation: {1 + 2 * n * draws} runs per prompt\n"
+                f"{'prompt':45s} {'T':>3s} {'scmnet s':>9s} "
+                + " ".join(f"{p.split()[0]} {v} s" for p, v in variants)
+                + "  FLOP ratio"
             )
+            ratios: list[float] = []
+            ceilings: list[float] = []
+            diffs = dict.fromkeys(peers, 0.0)
+            for j in range(min(args.prompts, len(clean))):
+                ids, token = clean.ids[j], clean.tokens[j]
+                text = builtin_prompts()[clean.kept[j]].text
+                rules, values = protocol.draws(kind, j)
+
+                def engine(ids: torch.Tensor = ids, token: int = token, rules: Any = rules) -> Any:
+                    hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
+                    return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+
+                engine()  # the probes of this prompt length
+                for (
+                    p,
+                    v,
+                ) in variants:  # each peer's first call (tracing, hook set-up) is untimed too
+                    peers[p][v](ids, token, values[:1])
+                ours, first = _timed(engine)
+                times = []
+                for p, v in variants:
+                    seconds, found = _timed(lambda p=p, v=v: peers[p][v](ids, token, values))  # noqa: B023
+                    times.append(seconds)
+                    diffs[p] = max(diffs[p], float(np.abs(found - first.ablate_per_draw).max()))
+                ours = statistics.median([ours, _timed(engine)[0]])
+                if times:
+                    ratios.append(min(times) / ours)
+                t = int(ids.shape[1])
+                ceiling = (
+                    forward_flops(shape, draws * (1 + 2 * n), t)
+                    / (protocol_flops(shape, t, draws)["total"])
+                )
+                ceilings.append(ceiling)
+                shown = " ".join(
+                    f"{s:{len(p.split()[0]) + len(v) + 4}.3f}"
+                    for (p, v), s in zip(variants, times, strict=True)
+                )
+                print(f"{text[:45]:45s} {t:3d} {ours:9.3f} {shown} {ceiling:11.1f}", flush=True)
+            for p in peers:
+                print(f"{p}: max |difference| of Delta_ablate from scmnet's {diffs[p]:.1e}")
+            if ratios:
+                print(
+                    f"{name}: scmnet {statistics.median(ratios):.1f}x the speed of the faster peer "
+                    f"variant (median over {len(ratios)} prompts; per prompt: "
+                    f"{', '.join(f'{r:.1f}x' for r in ratios)}); the batched peers compute "
+                    f"{statistics.median(ceilings):.1f}x scmnet's matmul FLOPs (median)"
+                )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from scmnet.adapters.transformer.lm import load_model
 from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
+from scmnet.heap import frozen_heap
 
 
 def profiled(run: Any, top: int) -> tuple[float, list[tuple[str, float]]]:
@@ -75,41 +76,44 @@ def main() -> None:
     )
     ratios, parts = [], []
     checked: tuple[float, float, list[tuple[str, float]]] | None = None
-    for j in range(min(args.prompts, len(clean))):
-        ids, token = clean.ids[j], clean.tokens[j]
-        rules, _ = protocol.draws(AblationKind.RESAMPLE, j)
+    with frozen_heap():  # as in a sweep: the model and its graph out of full collections
+        for j in range(min(args.prompts, len(clean))):
+            ids, token = clean.ids[j], clean.tokens[j]
+            rules, _ = protocol.draws(AblationKind.RESAMPLE, j)
 
-        def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
-            hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-            return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+            def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
+                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
+                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
 
-        def clean_run(ids: torch.Tensor = ids) -> Any:
-            hydra_model(lm).clear_cache()
-            return final_readings(lm, ids)
+            def clean_run(ids: torch.Tensor = ids) -> Any:
+                hydra_model(lm).clear_cache()
+                return final_readings(lm, ids)
 
-        run()  # the probes of this prompt length
-        t = int(ids.shape[1])
-        flops = protocol_flops(shape, t, args.patches)
-        rate_before = matmul_rate(
-            rows, shape.d_model, shape.d_ff, dtype=torch.float32, device="cpu"
-        )
-        seconds = median_time(run, args.repeats)
-        clean_s = median_time(clean_run, args.repeats)
-        rate_after = matmul_rate(rows, shape.d_model, shape.d_ff, dtype=torch.float32, device="cpu")
-        rate = (rate_before + rate_after) / 2
-        achieved = flops["total"] / seconds
-        ablated = (flops["ablated"] + flops["readouts"]) / max(seconds - clean_s, 1e-9)
-        ratios.append(achieved / rate)
-        parts.append(ablated / rate)
-        print(
-            f"{t:3d} {flops['total'] / 1e9:7.2f} {seconds:8.3f} {clean_s:8.3f} "
-            f"{achieved / 1e9:8.2f} {rate / 1e9:15.2f} {achieved / rate:6.3f} "
-            f"{ablated / 1e9:21.2f}",
-            flush=True,
-        )
-        if checked is None:
-            counted, top = profiled(run, 10)
-            checked = (flops["total"], counted, top)
+            run()  # the probes of this prompt length
+            t = int(ids.shape[1])
+            flops = protocol_flops(shape, t, args.patches)
+            rate_before = matmul_rate(
+                rows, shape.d_model, shape.d_ff, dtype=torch.float32, device="cpu"
+            )
+            seconds = median_time(run, args.repeats)
+            clean_s = median_time(clean_run, args.repeats)
+            rate_after = matmul_rate(
+                rows, shape.d_model, shape.d_ff, dtype=torch.float32, device="cpu"
+            )
+            rate = (rate_before + rate_after) / 2
+            achieved = flops["total"] / seconds
+            ablated = (flops["ablated"] + flops["readouts"]) / max(seconds - clean_s, 1e-9)
+            ratios.append(achieved / rate)
+            parts.append(ablated / rate)
+            print(
+                f"{t:3d} {flops['total'] / 1e9:7.2f} {seconds:8.3f} {clean_s:8.3f} "
+                f"{achieved / 1e9:8.2f} {rate / 1e9:15.2f} {achieved / rate:6.3f} "
+                f"{ablated / 1e9:21.2f}",
+                flush=True,
+            )
+            if checked is None:
+                counted, top = profiled(run, 10)
+                checked = (flops["total"], counted, top)
     print(
         f"achieved / matmul rate: median {statistics.median(ratios):.3f} over {len(ratios)} "
         f"prompts (the ablated part alone, query minus clean run: "

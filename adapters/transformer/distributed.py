@@ -40,6 +40,7 @@ from typing import Any
 import torch
 
 from scmnet.errors import InvalidArgument, ScmnetError, require
+from scmnet.heap import frozen_heap
 
 from .ablations import Ablation
 from .causal import hydra_model
@@ -218,7 +219,8 @@ class _Worker:
         """Measure prompt ``j`` of the sweep set up, write its file, and return ``j``."""
         assert self.lm is not None
         clean, ablation, values, folder, chunk, memory = self.sweep
-        compute_prompt(self.lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
+        with frozen_heap():  # the worker's model, graph and clean pass outlive the prompt
+            compute_prompt(self.lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
         return j
 
 

@@ -30,6 +30,7 @@ import torch
 
 import scmnet as sn
 from scmnet.errors import InvalidDataset, InvalidIntervention, ScmnetError
+from scmnet.heap import frozen_heap
 
 from .ablations import Ablation, AblationKind, donors, noised_contributions
 from .causal import final_readings, hydra_model, recorded_readings
@@ -595,15 +596,18 @@ def run_sweep(
         for _ in progress(shard(clean, missing), "ablations", len(missing)):
             pass
     results = []
-    for j in progress(range(len(clean)), "ablations", len(clean)):
-        path = measures_path(folder, j)
-        if path.exists():
-            found = PromptMeasures.load(path, layers=lm.n_layers, draws=ablation.draws, prompt=j)
-            results.append(found)
-            continue
-        results.append(
-            compute_prompt(lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
-        )
+    with frozen_heap():  # the model, its graph and the clean pass live through the loop
+        for j in progress(range(len(clean)), "ablations", len(clean)):
+            path = measures_path(folder, j)
+            if path.exists():
+                found = PromptMeasures.load(
+                    path, layers=lm.n_layers, draws=ablation.draws, prompt=j
+                )
+                results.append(found)
+                continue
+            results.append(
+                compute_prompt(lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
+            )
     return clean, results
 
 
