@@ -26,10 +26,11 @@ Two ways compute it:
   computes less than the engine: no direct effects).
 
 Both run interleaved in one process with the thread count pinned (engine, hooks, engine for
-every prompt and ablation); the engine's probes for a prompt length are made before timing (the
-first prompt of each new length costs 2-4 s more in a sweep). The script prints the time per
-prompt of each, their ratio, the median ratio over the prompts, and the largest difference of
-the ablation impacts Delta_ablate (eq. 12) between the two.
+every prompt and ablation), inside ``scmnet.heap.frozen_heap`` as a sweep's loop runs; the
+engine's probes for a prompt length are made before timing (the first prompt of each new
+length costs 2-4 s more in a sweep). The script prints the time per prompt of each, their
+ratio, the median ratio over the prompts, and the largest difference of the ablation impacts
+Delta_ablate (eq. 12) between the two.
 
 Usage::
 

@@ -26,7 +26,8 @@ is missing or cannot run offline), each peer runs it two ways, on its own copy o
   ``trace``, the logits saved.
 
 All variants run interleaved per prompt in one process (scmnet, then each peer's variants, then
-scmnet again), with the thread count pinned. The script prints each time per prompt, the
+scmnet again), with the thread count pinned, inside ``scmnet.heap.frozen_heap`` as a sweep's
+loop runs. The script prints each time per prompt, the
 largest difference of each peer's Delta_ablate from scmnet's, the median ratio of the faster
 peer variant's time to scmnet's, and the ratio of the matmul FLOPs of the batched peer's
 forwards (every position of every row, through the unembedding) to scmnet's (the clean run, and

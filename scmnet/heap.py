@@ -3,10 +3,11 @@
 A loaded model and its traced graph are hundreds of thousands of Python objects (about 550,000
 for SmolLM2-135M with transformers imported), and a loop of queries allocates enough to start a
 full collection of the cyclic garbage collector every few queries; each walks every one of those
-objects (about a quarter of a second on this project's machine, a quarter of a Hydra query).
-They live as long as the loop, so :func:`frozen_heap` moves them out of the collector's reach
-for the block (``gc.freeze``) and back after it (``gc.unfreeze``): only what the loop
-makes is collected, and nothing is freed any later than without it once the block ends.
+objects (about a quarter of a second on this project's machine, a third of a resample query of
+the Hydra sweep). They live as long as the loop, so :func:`frozen_heap` moves them out of the
+collector's reach for the block (``gc.freeze``) and back after it (``gc.unfreeze``): only what
+the loop makes is collected; a cycle among the frozen objects that the loop drops waits for the
+first full collection after the block.
 
 Examples
 --------
