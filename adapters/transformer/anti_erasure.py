@@ -24,6 +24,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,15 @@ from .causal import hydra_model
 from .lm import LanguageModel
 from .measures import Draw, _damaged, _read_arrays, layer_treatments, query_runs, readout_rows
 from .neurons import neuron_layout, neurons_path
-from .output_folder import atomic
-from .sweep import AblationValues, CleanRun, Progress, _no_progress, measures_path, prompt_draws
+from .sweep import (
+    AblationValues,
+    CleanRun,
+    Progress,
+    _no_progress,
+    each_prompt,
+    prompt_draws,
+    saved,
+)
 
 __all__ = [
     "AntiErasure",
@@ -191,15 +199,13 @@ def run_anti_erasure_sweep(
     neuron_layout(lm, lm.n_layers - 1)  # refuse an unsupported family before any work
     folder = anti_erasure_folder(out)
     folder.mkdir(parents=True, exist_ok=True)
-    values: AblationValues | None = None
-    results = []
-    for j in progress(range(len(clean)), "anti-erasure", len(clean)):
-        path = measures_path(folder, j)
-        if path.exists():
-            results.append(AntiErasure.load(path, layers=lm.n_layers, draws=ablation.draws))
-            continue
-        if values is None:
-            values = AblationValues.of(lm, clean)
+
+    @functools.cache
+    def ablation_values() -> AblationValues:  # built once, if a prompt is computed
+        return AblationValues.of(lm, clean)
+
+    def compute(j: int) -> AntiErasure:
+        values = ablation_values()
         draws = prompt_draws(lm, clean, ablation, values, j)
         found = anti_erasure(
             lm,
@@ -211,7 +217,13 @@ def run_anti_erasure_sweep(
             values=values.readings,
         )
         hydra_model(lm, neurons=True).clear_cache()  # the prompt's clean run is not read again
-        with atomic(path) as tmp:  # an interrupted write leaves no half file behind
-            found.save(tmp)
-        results.append(found)
-    return results
+        return saved(found, folder, j)
+
+    return each_prompt(
+        len(clean),
+        folder,
+        lambda j, path: AntiErasure.load(path, layers=lm.n_layers, draws=ablation.draws),
+        compute,
+        progress=progress,
+        description="anti-erasure",
+    )

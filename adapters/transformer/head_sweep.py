@@ -40,8 +40,7 @@ from .head_measures import HeadMeasures, measure_heads
 from .heads import head_layout, head_site, heads_path
 from .lm import LanguageModel
 from .measures import Draw, _damaged
-from .output_folder import atomic
-from .sweep import CleanRun, Progress, _no_progress, measures_path
+from .sweep import CleanRun, Progress, _no_progress, each_prompt, measures_path, saved
 
 __all__ = ["heads_folder", "recorded_head_readings", "run_head_sweep"]
 
@@ -99,14 +98,13 @@ def run_head_sweep(
         AblationKind.ZERO: [sn.zero()],
         AblationKind.MEAN: [sn.mean(pool)],  # one rule for every prompt: its means once
     }
-    results = []
-    for j in progress(range(len(clean)), "head ablations", len(clean)):
-        path = measures_path(folder, j)
-        if path.exists():
-            found = HeadMeasures.load(path, prompt=j)
-            _check_size(found, lm, ablation, path)
-            results.append(found)
-            continue
+
+    def load(j: int, path: Path) -> HeadMeasures:
+        found = HeadMeasures.load(path, prompt=j)
+        _check_size(found, lm, ablation, path)
+        return found
+
+    def compute(j: int) -> HeadMeasures:
         ids, token = clean.ids[j], clean.tokens[j]
         draws: list[Draw] | Any
         if ablation.kind is AblationKind.NOISE:
@@ -119,10 +117,11 @@ def run_head_sweep(
             lm, ids, token, draws, prompt=j, chunk=chunk, memory=memory, values=readings
         )
         hydra_model(lm, heads=True).clear_cache()  # the prompt's clean run is not read again
-        with atomic(path) as tmp:  # an interrupted write leaves no half file behind
-            measures.save(tmp)
-        results.append(measures)
-    return results
+        return saved(measures, folder, j)
+
+    return each_prompt(
+        len(clean), folder, load, compute, progress=progress, description="head ablations"
+    )
 
 
 def recorded_head_readings(

@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 import torch
 
 from scmnet.errors import InvalidArgument, UntraceableModel
-from scmnet.heap import frozen_heap
 
 from .ablations import Ablation, AblationKind
 from .anti_erasure import run_anti_erasure_sweep
@@ -272,14 +271,12 @@ def run_hydra(
             if units == "heads":  # in this process, after the layers
                 kwargs.pop("limit")
                 kwargs.pop("shard", None)
-                with frozen_heap():  # the model, its graphs and the clean pass live through it
-                    heads = run_head_sweep(lm, clean, setting, out, **kwargs)
+                heads = run_head_sweep(lm, clean, setting, out, **kwargs)
             erasure = []
             if anti_erasure:  # in this process, after the layers (and heads)
                 kwargs.pop("limit", None)
                 kwargs.pop("shard", None)
-                with frozen_heap():
-                    erasure = run_anti_erasure_sweep(lm, clean, setting, out, **kwargs)
+                erasure = run_anti_erasure_sweep(lm, clean, setting, out, **kwargs)
         settings = SweepSettings.of(lm, prompt_set, setting, limit)
         summary = write_report(
             out,

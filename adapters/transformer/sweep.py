@@ -24,7 +24,7 @@ import json
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import torch
 
@@ -53,10 +53,12 @@ __all__ = [
     "clean_pass",
     "compute_prompt",
     "differences",
+    "each_prompt",
     "measures_path",
     "prompt_draws",
     "read_settings",
     "run_sweep",
+    "saved",
     "target_token",
 ]
 
@@ -595,25 +597,66 @@ def run_sweep(
     if shard is not None and missing:  # computed elsewhere, each written to its file
         for _ in progress(shard(clean, missing), "ablations", len(missing)):
             pass
-    results = []
-    with frozen_heap():  # the model, its graph and the clean pass live through the loop
-        for j in progress(range(len(clean)), "ablations", len(clean)):
-            path = measures_path(folder, j)
-            if path.exists():
-                found = PromptMeasures.load(
-                    path, layers=lm.n_layers, draws=ablation.draws, prompt=j
-                )
-                results.append(found)
-                continue
-            results.append(
-                compute_prompt(lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory)
-            )
+    results = each_prompt(
+        len(clean),
+        folder,
+        lambda j, path: PromptMeasures.load(
+            path, layers=lm.n_layers, draws=ablation.draws, prompt=j
+        ),
+        lambda j: compute_prompt(
+            lm, clean, ablation, values, j, folder, chunk=chunk, memory=memory
+        ),
+        progress=progress,
+        description="ablations",
+    )
     return clean, results
 
 
 def measures_path(folder: Path, j: int) -> Path:
     """Where prompt ``j``'s measures are saved in a sweep's ``measures/`` folder."""
     return folder / f"{j:05d}.npz"
+
+
+class Saveable(Protocol):
+    """A prompt's result that writes itself to a file."""
+
+    def save(self, path: Path) -> None:
+        """Write the result to ``path``."""
+        ...
+
+
+S = TypeVar("S", bound=Saveable)
+
+
+def saved(found: S, folder: Path, j: int) -> S:
+    """``found`` written to prompt ``j``'s file in ``folder`` (an interrupted write leaves no
+    half file behind), and returned."""
+    with atomic(measures_path(folder, j)) as tmp:
+        found.save(tmp)
+    return found
+
+
+def each_prompt(
+    count: int,
+    folder: Path,
+    load: Callable[[int, Path], T],
+    compute: Callable[[int], T],
+    *,
+    progress: Progress[Any],
+    description: str,
+) -> list[T]:
+    """The result of each of ``count`` prompts: read from its file in ``folder`` where a run
+    saved it, else ``compute(j)`` (which saves it), so an interrupted sweep resumes.
+
+    The loop runs in :func:`~scmnet.heap.frozen_heap`: the model, its graph and the clean pass
+    live through it.
+    """
+    results = []
+    with frozen_heap():
+        for j in progress(range(count), description, count):
+            path = measures_path(folder, j)
+            results.append(load(j, path) if path.exists() else compute(j))
+    return results
 
 
 @dataclass(frozen=True)
@@ -684,7 +727,4 @@ def compute_prompt(
         lm, ids, tok, draws, prompt=j, chunk=chunk, memory=memory, values=values.readings
     )
     hydra_model(lm).clear_cache()  # the prompt's clean run is not read again
-    path = measures_path(folder, j)
-    with atomic(path) as tmp:  # an interrupted write leaves no half file behind
-        measures.save(tmp)
-    return measures
+    return saved(measures, folder, j)
