@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -47,10 +47,7 @@ from scmnet.interventions import Interventions, Site
 from scmnet.model import Output, check_context, output_names
 from scmnet.units import Units, broadcast_units, nbytes, same_values, shape_of, to_numpy
 
-if TYPE_CHECKING:
-    from scmnet.scm import SCM
-
-__all__ = ["PROBE_UNITS", "UnitProbe", "evaluate_units", "probe"]
+__all__ = ["PROBE_UNITS", "UnitModel", "UnitProbe", "evaluate_units", "probe"]
 
 #: The units a shape probe evaluates one by one and as a batch.
 PROBE_UNITS = 3
@@ -78,7 +75,41 @@ class UnitProbe:
     unit_bytes: int
 
 
-def probe(scm: SCM, units: Units) -> UnitProbe:
+class UnitModel(Protocol):
+    """What evaluating units reads of a model: the members of :class:`~scmnet.SCM` it uses.
+
+    Written out here, rather than imported with the SCM, so that the SCM's module imports this
+    one and nothing imports back.
+    """
+
+    _vectorize: bool  # False: one unit at a time, without probing
+    _unit_probes: dict[Any, UnitProbe]  # the probes found so far, by interventions and shapes
+
+    @property
+    def interventions(self) -> Interventions: ...
+
+    @property
+    def endogenous(self) -> tuple[str, ...]: ...
+
+    @property
+    def distributions(self) -> Mapping[str, Any]: ...
+
+    def evaluate(
+        self,
+        context: Any,
+        interventions: Interventions | Mapping[Any, Any] | None = None,
+        *,
+        outputs: Collection[Output] | None = None,
+    ) -> dict[Any, Any]: ...
+
+    def run_mechanism(self, var: str, values: Mapping[str, Any]) -> Any: ...
+
+    def _merged(self, interventions: Interventions | Mapping[Any, Any] | None) -> Interventions: ...
+
+    def _needed(self, iv: Interventions, outputs: Collection[str] | None) -> frozenset[str]: ...
+
+
+def probe(scm: UnitModel, units: Units) -> UnitProbe:
     """The shape probe of ``scm`` on the first units of ``units``, cached per model.
 
     Raises
@@ -109,7 +140,7 @@ def probe(scm: SCM, units: Units) -> UnitProbe:
     return found
 
 
-def _probe(scm: SCM, sample: Units) -> UnitProbe:
+def _probe(scm: UnitModel, sample: Units) -> UnitProbe:
     k = sample.n
     if k < 2:
         return UnitProbe({}, frozenset(), "one unit shows nothing about a batch", 0)
@@ -180,7 +211,7 @@ def _mismatch(
 
 
 def evaluate_units(
-    scm: SCM,
+    scm: UnitModel,
     units: Units,
     interventions: Interventions | Mapping[Any, Any] | None,
     outputs: Collection[Output] | None,
