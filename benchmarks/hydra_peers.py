@@ -32,9 +32,13 @@ largest difference of each peer's Delta_ablate from scmnet's, the median ratio o
 peer variant's time to scmnet's, and the ratio of the matmul FLOPs of the batched peer's
 forwards (every position of every row, through the unembedding) to scmnet's (the clean run, and
 each row's final position from its site on; ``_common.protocol_flops``): how much faster scmnet
-would be at equal arithmetic rates. Usage::
+would be at equal arithmetic rates. With ``--phases`` it also times, in one more query a
+prompt, the parts of scmnet's: the clean run, the staircase of ablated rows
+(``scmnet.tracing.engine.staircase.run_rows``, timed by wrapping it), and the rest (fitting
+and resolving the rows, stacking the outputs, the readouts), and the ratio of the staircase
+alone to the faster peer: what scmnet's speed would be if the rest took no time. Usage::
 
-    python benchmarks/hydra_peers.py --prompts 3 --threads 2
+    python benchmarks/hydra_peers.py --prompts 3 --threads 2 [--phases]
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ import copy
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +63,8 @@ from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
 from scmnet.heap import frozen_heap
+from scmnet.tracing import TracedModel
+from scmnet.tracing.engine import batched
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -180,6 +187,32 @@ def nnsight_runs(lm: LanguageModel) -> tuple[str, dict[str, Impacts]]:
     return f"nnsight {version('nnsight')}", {"loop": loop, "batched": batched}
 
 
+@contextmanager
+def phase_timer() -> Iterator[dict[str, float]]:
+    """Seconds spent in scmnet's clean runs and staircases while the block runs (wrapping the
+    two entry points; restored after)."""
+    spent = {"clean": 0.0, "rows": 0.0}
+    run_rows, clean = batched.run_rows, TracedModel._clean
+
+    def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[key] += time.perf_counter() - start
+
+        return call
+
+    setattr(batched, "run_rows", timed(run_rows, "rows"))  # noqa: B010
+    setattr(TracedModel, "_clean", timed(clean, "clean"))  # noqa: B010
+    try:
+        yield spent
+    finally:
+        setattr(batched, "run_rows", run_rows)  # noqa: B010
+        setattr(TracedModel, "_clean", clean)  # noqa: B010
+
+
 def _timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     start = time.perf_counter()
     result = fn()
@@ -197,6 +230,9 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=60, help="built-in prompts of the clean pass")
     parser.add_argument(
         "--loops", action="store_true", help="time the peers' loops for resample too (slow)"
+    )
+    parser.add_argument(
+        "--phases", action="store_true", help="time the parts of scmnet's query (one more query)"
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -238,6 +274,7 @@ def main() -> None:
             )
             ratios: list[float] = []
             ceilings: list[float] = []
+            alone: list[float] = []  # the faster peer's time over the staircase's alone
             diffs = dict.fromkeys(peers, 0.0)
             for j in range(min(args.prompts, len(clean))):
                 ids, token = clean.ids[j], clean.tokens[j]
@@ -274,6 +311,20 @@ def main() -> None:
                     for (p, v), s in zip(variants, times, strict=True)
                 )
                 print(f"{text[:45]:45s} {t:3d} {ours:9.3f} {shown} {ceiling:11.1f}", flush=True)
+                if args.phases:
+                    with phase_timer() as spent:
+                        query = _timed(engine)[0]
+                    rest = query - spent["clean"] - spent["rows"]
+                    said = ""
+                    if times:
+                        alone.append(min(times) / spent["rows"])
+                        said = f"; the staircase alone {alone[-1]:.1f}x the faster peer"
+                    print(
+                        f"  parts of one more query ({query:.3f} s): clean run "
+                        f"{spent['clean']:.3f} s, staircase {spent['rows']:.3f} s, the rest "
+                        f"{rest:.3f} s{said}",
+                        flush=True,
+                    )
             for p in peers:
                 print(f"{p}: max |difference| of Delta_ablate from scmnet's {diffs[p]:.1e}")
             if ratios:
@@ -282,6 +333,11 @@ def main() -> None:
                     f"variant (median over {len(ratios)} prompts; per prompt: "
                     f"{', '.join(f'{r:.1f}x' for r in ratios)}); the batched peers compute "
                     f"{statistics.median(ceilings):.1f}x scmnet's matmul FLOPs (median)"
+                )
+            if alone:
+                print(
+                    f"{name}: the staircase alone (no clean run, no readouts or bookkeeping) "
+                    f"{statistics.median(alone):.1f}x the faster peer (median)"
                 )
 
 
