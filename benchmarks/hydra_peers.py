@@ -34,7 +34,8 @@ forwards (every position of every row, through the unembedding) to scmnet's (the
 each row's final position from its site on; ``_common.protocol_flops``): how much faster scmnet
 would be at equal arithmetic rates. With ``--phases`` it also times, in one more query a
 prompt, the parts of scmnet's: the clean run, the staircase of ablated rows
-(``scmnet.tracing.engine.staircase.run_rows``, timed by wrapping it), and the rest (fitting
+(``scmnet.tracing.engine.staircase.run_rows``, timed by wrapping it where the batch runner
+calls it), and the rest (fitting
 and resolving the rows, stacking the outputs, the readouts), and the ratio of the staircase
 alone to the faster peer: what scmnet's speed would be if the rest took no time. Usage::
 
@@ -64,7 +65,7 @@ from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
 from scmnet.heap import frozen_heap
 from scmnet.tracing import TracedModel
-from scmnet.tracing.engine import batched
+from scmnet.tracing.engine import batched as batch_runs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -192,7 +193,7 @@ def phase_timer() -> Iterator[dict[str, float]]:
     """Seconds spent in scmnet's clean runs and staircases while the block runs (wrapping the
     two entry points; restored after)."""
     spent = {"clean": 0.0, "rows": 0.0}
-    run_rows, clean = batched.run_rows, TracedModel._clean
+    run_rows, clean = batch_runs.run_rows, TracedModel._clean
 
     def timed(fn: Callable[..., Any], key: str) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -204,12 +205,12 @@ def phase_timer() -> Iterator[dict[str, float]]:
 
         return call
 
-    setattr(batched, "run_rows", timed(run_rows, "rows"))  # noqa: B010
+    setattr(batch_runs, "run_rows", timed(run_rows, "rows"))  # noqa: B010
     setattr(TracedModel, "_clean", timed(clean, "clean"))  # noqa: B010
     try:
         yield spent
     finally:
-        setattr(batched, "run_rows", run_rows)  # noqa: B010
+        setattr(batch_runs, "run_rows", run_rows)  # noqa: B010
         setattr(TracedModel, "_clean", clean)  # noqa: B010
 
 

@@ -1,6 +1,8 @@
-"""The paper-scale benchmark's CPU dry run prints every figure, each a finite number.
+"""The benchmarks' pieces that run without a GPU: the paper-scale dry run prints every figure,
+each a finite number; the FLOP counts; the peers benchmark's timer of a query's parts.
 
-Only the fields are checked, never the timings (no timing assertion in the tests).
+Nothing here checks how fast anything runs (no speed assertion in the tests): the timer's test
+checks that the parts are timed and add up within the query, not how long they take.
 """
 
 from __future__ import annotations
@@ -95,3 +97,37 @@ def test_forward_flops_equal_torch_count_of_a_forward() -> None:
     every_pair = rows * shape.layers * shape.mixing(tokens) * tokens
     expected = forward_flops(shape, rows, tokens) - causal + every_pair
     assert counter.get_total_flops() == expected
+
+
+def test_peers_phase_timer_times_a_query_and_restores_the_engine() -> None:
+    """``hydra_peers.py --phases``: the clean run and the staircase of a real query each take
+    time, together no more than the query, and the engine's entry points are the originals
+    after the block (an error inside it too)."""
+    pytest.importorskip("transformers")
+    import time
+
+    import scmnet as sn
+    from scmnet.adapters.transformer.measures import measure_prompt
+    from scmnet.tracing import TracedModel
+    from scmnet.tracing.engine import batched
+    from tests.protocol import tiny_lm
+
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        from hydra_peers import phase_timer
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    lm = tiny_lm("llama")
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    entry_points = (batched.run_rows, TracedModel._clean)
+    with phase_timer() as spent:
+        start = time.perf_counter()
+        measure_prompt(lm, ids, 3, [sn.zero()])
+        query = time.perf_counter() - start
+    assert (batched.run_rows, TracedModel._clean) == entry_points
+    assert spent["clean"] > 0
+    assert spent["rows"] > 0
+    assert spent["clean"] + spent["rows"] <= query
+    with pytest.raises(RuntimeError), phase_timer():
+        raise RuntimeError("a failing query")
+    assert (batched.run_rows, TracedModel._clean) == entry_points
