@@ -1,13 +1,16 @@
 """A CUDA device simulated on the host, to check device discipline on a machine without a GPU.
 
 Inside :func:`simulated_cuda`, a tensor "on ``cuda:0``" is a :class:`OnDevice`: a wrapper whose
-``device`` says ``cuda:0`` and whose data lives on the host. Every operation is checked as CUDA
-would check it, and every wait for the device is counted:
+``device`` says ``cuda:0`` and whose data lives on the host. There are as many devices as a
+test names (``cuda:1``, ...: a machine of several GPUs, for device maps). Every operation is
+checked as CUDA would check it, and every wait for the device is counted:
 
-* an operation that mixes a device tensor with a host tensor of one element or more raises
-  CUDA's error (a host scalar, a 0-d tensor, may join a device operation, as on CUDA);
-* factories given ``device="cuda"`` and ``.to("cuda")``/``.cuda()`` make device tensors; a copy
-  from the host counts as a sync (a copy from pageable host memory waits for the device);
+* an operation that mixes a device tensor with a host tensor of one element or more, or with a
+  tensor on another device, raises CUDA's error (a host scalar, a 0-d tensor, may join a device
+  operation, as on CUDA); a copy (``copy_``, ``.to``) moves data between any two devices;
+* factories given ``device="cuda"`` and ``.to("cuda")``/``.cuda()`` make device tensors
+  (``"cuda"`` alone is ``cuda:0``); a copy from the host counts as a sync (a copy from pageable
+  host memory waits for the device), a copy between two devices does not;
 * a fused attention (``scaled_dot_product_attention``) raises :class:`DeviceFault` where cuDNN's
   kernel faulted on an H200: given a key and a value of different lengths (no kernel checks the
   shapes; the host's composite raises) or a mask that broadcasts over the keys, of shape
@@ -75,12 +78,13 @@ class DeviceFault(BaseException):
 
 
 class OnDevice(torch.Tensor):
-    """A tensor that says it is on ``cuda:0``; its data, :attr:`host`, is on the host."""
+    """A tensor that says it is on a CUDA device (``cuda:0`` unless given); its data,
+    :attr:`host`, is on the host."""
 
     host: torch.Tensor
 
     @staticmethod
-    def __new__(cls, host: torch.Tensor) -> OnDevice:
+    def __new__(cls, host: torch.Tensor, device: torch.device = CUDA) -> OnDevice:
         made = torch.Tensor._make_wrapper_subclass(
             cls,
             host.shape,
@@ -88,7 +92,7 @@ class OnDevice(torch.Tensor):
             storage_offset=host.storage_offset(),
             dtype=host.dtype,
             layout=host.layout,
-            device=CUDA,
+            device=device,
             requires_grad=host.requires_grad,
         )
         made.host = host
@@ -103,7 +107,11 @@ class OnDevice(torch.Tensor):
 
 
 def _device_of(value: Any) -> torch.device | None:
-    return None if value is None else torch.device(value)
+    """The device ``value`` names, ``"cuda"`` alone being ``cuda:0`` (the current device)."""
+    if value is None:
+        return None
+    device = torch.device(value)
+    return CUDA if device.type == "cuda" and device.index is None else device
 
 
 def _is_cuda(value: Any) -> bool:
@@ -147,16 +155,22 @@ class _Simulation(TorchDispatchMode):
                 if source.numel() > 0 and not kwargs.get("non_blocking", False):
                     self.count("copy from the host")
                 kwargs["device"] = HOST
-                return OnDevice(func(source, **kwargs))
+                return OnDevice(func(source, **kwargs), target)
+            if isinstance(source, OnDevice) and target.type == "cuda":  # device to device
+                kwargs["device"] = HOST
+                return OnDevice(func(source.host, **kwargs), target)
+        devices = {t.device for t in tensors if isinstance(t, OnDevice)}
         if on_device:
             mixed = [
                 t for t in tensors if not isinstance(t, OnDevice) and t.dim() > 0 and t.numel()
             ]
-            if mixed and name not in ("copy_", "_to_copy"):
+            if (mixed or len(devices) > 1) and name not in ("copy_", "_to_copy"):
+                first, *others = sorted(map(str, devices))
+                second = others[0] if others else "cpu"
+                shape = f", a host tensor of shape {tuple(mixed[0].shape)}" if mixed else ""
                 raise RuntimeError(
                     f"Expected all tensors to be on the same device, but found at least two "
-                    f"devices, cuda:0 and cpu! ({func}, a host tensor of shape "
-                    f"{tuple(mixed[0].shape)})"
+                    f"devices, {first} and {second}! ({func}{shape})"
                 )
             if name in _SIZE_FROM_DATA:
                 self.count(name)
@@ -169,7 +183,8 @@ class _Simulation(TorchDispatchMode):
         if name == "copy_" and isinstance(args[0], OnDevice):
             return args[0]
         if on_device or made:
-            return tree_map(_wrap, out)
+            where = target if made else next(iter(devices))
+            return tree_map(lambda v: _wrap(v, where), out)
         return out
 
 
@@ -196,8 +211,8 @@ def _unwrap(value: Any) -> Any:
     return value.host if isinstance(value, OnDevice) else value
 
 
-def _wrap(value: Any) -> Any:
-    return OnDevice(value) if isinstance(value, torch.Tensor) else value
+def _wrap(value: Any, device: torch.device = CUDA) -> Any:
+    return OnDevice(value, device) if isinstance(value, torch.Tensor) else value
 
 
 class _Transfers(TorchFunctionMode):
@@ -213,15 +228,15 @@ class _Transfers(TorchFunctionMode):
         if func in (torch.Tensor.to, torch.Tensor.cuda, torch.Tensor.cpu):
             self_, *rest = args
             if func is torch.Tensor.cuda:
-                device, dtype, non_blocking = CUDA, None, bool(kwargs.get("non_blocking"))
+                index = kwargs.get("device", rest[0] if rest else None)
+                device = CUDA if index is None else torch.device("cuda", torch.device(index).index)
+                dtype, non_blocking = None, bool(kwargs.get("non_blocking"))
             elif func is torch.Tensor.cpu:
                 device, dtype, non_blocking = HOST, None, False
             else:
                 device, dtype, non_blocking, _ = torch._C._nn._parse_to(*rest, **kwargs)
-            here = CUDA if isinstance(self_, OnDevice) else HOST
-            there = here if device is None else torch.device(device)
-            if there.type == "cuda":
-                there = CUDA
+            here = self_.device if isinstance(self_, OnDevice) else HOST
+            there = here if device is None else _device_of(device)
             if there == here and (dtype is None or dtype == self_.dtype):
                 return self_
             return torch.ops.aten._to_copy.default(
@@ -243,14 +258,15 @@ class _Transfers(TorchFunctionMode):
                 return args[0].host.tolist()
         if func is torch.Tensor.numpy and isinstance(args[0], OnDevice):
             raise TypeError(
-                "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() to copy the "
-                "tensor to host memory first."
+                f"can't convert {args[0].device} device type tensor to numpy. Use Tensor.cpu() "
+                f"to copy the tensor to host memory first."
             )
         if func in (torch.tensor, torch.as_tensor, torch.asarray) and _is_cuda(
             kwargs.get("device")
         ):
             self.simulation.count("copy from the host")  # data from the host, to the device
-            return OnDevice(self.on_host(func, args, {**kwargs, "device": HOST}))
+            made = self.on_host(func, args, {**kwargs, "device": HOST})
+            return OnDevice(made, _device_of(kwargs["device"]))
         if func in _READS and isinstance(args[0], OnDevice):
             self.simulation.count(func.__name__)
             return self.on_host(func, args, kwargs)
@@ -259,7 +275,9 @@ class _Transfers(TorchFunctionMode):
         except RuntimeError as e:  # a method whose binding refuses the device before dispatch
             if "not linked with support for cuda" not in str(e):
                 raise
-            return tree_map(_wrap, self.on_host(func, args, kwargs))
+            flat, _ = tree_flatten((args, kwargs))
+            where = next((t.device for t in flat if isinstance(t, OnDevice)), CUDA)
+            return tree_map(lambda v: _wrap(v, where), self.on_host(func, args, kwargs))
 
     def on_host(self, func: Any, args: Any, kwargs: Any) -> Any:
         """``func`` on the host data, unchecked and uncounted."""
@@ -280,7 +298,7 @@ class _Transfers(TorchFunctionMode):
         ):
             self.simulation.count("copy from the host")
         out = self.on_host(func, (tensor, index, *value), {})
-        return None if value else OnDevice(out)
+        return None if value else OnDevice(out, tensor.device)
 
 
 @contextmanager
@@ -314,13 +332,13 @@ def simulated_cuda() -> Iterator[collections.Counter[str]]:
         torch.cuda._lazy_init = real_init  # type: ignore[assignment]
 
 
-def to_simulated_device(module: torch.nn.Module) -> torch.nn.Module:
-    """Move ``module``'s parameters and buffers to the simulated ``cuda:0``, in place."""
+def to_simulated_device(module: torch.nn.Module, device: torch.device = CUDA) -> torch.nn.Module:
+    """Move ``module``'s parameters and buffers to the simulated ``device``, in place."""
     for sub in module.modules():
         for store in (sub._parameters, sub._buffers):
             for name, value in store.items():
                 if value is not None and not isinstance(value, OnDevice):
-                    moved = OnDevice(value.detach())
+                    moved = OnDevice(value.detach(), device)
                     if store is sub._parameters:
                         moved._is_param = True  # an nn.Parameter, as Parameter(subclass) makes
                     store[name] = moved  # type: ignore[assignment]

@@ -6,7 +6,9 @@ placeholders and the graph reads the stored weights through the modules' hooks).
 operation then computes on the host, as on one device, so the sweep must agree to the last bit
 (tolerance 0). Moving activations between two computing devices is checked on the graph's
 placement (fake CUDA devices, nothing run) and, for the moves themselves, with ``meta`` as the
-second device; that two GPUs give the same numbers only a multi-GPU machine can show.
+second device; a whole sweep across two GPUs runs on simulated ones in
+``tests/test_simulated_cuda.py`` (where the devices are, not their arithmetic: that two real
+GPUs give the same numbers only a multi-GPU machine can show).
 """
 
 from __future__ import annotations

@@ -17,27 +17,41 @@ What a real GPU adds, its arithmetic, ``tests/test_cuda.py`` checks where a GPU 
 * what each more prompt of a sweep costs in waits is the same whatever the depth. (Once per
   prompt length, the batching probes read each variable's comparison back, and once per sweep
   the model's identity hashes its weights on the host: waits per layer, but not per prompt.)
+* a model split across two simulated GPUs by a device map sweeps to the host's numbers (layers,
+  heads and anti-erasure), no operation meeting tensors of two devices.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 import scmnet as sn
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind
+from scmnet.adapters.transformer.anti_erasure import run_anti_erasure_sweep
 from scmnet.adapters.transformer.causal import hydra_model
+from scmnet.adapters.transformer.head_sweep import run_head_sweep
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
-from scmnet.adapters.transformer.measures import PromptMeasures, measure_prompt
+from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import Prompt, PromptSet
 from scmnet.adapters.transformer.sweep import run_sweep
 from scmnet.testing import assert_close, tolerance
+from scmnet.tracing.engine.devices import placement
 from tests.protocol import draws, tiny_lm
-from tests.simulated_cuda import as_traced_on_the_device, simulated_cuda, to_simulated_device
+from tests.simulated_cuda import (
+    CUDA,
+    as_traced_on_the_device,
+    simulated_cuda,
+    to_simulated_device,
+)
 from tests.tiny_models import FAMILIES
 
 IDS = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])
@@ -53,15 +67,23 @@ def _on_device(lm: LanguageModel) -> LanguageModel:
     return lm
 
 
-def _assert_equal(
-    got: PromptMeasures, ref: PromptMeasures, dtype: torch.dtype = torch.float32
-) -> None:
-    """Every field equal within 1e-6 (float32: the same operations on the same data), or
-    within the tolerance of ``dtype``."""
+def _assert_equal(got: Any, ref: Any, dtype: torch.dtype = torch.float32) -> None:
+    """Every number of a prompt's result (measures, head measures, anti-erasure) equal within
+    1e-6 (float32: the same operations on the same data), or within the tolerance of
+    ``dtype``; every other field equal."""
     rtol, atol = (1e-6, 1e-6) if dtype == torch.float32 else tolerance(dtype)
     for field in dataclasses.fields(got):
         x, y = getattr(got, field.name), getattr(ref, field.name)
-        assert_close(x, y, rtol=rtol, atol=atol, msg=field.name)
+        if isinstance(x, np.ndarray | torch.Tensor | float):
+            assert_close(x, y, rtol=rtol, atol=atol, msg=field.name)
+        else:
+            assert x == y, field.name
+
+
+def _assert_all_equal(got: Sequence[Any], ref: Sequence[Any]) -> None:
+    assert len(got) == len(ref)
+    for a, b in zip(got, ref, strict=True):
+        _assert_equal(a, b)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -154,3 +176,75 @@ def test_a_sweeps_prompts_wait_the_same_whatever_the_depth(
         assert not counts[0] - counts[1], "a larger sweep waits less somewhere"
         added.append(more)
     assert added[0] == added[1], added
+
+
+SECOND = torch.device("cuda", 1)
+TWO_DEVICES = {
+    "model.embed_tokens": CUDA,
+    "model.rotary_emb": CUDA,
+    "model.layers.0": CUDA,
+    "model.layers.1": SECOND,
+    "model.layers.2": SECOND,
+    "model.norm": SECOND,
+    "lm_head": SECOND,
+}
+"""A device map of two GPUs, as accelerate gives a model too large for one."""
+
+
+def _on_two_devices(lm: LanguageModel) -> LanguageModel:
+    """``lm`` split across the simulated ``cuda:0`` and ``cuda:1`` by ``TWO_DEVICES``: traced on
+    the host (its layer, head and neuron traces), then each module given the hook accelerate
+    puts on it (its execution device) and its weights moved there, and each graph's placement
+    found from the hooks, as the trace of a model loaded with the device map finds it."""
+    executors = [
+        hydra_model(lm, heads=heads, neurons=neurons)._net.executor
+        for heads, neurons in ((False, False), (True, False), (False, True))
+    ]
+    for executor in executors:
+        as_traced_on_the_device(executor.graph_module)
+    for path, device in TWO_DEVICES.items():
+        module = lm.model.get_submodule(path)
+        object.__setattr__(module, "_hf_hook", SimpleNamespace(execution_device=device))
+        to_simulated_device(module, device)
+    for executor in executors:
+        feeds = list(executor._feeds.values())
+        executor.placement = placement(executor.graph_module, feeds, lm.model)
+        assert executor.placement is not None
+    return lm
+
+
+@pytest.mark.parametrize("kind", [AblationKind.ZERO, AblationKind.RESAMPLE, AblationKind.NOISE])
+def test_a_sweep_split_across_two_devices_equals_the_host_sweep(
+    kind: AblationKind, tmp_path: Path
+) -> None:
+    """A model larger than one GPU (``--device-map``), split across two simulated GPUs: every
+    activation reaches the device of the layer that reads it (an operation that met tensors of
+    two devices would raise, as CUDA does), and the layer sweep's numbers are the host's; so
+    are the head sweep's and the anti-erasure's (``--units heads``, ``--anti-erasure``) for
+    resample ablation."""
+    ablation = Ablation(kind, patches=2, seed=1)
+    host = tiny_lm("llama")
+    clean, ref = run_sweep(host, PROMPTS, ablation, tmp_path / "host")
+    lm = _on_two_devices(tiny_lm("llama"))
+    with simulated_cuda():
+        assert lm.device == CUDA
+        assert lm.parameter("lm_head.weight").device == SECOND
+        on_devices, got = run_sweep(lm, PROMPTS, ablation, tmp_path / "devices")
+        _assert_all_equal(got, ref)
+        if kind is AblationKind.RESAMPLE:
+            for units in (run_head_sweep, run_anti_erasure_sweep):
+                found = units(lm, on_devices, ablation, tmp_path / "devices")
+                _assert_all_equal(found, units(host, clean, ablation, tmp_path / "host"))
+
+
+def test_the_simulation_refuses_two_devices_in_one_operation() -> None:
+    """What the two-device sweep relies on: CUDA's refusal, and copies between devices."""
+    with simulated_cuda() as syncs:
+        x, y = torch.ones(3).cuda(), torch.ones(3).to(SECOND)
+        assert (x.device, y.device) == (CUDA, SECOND)
+        with pytest.raises(RuntimeError, match="cuda:0 and cuda:1"):
+            x + y
+        moved = y.to(CUDA)
+        assert moved.device == CUDA
+        assert float((x + moved).sum().cpu()) == 6.0
+    assert sum(syncs.values()) == 3  # two copies from the host, one back; none between devices

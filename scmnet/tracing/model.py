@@ -331,15 +331,19 @@ class TracedModel(CausalModelBase):
         variables = self._net.variables
         batched = {i for group, _ in batches for i in group}
         result: dict[Any, Any] = {}
-        indexes: list[RowIndex] = []  # where each batch's rows go, copied to the device once
+        # where each batch's rows go, copied once to each device an output is on (a device map
+        # leaves each output on its layer's device)
+        indexes: dict[torch.device, list[RowIndex]] = {}
         for o in wanted:  # the bookkeeping is host-side: no value is read back from a device
             name, index = (o.node, o.index) if isinstance(o, Site) else (o, None)
             base = self._read(o, inputs, clean, {})
             out = base.new_empty((len(envs), *base.shape))
-            if not indexes:  # a batch's row j is the set group[run.order[j]]
-                indexes = [RowIndex([g[r] for r in run.order], out.device) for g, run in batches]
+            if out.device not in indexes:  # a batch's row j is the set group[run.order[j]]
+                indexes[out.device] = [
+                    RowIndex([g[r] for r in run.order], out.device) for g, run in batches
+                ]
             node = variables.get(name)
-            for (group, run), places in zip(batches, indexes, strict=True):
+            for (group, run), places in zip(batches, indexes[out.device], strict=True):
                 found = None if node is None else run.stacked(node, index)
                 changed = 0  # the batch's first rows changed the output, the others left it clean
                 if found is not None:
