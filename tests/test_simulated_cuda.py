@@ -18,7 +18,8 @@ What a real GPU adds, its arithmetic, ``tests/test_cuda.py`` checks where a GPU 
   prompt length, the batching probes read each variable's comparison back, and once per sweep
   the model's identity hashes its weights on the host: waits per layer, but not per prompt.)
 * a model split across two simulated GPUs by a device map sweeps to the host's numbers (layers,
-  heads and anti-erasure), no operation meeting tensors of two devices.
+  heads and anti-erasure), no operation meeting tensors of two devices; and the core's effect
+  operators (total, direct, indirect, mediation, tables, path patching) give the host's values.
 """
 
 from __future__ import annotations
@@ -248,3 +249,53 @@ def test_the_simulation_refuses_two_devices_in_one_operation() -> None:
         assert moved.device == CUDA
         assert float((x + moved).sum().cpu()) == 6.0
     assert sum(syncs.values()) == 3  # two copies from the host, one back; none between devices
+
+
+def _generic_effects(lm: LanguageModel) -> dict[str, Any]:
+    """The core's effect operators on ``lm``'s traced graph (not the Hydra adapter's query):
+    each a number or an array, for a comparison across devices."""
+    m = hydra_model(lm)
+    u, v = ({"input_ids": ids.to(lm.device)} for ids in (IDS, IDS.roll(1, 1)))
+    a0, m1, a2 = (lm.module_path(k, b) for k, b in ((0, "attn"), (1, "mlp"), (2, "attn")))
+    y = sn.Outcome((sn.Site(lm.spec.final_norm.path, (0, -1)),), lambda x: x[:4].sum().double())
+    last = (slice(None), -1)
+    zero = {sn.Site(a0, last): sn.zero()}
+    rows = [{sn.Site(p, last): sn.zero()} for p in (a0, m1, a2)]
+    both = sn.mediation(m, zero, y, mediators=[m1], context=u)
+    found = {
+        "total": sn.total_effect(m, {sn.Site(a0, last): sn.patch(v)}, y, context=u),
+        "direct": sn.direct_effect(m, zero, y, mediators=[m1], context=u),
+        "indirect": sn.indirect_effect(m, zero, y, mediators=[m1], context=u),
+        "mediation": [both.te, both.nde_pure, both.nie_total, both.nde_total, both.nie_pure],
+        "table": sn.effect_table(m, rows, y, context=u).values,
+        "population": sn.effect_table(m, rows, y, context=[u, v]).values,
+        "resample": sn.effect_table(
+            m, [{sn.Site(a0, last): sn.resample([u, v])}], y, context=u, draws=3
+        ).values,
+        "path patching": sn.path_patching(
+            m, [{sn.Site(a0, last): sn.patch(v)}], y, receivers=[m1], context=u
+        ).values,
+    }
+    return {k: _on_host(x) for k, x in found.items()}
+
+
+def _on_host(value: Any) -> torch.Tensor:
+    """A result (a number, a tensor on a device, an Estimate, or a list of them) on the host."""
+    if isinstance(value, list | tuple):
+        return torch.stack([_on_host(x) for x in value])
+    value = getattr(value, "value", value)  # an Estimate's value
+    if isinstance(value, torch.Tensor):
+        return value.cpu().double()
+    return torch.tensor(float(value), dtype=torch.float64)
+
+
+def test_the_effect_operators_on_two_devices_equal_the_hosts() -> None:
+    """The core's operators on a traced model split across two simulated GPUs (total, direct
+    and indirect effects, mediation, tables over contexts and draws, path patching): each
+    value the host's, within float32 rounding."""
+    ref = _generic_effects(tiny_lm("llama"))
+    lm = _on_two_devices(tiny_lm("llama"))
+    with simulated_cuda():
+        got = _generic_effects(lm)
+    for name, value in ref.items():
+        assert_close(got[name], value, rtol=1e-6, atol=1e-6, msg=name)
