@@ -226,16 +226,18 @@ def test_a_sweep_split_across_two_devices_equals_the_host_sweep(
     ablation = Ablation(kind, patches=2, seed=1)
     host = tiny_lm("llama")
     clean, ref = run_sweep(host, PROMPTS, ablation, tmp_path / "host")
+    resample = kind is AblationKind.RESAMPLE
+    unit_sweeps = (run_head_sweep, run_anti_erasure_sweep) if resample else ()
+    unit_refs = [units(host, clean, ablation, tmp_path / "host") for units in unit_sweeps]
     lm = _on_two_devices(tiny_lm("llama"))
     with simulated_cuda():
         assert lm.device == CUDA
         assert lm.parameter("lm_head.weight").device == SECOND
         on_devices, got = run_sweep(lm, PROMPTS, ablation, tmp_path / "devices")
-        _assert_all_equal(got, ref)
-        if kind is AblationKind.RESAMPLE:
-            for units in (run_head_sweep, run_anti_erasure_sweep):
-                found = units(lm, on_devices, ablation, tmp_path / "devices")
-                _assert_all_equal(found, units(host, clean, ablation, tmp_path / "host"))
+        found = [units(lm, on_devices, ablation, tmp_path / "devices") for units in unit_sweeps]
+    _assert_all_equal(got, ref)
+    for a, b in zip(found, unit_refs, strict=True):
+        _assert_all_equal(a, b)
 
 
 def test_the_simulation_refuses_two_devices_in_one_operation() -> None:
@@ -251,7 +253,7 @@ def test_the_simulation_refuses_two_devices_in_one_operation() -> None:
     assert sum(syncs.values()) == 3  # two copies from the host, one back; none between devices
 
 
-def _generic_effects(lm: LanguageModel) -> dict[str, Any]:
+def _generic_effects(lm: LanguageModel) -> dict[str, torch.Tensor]:
     """The core's effect operators on ``lm``'s traced graph (not the Hydra adapter's query):
     each a number or an array, for a comparison across devices."""
     m = hydra_model(lm)
