@@ -43,6 +43,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ import scmnet as sn
 from scmnet.adapters.transformer.ablations import Ablation, AblationKind, donors
 from scmnet.adapters.transformer.causal import hydra_model, recorded_readings
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
-from scmnet.adapters.transformer.measures import measure_prompt
+from scmnet.adapters.transformer.measures import PromptMeasures, measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import CleanRun, clean_pass
 from scmnet.heap import frozen_heap
@@ -83,6 +84,17 @@ class Protocol:
         assert self.clean.donor_contributions is not None
         values = self.clean.donor_contributions[torch.as_tensor(chosen)]
         return [sn.patch(self.pool[d]) for d in chosen], values
+
+    def query(self, prompt: int, rules: list[Any]) -> Callable[[], PromptMeasures]:
+        """The engine's query of kept prompt ``prompt`` with the draws ``rules``, as a sweep runs
+        it: the prompt's clean run is new (the model's cache cleared first)."""
+        lm, ids, token = self.lm, self.clean.ids[prompt], self.clean.tokens[prompt]
+
+        def run() -> PromptMeasures:
+            hydra_model(lm).clear_cache()
+            return measure_prompt(lm, ids, token, rules, values=self.readings)
+
+        return run
 
 
 def _timed(fn: Any) -> tuple[float, Any]:
@@ -124,13 +136,7 @@ def main() -> None:
             text = builtin_prompts()[clean.kept[j]].text
             for name in args.ablation:
                 rules, values = protocol.draws(AblationKind(name), j)
-
-                def run(
-                    ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules
-                ) -> Any:
-                    hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-                    return measure_prompt(lm, ids, token, rules, values=protocol.readings)
-
+                run = protocol.query(j, rules)
                 run()  # the probes of this prompt length
                 hooks_s, engine_s = [], []
                 for _ in range(args.repeats):  # interleaved: engine, hooks, engine

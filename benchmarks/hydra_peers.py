@@ -60,7 +60,6 @@ import torch
 from scmnet.adapters.transformer.ablations import AblationKind
 from scmnet.adapters.transformer.causal import hydra_model
 from scmnet.adapters.transformer.lm import LanguageModel, load_model
-from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
 from scmnet.heap import frozen_heap
@@ -282,10 +281,7 @@ def main() -> None:
                 text = builtin_prompts()[clean.kept[j]].text
                 rules, values = protocol.draws(kind, j)
 
-                def engine(ids: torch.Tensor = ids, token: int = token, rules: Any = rules) -> Any:
-                    hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-                    return measure_prompt(lm, ids, token, rules, values=protocol.readings)
-
+                engine = protocol.query(j, rules)
                 engine()  # the probes of this prompt length
                 for (
                     p,

@@ -31,7 +31,6 @@ from torch.profiler import ProfilerActivity, profile
 from scmnet.adapters.transformer.ablations import AblationKind
 from scmnet.adapters.transformer.causal import final_readings, hydra_model
 from scmnet.adapters.transformer.lm import load_model
-from scmnet.adapters.transformer.measures import measure_prompt
 from scmnet.adapters.transformer.prompts import builtin_prompts
 from scmnet.adapters.transformer.sweep import clean_pass
 from scmnet.heap import frozen_heap
@@ -78,12 +77,10 @@ def main() -> None:
     checked: tuple[float, float, list[tuple[str, float]]] | None = None
     with frozen_heap():  # as in a sweep: the model and its graph out of full collections
         for j in range(min(args.prompts, len(clean))):
-            ids, token = clean.ids[j], clean.tokens[j]
+            ids = clean.ids[j]
             rules, _ = protocol.draws(AblationKind.RESAMPLE, j)
 
-            def run(ids: torch.Tensor = ids, token: int = token, rules: list[Any] = rules) -> Any:
-                hydra_model(lm).clear_cache()  # as in a sweep: the prompt's clean run is new
-                return measure_prompt(lm, ids, token, rules, values=protocol.readings)
+            run = protocol.query(j, rules)
 
             def clean_run(ids: torch.Tensor = ids) -> Any:
                 hydra_model(lm).clear_cache()

@@ -369,7 +369,7 @@ def run_values(
             and value.untyped_storage().data_ptr() not in storages
         )
         if drop and spare_bytes:
-            size = value.element_size() * value.numel()
+            size = value.nbytes
             if size <= spare_bytes:  # it fits: stored, never recomputed
                 spare_bytes -= size
                 drop = False
@@ -379,10 +379,7 @@ def run_values(
             ends.setdefault(last_use[node], []).append(node)
         else:
             stored[node] = value
-            if isinstance(value, torch.Tensor):
-                storages.add(value.untyped_storage().data_ptr())
-            elif isinstance(value, list | tuple):
-                storages.update(t.untyped_storage().data_ptr() for t in _tensors(value))
+            storages.update(t.untyped_storage().data_ptr() for t in _tensors(value))
         for done in ends.pop(step, ()):
             del live[done]
             dropped.add(done)

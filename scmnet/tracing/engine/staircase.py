@@ -594,7 +594,7 @@ def check_finite(
 
 def _bytes(value: Any) -> int:
     """The bytes of a tensor (0 for sizes, shapes and other non-tensors)."""
-    return value.element_size() * value.numel() if isinstance(value, torch.Tensor) else 0
+    return value.nbytes if isinstance(value, torch.Tensor) else 0
 
 
 def _last_uses(
